@@ -1,0 +1,5 @@
+//! Shared widgets.
+
+pub mod errors;
+pub mod frame;
+pub mod shell;

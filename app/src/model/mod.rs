@@ -1,0 +1,16 @@
+//! Serde types both targets share. No sqlx, tokio or runtime types here: this compiles to wasm.
+
+mod audit;
+pub mod centre;
+mod prefs;
+mod time;
+mod user;
+
+pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditResult};
+pub use centre::{
+    CentreInput, CentreKind, ProbeResult, RegistryCentre, validate_centre_name, validate_color,
+    validate_namespace,
+};
+pub use prefs::{Lang, Theme};
+pub use time::{format_ms, parse_date_ms};
+pub use user::{Me, Role, UserSummary, validate_new_password, validate_username};

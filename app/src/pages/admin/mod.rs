@@ -1,0 +1,2 @@
+pub mod audit_page;
+pub mod users_page;

@@ -1,0 +1,2 @@
+pub mod centre_form_page;
+pub mod centres_page;

@@ -1,0 +1,62 @@
+// The same console with JavaScript disabled: pages render on the server and forms post to
+// server functions, errors included.
+import { test, expect } from '@playwright/test';
+import { shot, startCapstan } from './support.js';
+
+const PASSWORD = 'e2e-admin-password-1';
+
+test.describe.serial('without JavaScript', () => {
+  let capstan;
+  let page;
+
+  test.beforeAll(async ({ browser }) => {
+    capstan = await startCapstan({ CAPSTAN_ADMIN_PASSWORD: PASSWORD });
+    page = await browser.newPage();
+  });
+
+  test.afterAll(async () => {
+    await page?.close();
+    await capstan?.stop();
+  });
+
+  test('sign in, with a wrong password refused first', async () => {
+    await page.goto(`${capstan.url}/`);
+    await expect(page).toHaveURL(/\/login/);
+    await expect(page.locator('.app')).toHaveAttribute('data-hydrated', 'false');
+    await page.fill('input[name=username]', 'admin');
+    await page.fill('input[name=password]', 'wrong-password');
+    await page.click('button[type=submit]');
+    await expect(page.locator('.alert-error')).toContainText('wrong username or password');
+    await page.fill('input[name=username]', 'admin');
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('button[type=submit]');
+    await expect(page).toHaveURL(`${capstan.url}/`);
+    await expect(page.locator('.centre-card', { hasText: 'local' })).toBeVisible();
+    await shot(page, 'nojs-overview');
+  });
+
+  test('add a centre through the form, field errors included', async () => {
+    await page.goto(`${capstan.url}/centres/new`);
+    await page.fill('input[name="input[name]"]', 'Bad Name');
+    await page.fill('input[name="input[connect]"]', '127.0.0.1:2181');
+    await page.fill('input[name="input[namespace]"]', 'jobs');
+    await page.click('[data-testid=save-centre]');
+    await expect(page.locator('.alert-error')).toContainText('lower-case');
+
+    await page.goto(`${capstan.url}/centres/new`);
+    await page.fill('input[name="input[name]"]', 'staging');
+    await page.fill('input[name="input[connect]"]', '127.0.0.1:2181,127.0.0.2:2181');
+    await page.fill('input[name="input[namespace]"]', 'jobs');
+    await page.click('[data-testid=save-centre]');
+    await expect(page).toHaveURL(`${capstan.url}/centres`);
+    await expect(page.locator('tr[data-centre=staging]')).toContainText('127.0.0.1:2181,127.0.0.2:2181');
+    await shot(page, 'nojs-centres');
+  });
+
+  test('the switcher is plain links', async () => {
+    await page.goto(`${capstan.url}/rc/staging`);
+    await page.click('.switcher summary');
+    await page.click('.switcher a[data-centre=local]');
+    await expect(page).toHaveURL(`${capstan.url}/rc/local`);
+  });
+});

@@ -1,0 +1,110 @@
+// Starts the processes a browser test needs: a real ZooKeeper (Debian's package) and the
+// capstan binary, each on 127.0.0.1 and a free port, each stopped by its own PID.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export const SHOTS = path.resolve('test-results/screenshots');
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function fourLetter(port, cmd) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port }, () => sock.write(cmd));
+    let out = '';
+    sock.on('data', (d) => { out += d; });
+    sock.on('end', () => resolve(out));
+    sock.on('error', () => resolve(''));
+    sock.setTimeout(2000, () => { sock.destroy(); resolve(out); });
+  });
+}
+
+async function waitFor(what, fn, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function stopper(child, dir) {
+  return async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([
+        new Promise((r) => child.once('exit', r)),
+        new Promise((r) => setTimeout(r, 5000)),
+      ]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+}
+
+export async function startZooKeeper() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capstan-e2e-zk-'));
+  const port = await freePort();
+  fs.writeFileSync(path.join(dir, 'zoo.cfg'), [
+    'tickTime=2000', `dataDir=${dir}/data`, `clientPort=${port}`, 'clientPortAddress=127.0.0.1',
+    'admin.enableServer=false', '4lw.commands.whitelist=ruok,srvr,stat,mntr,conf', 'maxClientCnxns=0',
+  ].join('\n'));
+  const log = fs.openSync(path.join(dir, 'zk.log'), 'w');
+  const child = spawn('java', [
+    '-Xmx256m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
+    '-cp', '/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar',
+    'org.apache.zookeeper.server.ZooKeeperServerMain', path.join(dir, 'zoo.cfg'),
+  ], { stdio: ['ignore', log, log] });
+  await waitFor('ZooKeeper', async () => (await fourLetter(port, 'srvr')).includes('Mode: standalone'), 60_000);
+  return { port, connect: `127.0.0.1:${port}`, stop: stopper(child, dir) };
+}
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+export async function startCapstan(env = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capstan-e2e-'));
+  const port = await freePort();
+  let output = '';
+  const child = spawn(process.env.CAPSTAN_BIN, ['serve'], {
+    env: {
+      ...process.env,
+      CAPSTAN_BIND: `127.0.0.1:${port}`,
+      CAPSTAN_DATA_DIR: path.join(dir, 'data'),
+      CAPSTAN_SITE_ROOT: process.env.CAPSTAN_SITE_ROOT,
+      CAPSTAN_LOG: 'info',
+      CAPSTAN_PROBE_TIMEOUT_MS: '3000',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('capstan', async () => {
+    if (child.exitCode !== null) throw new Error(`capstan exited:\n${output}`);
+    try { return (await fetch(`${url}/healthz`)).ok; } catch { return false; }
+  }, 60_000);
+  const generated = output.replace(ANSI, '').match(/generated password\s+(\S+)/);
+  return { url, password: generated ? generated[1] : null, output: () => output, stop: stopper(child, dir) };
+}
+
+export async function hydrated(page) {
+  await page.locator('.app[data-hydrated="true"]').first().waitFor({ timeout: 30_000 });
+}
+
+export async function shot(page, name) {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}

@@ -1,0 +1,78 @@
+//! The command line. Every option also reads a `CAPSTAN_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Capstan: operations console and embedded runtime for sharded scheduled jobs and stream
+/// pipelines.
+#[derive(Debug, Parser)]
+#[command(name = "capstan", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web console and the REST API.
+    Serve(ServeArgs),
+    /// Set a new generated password for a console user (for a lost admin password).
+    ResetPassword(ResetPasswordArgs),
+}
+
+/// `capstan serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CAPSTAN_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: SocketAddr,
+
+    /// Directory for the console database and other state; created if missing.
+    #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Directory holding the built browser bundle (`pkg/`) and static files.
+    #[arg(long, env = "CAPSTAN_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+
+    /// Password for the first admin user, used only when the database has no users yet.
+    /// Unset: a password is generated, printed once, and must be changed at first login.
+    #[arg(long, env = "CAPSTAN_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// ZooKeeper addresses that may be registered, comma-separated: `host`, `*.domain`,
+    /// `10.0.0.0/8`, each optionally with `:port`. Empty allows any valid address.
+    #[arg(long, env = "CAPSTAN_ZK_ALLOW", default_value = "")]
+    pub zk_allow: String,
+
+    /// Lifetime of a browser session or API token, in hours.
+    #[arg(long, env = "CAPSTAN_SESSION_HOURS", default_value_t = 12)]
+    pub session_hours: u64,
+
+    /// Mark the session cookie `Secure`; set this when the console is served over HTTPS.
+    #[arg(long, env = "CAPSTAN_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// Upper bound on a registry connection test, in milliseconds.
+    #[arg(long, env = "CAPSTAN_PROBE_TIMEOUT_MS", default_value_t = 5000)]
+    pub probe_timeout_ms: u64,
+
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, env = "CAPSTAN_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// `capstan reset-password`.
+#[derive(Debug, Clone, Args)]
+pub struct ResetPasswordArgs {
+    /// The user whose password to reset.
+    pub username: String,
+
+    /// Directory holding the console database.
+    #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
