@@ -1,0 +1,92 @@
+//! Test harness: a real, standalone ZooKeeper from Debian's `zookeeper` package, on
+//! 127.0.0.1 and a free port, in a temporary directory. Stopped by PID on drop. Tests
+//! never use a ZooKeeper left running by hand.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+
+/// A running ZooKeeper.
+pub struct ZooKeeper {
+    child: Child,
+    dir: PathBuf,
+    /// Its client port.
+    pub port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn four_letter(port: u16, cmd: &str) -> String {
+    let Ok(mut s) = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().expect("addr"),
+        Duration::from_millis(500),
+    ) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.write_all(cmd.as_bytes());
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+impl ZooKeeper {
+    /// Starts a server and waits until it answers `srvr` as standalone.
+    pub fn start() -> ZooKeeper {
+        assert!(
+            std::path::Path::new("/usr/share/java/zookeeper.jar").exists(),
+            "Debian's zookeeper package is missing: run `make test` (it installs it)"
+        );
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("capstan-zk-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(dir.join("data")).expect("zk dir");
+        std::fs::write(
+            dir.join("zoo.cfg"),
+            format!(
+                "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+                 admin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat,mntr,conf\nmaxClientCnxns=0\n",
+                dir.join("data").display()
+            ),
+        )
+        .expect("zoo.cfg");
+        let log = std::fs::File::create(dir.join("zk.log")).expect("log");
+        let child = Command::new("java")
+            .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", CLASSPATH])
+            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+            .arg(dir.join("zoo.cfg"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("java starts");
+        let zk = ZooKeeper { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !four_letter(port, "srvr").contains("Mode: standalone") {
+            assert!(Instant::now() < deadline, "ZooKeeper did not start; see {}", zk.dir.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        zk
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn connect(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
