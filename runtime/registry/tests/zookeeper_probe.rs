@@ -50,21 +50,34 @@ async fn probe_reads_the_namespace_and_respects_digest_acls() {
         .await
         .expect("digest client");
     owner
-        .create("/secured", b"", &CreateMode::Persistent.with_acls(Acls::creator_all()))
+        .create(
+            "/secured",
+            b"",
+            &CreateMode::Persistent.with_acls(Acls::creator_all()),
+        )
         .await
         .expect("create secured");
 
     let err = probe(&settings(&zk.connect(), "secured", None), timeout)
         .await
         .expect_err("readable without the digest");
-    assert!(matches!(err, Error::NoAuth(ref p) if p == "/secured"), "{err}");
-    let err = probe(&settings(&zk.connect(), "secured", Some("ops:wrong")), timeout)
-        .await
-        .expect_err("readable with the wrong digest");
+    assert!(
+        matches!(err, Error::NoAuth(ref p) if p == "/secured"),
+        "{err}"
+    );
+    let err = probe(
+        &settings(&zk.connect(), "secured", Some("ops:wrong")),
+        timeout,
+    )
+    .await
+    .expect_err("readable with the wrong digest");
     assert!(matches!(err, Error::NoAuth(_)), "{err}");
-    let report = probe(&settings(&zk.connect(), "secured", Some("ops:secret")), timeout)
-        .await
-        .expect("readable with the digest");
+    let report = probe(
+        &settings(&zk.connect(), "secured", Some("ops:secret")),
+        timeout,
+    )
+    .await
+    .expect("readable with the digest");
     assert!(report.namespace_exists);
 }
 

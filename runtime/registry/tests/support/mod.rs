@@ -60,7 +60,13 @@ impl ZooKeeper {
         .expect("zoo.cfg");
         let log = std::fs::File::create(dir.join("zk.log")).expect("log");
         let child = Command::new("java")
-            .args(["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", CLASSPATH])
+            .args([
+                "-Xmx256m",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                "-cp",
+                CLASSPATH,
+            ])
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(dir.join("zoo.cfg"))
             .stdin(Stdio::null())
@@ -71,7 +77,11 @@ impl ZooKeeper {
         let zk = ZooKeeper { child, dir, port };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !four_letter(port, "srvr").contains("Mode: standalone") {
-            assert!(Instant::now() < deadline, "ZooKeeper did not start; see {}", zk.dir.display());
+            assert!(
+                Instant::now() < deadline,
+                "ZooKeeper did not start; see {}",
+                zk.dir.display()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         zk
