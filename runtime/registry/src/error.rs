@@ -40,6 +40,43 @@ pub enum Error {
     /// The node does not exist.
     #[error("node {0} does not exist")]
     NoNode(String),
+    /// The node already exists.
+    #[error("node {0} already exists")]
+    NodeExists(String),
+    /// The node has children and the delete was not recursive.
+    #[error("node {0} has children")]
+    NotEmpty(String),
+    /// The node's version is not the expected one (someone else changed it).
+    #[error("node {0} changed meanwhile (version mismatch)")]
+    BadVersion(String),
+    /// Ephemeral nodes cannot have children.
+    #[error("node {0} is ephemeral and cannot have children")]
+    NoChildrenForEphemerals(String),
+    /// Node data above the size limit.
+    #[error("node data of {len} bytes exceeds the limit of {max} bytes")]
+    DataTooLarge {
+        /// Size given.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+    /// One operation of a `multi` failed, so none took effect.
+    #[error("operation {index} of the transaction failed, nothing was applied: {source}")]
+    MultiFailed {
+        /// Index of the failing operation.
+        index: usize,
+        /// Why it failed.
+        source: Box<Error>,
+    },
+    /// The connection is lost for now; the session may still be alive.
+    #[error("connection to the registry lost")]
+    ConnectionLoss,
+    /// The registry handle was closed.
+    #[error("the registry session is closed")]
+    Closed,
+    /// The embedded registry's storage failed.
+    #[error("embedded registry storage: {0}")]
+    Storage(String),
     /// Any other error reported by the ZooKeeper client.
     #[error("ZooKeeper error: {0}")]
     ZooKeeper(#[from] zookeeper_client::Error),
@@ -49,7 +86,7 @@ impl Error {
     /// Whether trying the same operation again later might succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Unreachable { .. } | Error::SessionExpired => true,
+            Error::Unreachable { .. } | Error::SessionExpired | Error::ConnectionLoss => true,
             Error::ZooKeeper(e) => matches!(
                 e,
                 zookeeper_client::Error::ConnectionLoss

@@ -1,33 +1,9 @@
-//! The ZooKeeper side of the registry.
+//! A one-off connection test.
 
 use std::time::{Duration, Instant};
 
-use crate::{ConnectString, Error, Result};
-
-/// How to reach one ZooKeeper namespace.
-#[derive(Clone)]
-pub struct ZkSettings {
-    /// The servers.
-    pub connect: ConnectString,
-    /// The namespace (Curator's chroot), without a leading slash, e.g. `elasticjob-demo`.
-    pub namespace: String,
-    /// Optional `user:password` for the `digest` scheme.
-    pub digest: Option<String>,
-    /// Session timeout asked of the server.
-    pub session_timeout: Duration,
-}
-
-impl std::fmt::Debug for ZkSettings {
-    // The digest is a credential: never let it reach a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZkSettings")
-            .field("connect", &self.connect.to_string())
-            .field("namespace", &self.namespace)
-            .field("digest", &self.digest.as_ref().map(|_| "<set>"))
-            .field("session_timeout", &self.session_timeout)
-            .finish()
-    }
-}
+use super::{ZkSettings, map_zk};
+use crate::{Error, Result};
 
 /// What a successful [`probe`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,16 +16,6 @@ pub struct ProbeReport {
     pub namespace_exists: bool,
     /// Children of `/{namespace}`: for an ElasticJob namespace, the jobs.
     pub children: usize,
-}
-
-fn map_zk(path: &str, e: zookeeper_client::Error) -> Error {
-    match e {
-        zookeeper_client::Error::AuthFailed => Error::AuthFailed,
-        zookeeper_client::Error::NoAuth => Error::NoAuth(path.to_owned()),
-        zookeeper_client::Error::SessionExpired => Error::SessionExpired,
-        zookeeper_client::Error::NoNode => Error::NoNode(path.to_owned()),
-        other => Error::ZooKeeper(other),
-    }
 }
 
 /// Opens a session, authenticates, reads the namespace root and closes the session.

@@ -1,0 +1,448 @@
+//! The embedded registry: ZooKeeper's data model in-process, persisted in SQLite.
+//!
+//! One [`EmbeddedStore`] per file; any number of sessions on it (each
+//! [`crate::Registry::embedded`] handle is one session, as each ZooKeeper client is).
+//!
+//! Concurrency: writes are serialised by `writer` (an async mutex held across the SQLite
+//! commit). A write is staged against a read-locked tree, committed to disk, and only then
+//! applied under the tree's write lock together with its watch events. Reads take the read
+//! lock only, so they never wait for the disk, and never see a write that is not durable.
+
+mod persist;
+mod tree;
+mod watches;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use sqlx::SqlitePool;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+pub use persist::Durability;
+use tree::{Staged, Tree, Txn};
+use watches::Watches;
+
+use crate::node::{CreateMode, Op, OpResult, SessionEvent, Stat, WatchedEvent};
+use crate::{Error, Result, path};
+
+struct Session {
+    ephemerals: BTreeSet<String>,
+}
+
+struct State {
+    tree: Tree,
+    watches: Watches,
+    /// Live sessions; a session missing here is closed or expired.
+    sessions: HashMap<i64, Session>,
+}
+
+struct Shared {
+    /// Serialises writers across the durable commit; see the module docs.
+    writer: tokio::sync::Mutex<()>,
+    state: RwLock<State>,
+    db: Option<SqlitePool>,
+    next_session: AtomicI64,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave the tree half-applied (apply is a
+        // plain map update), so a poisoned lock is still consistent.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An embedded registry's data: one SQLite file, or memory only.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl EmbeddedStore {
+    /// Opens (creating if missing) a store persisted at `file`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] when the file cannot be opened or is not a registry store.
+    pub async fn open(file: &Path, durability: Durability) -> Result<EmbeddedStore> {
+        let db = persist::open(file, durability).await?;
+        let (tree, orphans) = Tree::from_rows(persist::load(&db).await?);
+        for orphan in orphans {
+            tracing::warn!(path = %orphan, "registry store holds a node without a parent; ignored");
+        }
+        Ok(Self::with(tree, Some(db)))
+    }
+
+    /// A store that lives in memory only (for tests and throw-away runs).
+    pub fn in_memory() -> EmbeddedStore {
+        Self::with(Tree::new(), None)
+    }
+
+    fn with(tree: Tree, db: Option<SqlitePool>) -> EmbeddedStore {
+        EmbeddedStore {
+            shared: Arc::new(Shared {
+                writer: tokio::sync::Mutex::new(()),
+                state: RwLock::new(State {
+                    tree,
+                    watches: Watches::default(),
+                    sessions: HashMap::new(),
+                }),
+                db,
+                next_session: AtomicI64::new(now_ms() << 16),
+            }),
+        }
+    }
+
+    /// Opens a new session on this store.
+    pub(crate) fn session(&self) -> EmbeddedSession {
+        let id = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
+        let (events, _) = broadcast::channel(64);
+        let _ = events.send(SessionEvent::Connected);
+        self.shared.write().sessions.insert(
+            id,
+            Session {
+                ephemerals: BTreeSet::new(),
+            },
+        );
+        EmbeddedSession {
+            shared: self.shared.clone(),
+            id,
+            events,
+        }
+    }
+
+    /// Number of nodes, the root included.
+    pub fn node_count(&self) -> usize {
+        self.shared.read().tree.nodes.len()
+    }
+}
+
+/// One session on an [`EmbeddedStore`].
+pub(crate) struct EmbeddedSession {
+    shared: Arc<Shared>,
+    id: i64,
+    events: broadcast::Sender<SessionEvent>,
+}
+
+impl EmbeddedSession {
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    fn alive(&self, state: &State) -> Result<()> {
+        if state.sessions.contains_key(&self.id) {
+            Ok(())
+        } else {
+            Err(Error::SessionExpired)
+        }
+    }
+
+    /// Stages `f` as one transaction of `session`, commits it, applies it.
+    async fn transact<T>(
+        &self,
+        session: i64,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let _writer = self.shared.writer.lock().await;
+        let (value, staged) = {
+            let state = self.shared.read();
+            if !state.sessions.contains_key(&session) {
+                return Err(Error::SessionExpired);
+            }
+            let mut txn = Txn::new(&state.tree, session, now_ms());
+            let value = f(&mut txn)?;
+            (value, txn.finish())
+        };
+        if let Some(db) = &self.shared.db {
+            persist::commit(db, &staged).await?;
+        }
+        self.apply(staged);
+        Ok(value)
+    }
+
+    fn apply(&self, mut staged: Staged) {
+        let mut state = self.shared.write();
+        for (owner, p) in &staged.ephemerals_created {
+            if let Some(s) = state.sessions.get_mut(owner) {
+                s.ephemerals.insert(p.clone());
+            }
+        }
+        for (owner, p) in &staged.ephemerals_deleted {
+            if let Some(s) = state.sessions.get_mut(owner) {
+                s.ephemerals.remove(p);
+            }
+        }
+        let events = std::mem::take(&mut staged.events);
+        state.tree.apply(staged);
+        state.watches.fire(&events);
+    }
+
+    pub async fn create(
+        &self,
+        p: &str,
+        data: &[u8],
+        mode: CreateMode,
+        parents: bool,
+    ) -> Result<String> {
+        self.transact(self.id, |txn| {
+            if parents {
+                let mut missing = Vec::new();
+                let mut cur = path::parent(p);
+                while let Some(ancestor) = cur.filter(|a| *a != "/") {
+                    if txn.get(ancestor).is_some() {
+                        break;
+                    }
+                    missing.push(ancestor.to_owned());
+                    cur = path::parent(ancestor);
+                }
+                for ancestor in missing.iter().rev() {
+                    txn.create(ancestor, b"", CreateMode::Persistent)?;
+                }
+            }
+            txn.create(p, data, mode)
+        })
+        .await
+    }
+
+    pub async fn set(&self, p: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
+        self.transact(self.id, |txn| txn.set(p, data, version))
+            .await
+    }
+
+    pub async fn delete(&self, p: &str, version: Option<i32>) -> Result<()> {
+        self.transact(self.id, |txn| txn.delete(p, version)).await
+    }
+
+    /// Deletes `p` and everything below it in one transaction.
+    pub async fn delete_recursive(&self, p: &str) -> Result<()> {
+        self.transact(self.id, |txn| {
+            let mut order = Vec::new();
+            let mut stack = vec![p.to_owned()];
+            while let Some(cur) = stack.pop() {
+                let node = txn.get(&cur).ok_or_else(|| Error::NoNode(cur.clone()))?;
+                stack.extend(node.children.iter().map(|c| path::join(&cur, c)));
+                order.push(cur);
+            }
+            for node in order.iter().rev() {
+                txn.delete(node, None)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
+        self.transact(self.id, |txn| {
+            ops.iter()
+                .enumerate()
+                .map(|(index, op)| {
+                    match op {
+                        Op::Check { path, version } => {
+                            txn.check(path, *version).map(|()| OpResult::Check)
+                        }
+                        Op::Create { path, data, mode } => {
+                            txn.create(path, data, *mode).map(OpResult::Create)
+                        }
+                        Op::Set {
+                            path,
+                            data,
+                            version,
+                        } => txn.set(path, data, *version).map(OpResult::Set),
+                        Op::Delete { path, version } => {
+                            txn.delete(path, *version).map(|()| OpResult::Delete)
+                        }
+                    }
+                    .map_err(|e| Error::MultiFailed {
+                        index,
+                        source: Box::new(e),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub fn get(&self, p: &str) -> Result<(Vec<u8>, Stat)> {
+        path::validate(p)?;
+        let state = self.shared.read();
+        self.alive(&state)?;
+        let node = state
+            .tree
+            .nodes
+            .get(p)
+            .ok_or_else(|| Error::NoNode(p.to_owned()))?;
+        Ok((node.data.clone(), node.stat))
+    }
+
+    pub fn exists(&self, p: &str) -> Result<Option<Stat>> {
+        path::validate(p)?;
+        let state = self.shared.read();
+        self.alive(&state)?;
+        Ok(state.tree.nodes.get(p).map(|n| n.stat))
+    }
+
+    pub fn children(&self, p: &str) -> Result<Vec<String>> {
+        path::validate(p)?;
+        let state = self.shared.read();
+        self.alive(&state)?;
+        let node = state
+            .tree
+            .nodes
+            .get(p)
+            .ok_or_else(|| Error::NoNode(p.to_owned()))?;
+        Ok(node.children.iter().cloned().collect())
+    }
+
+    // The watch-setting reads take the write lock: reading and registering must be atomic
+    // with respect to writers, or an event between the two would be lost.
+
+    pub fn get_and_watch(
+        &self,
+        p: &str,
+    ) -> Result<(Vec<u8>, Stat, oneshot::Receiver<WatchedEvent>)> {
+        path::validate(p)?;
+        let mut state = self.shared.write();
+        self.alive(&state)?;
+        let (data, stat) = {
+            let node = state
+                .tree
+                .nodes
+                .get(p)
+                .ok_or_else(|| Error::NoNode(p.to_owned()))?;
+            (node.data.clone(), node.stat)
+        };
+        Ok((data, stat, state.watches.add_data(self.id, p)))
+    }
+
+    pub fn exists_and_watch(
+        &self,
+        p: &str,
+    ) -> Result<(Option<Stat>, oneshot::Receiver<WatchedEvent>)> {
+        path::validate(p)?;
+        let mut state = self.shared.write();
+        self.alive(&state)?;
+        let stat = state.tree.nodes.get(p).map(|n| n.stat);
+        Ok((stat, state.watches.add_data(self.id, p)))
+    }
+
+    pub fn children_and_watch(
+        &self,
+        p: &str,
+    ) -> Result<(Vec<String>, oneshot::Receiver<WatchedEvent>)> {
+        path::validate(p)?;
+        let mut state = self.shared.write();
+        self.alive(&state)?;
+        let children = state
+            .tree
+            .nodes
+            .get(p)
+            .ok_or_else(|| Error::NoNode(p.to_owned()))?
+            .children
+            .iter()
+            .cloned()
+            .collect();
+        Ok((children, state.watches.add_child(self.id, p)))
+    }
+
+    pub fn watch_recursive(&self, p: &str) -> Result<mpsc::UnboundedReceiver<WatchedEvent>> {
+        path::validate(p)?;
+        let mut state = self.shared.write();
+        self.alive(&state)?;
+        Ok(state.watches.add_persistent(self.id, p))
+    }
+
+    /// Ends the session: its ephemeral nodes are deleted (firing watches), its own
+    /// watches are told, and `event` (Closed or Expired) is published.
+    pub async fn end(&self, event: SessionEvent) {
+        let ephemerals: Vec<String> = {
+            let state = self.shared.read();
+            match state.sessions.get(&self.id) {
+                Some(s) => s.ephemerals.iter().cloned().collect(),
+                None => return,
+            }
+        };
+        // Through a normal transaction, so the parents' counters are stored.
+        let deleted = self
+            .transact(self.id, |txn| {
+                for p in ephemerals.iter().rev() {
+                    if txn.get(p).is_some() {
+                        txn.delete(p, None)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = deleted {
+            tracing::error!(error = %e, session = self.id, "storing the end of an embedded session");
+        }
+        self.end_in_memory();
+        let _ = self.events.send(event);
+    }
+
+    /// Removes the session and whatever ephemeral nodes it still owns, in memory only
+    /// (ephemeral nodes are never stored), and ends its watches.
+    fn end_in_memory(&self) {
+        let mut state = self.shared.write();
+        let Some(session) = state.sessions.remove(&self.id) else {
+            return;
+        };
+        let mut staged = {
+            let mut txn = Txn::new(&state.tree, self.id, now_ms());
+            for p in session.ephemerals.iter().rev() {
+                if txn.get(p).is_some() {
+                    let _ = txn.delete(p, None);
+                }
+            }
+            txn.finish()
+        };
+        let events = std::mem::take(&mut staged.events);
+        state.tree.apply(staged);
+        state.watches.fire(&events);
+        state.watches.end_session(self.id);
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.shared.read().sessions.contains_key(&self.id)
+    }
+}
+
+impl Drop for EmbeddedSession {
+    fn drop(&mut self) {
+        // The last handle of a live session went away without close(): end it, as
+        // ZooKeeper would after the session timeout, so its ephemeral nodes do not
+        // outlive it.
+        if !self.is_alive() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let session = EmbeddedSession {
+                    shared: self.shared.clone(),
+                    id: self.id,
+                    events: self.events.clone(),
+                };
+                rt.spawn(async move { session.end(SessionEvent::Closed).await });
+            }
+            Err(_) => {
+                self.end_in_memory();
+                let _ = self.events.send(SessionEvent::Closed);
+            }
+        }
+    }
+}

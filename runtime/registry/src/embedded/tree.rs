@@ -1,0 +1,425 @@
+//! The embedded registry's in-memory tree and its transactions.
+//!
+//! A write is staged in a [`Txn`] (copy-on-write over the tree), so a `multi` sees its own
+//! earlier operations and a failure anywhere leaves the tree untouched. The store persists
+//! the staged result first and only then [`Tree::apply`]s it, so nobody ever observes a
+//! write that is not durable.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::node::{CreateMode, EventKind, Stat};
+use crate::path::{self, parent};
+use crate::{Error, Result};
+
+/// One node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Node {
+    pub data: Vec<u8>,
+    pub stat: Stat,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    fn root() -> Node {
+        Node {
+            data: Vec::new(),
+            stat: Stat::default(),
+            children: BTreeSet::new(),
+        }
+    }
+}
+
+/// The whole tree, by absolute path.
+#[derive(Debug)]
+pub(crate) struct Tree {
+    pub nodes: HashMap<String, Node>,
+    /// Last transaction id used.
+    pub zxid: i64,
+}
+
+impl Tree {
+    /// An empty tree (just `/`).
+    pub fn new() -> Tree {
+        Tree {
+            nodes: HashMap::from([("/".to_owned(), Node::root())]),
+            zxid: 0,
+        }
+    }
+
+    /// Rebuilds the tree from persisted persistent nodes: children sets and counts are
+    /// derived, never stored. Rows whose parent is missing are dropped (they cannot exist
+    /// in a tree written through [`Txn`]); their paths are returned.
+    pub fn from_rows(rows: Vec<(String, Vec<u8>, Stat)>) -> (Tree, Vec<String>) {
+        let mut tree = Tree::new();
+        let mut rows = rows;
+        // Parents before children.
+        rows.sort_by_key(|(p, _, _)| (p != "/", p.matches('/').count()));
+        let mut orphans = Vec::new();
+        for (p, data, mut stat) in rows {
+            tree.zxid = tree.zxid.max(stat.czxid).max(stat.mzxid).max(stat.pzxid);
+            if p == "/" {
+                let root = tree.nodes.get_mut("/").expect("root exists");
+                root.data = data;
+                root.stat = Stat {
+                    num_children: 0,
+                    ..stat
+                };
+                continue;
+            }
+            let Some(parent_path) = parent(&p) else {
+                continue;
+            };
+            let Some(parent_node) = tree.nodes.get_mut(parent_path) else {
+                orphans.push(p);
+                continue;
+            };
+            parent_node.children.insert(path::name(&p).to_owned());
+            parent_node.stat.num_children = parent_node.children.len() as i32;
+            stat.num_children = 0;
+            stat.ephemeral_owner = 0;
+            stat.data_length = data.len() as i32;
+            tree.nodes.insert(
+                p,
+                Node {
+                    data,
+                    stat,
+                    children: BTreeSet::new(),
+                },
+            );
+        }
+        (tree, orphans)
+    }
+
+    /// Replaces the nodes a transaction touched with its final state.
+    pub fn apply(&mut self, staged: Staged) {
+        for (p, node) in staged.nodes {
+            match node {
+                Some(n) => {
+                    self.nodes.insert(p, n);
+                }
+                None => {
+                    self.nodes.remove(&p);
+                }
+            }
+        }
+        self.zxid = staged.zxid;
+    }
+}
+
+/// What a committed transaction changes.
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    /// Final state of every touched node; `None` = deleted.
+    pub nodes: HashMap<String, Option<Node>>,
+    /// The transaction's id.
+    pub zxid: i64,
+    /// Watch events, in order.
+    pub events: Vec<(EventKind, String)>,
+    /// Ephemeral nodes created, with their owner.
+    pub ephemerals_created: Vec<(i64, String)>,
+    /// Ephemeral nodes deleted, with their owner.
+    pub ephemerals_deleted: Vec<(i64, String)>,
+}
+
+/// A transaction being staged against a tree.
+pub(crate) struct Txn<'a> {
+    base: &'a Tree,
+    staged: Staged,
+    now: i64,
+    session: i64,
+}
+
+impl<'a> Txn<'a> {
+    /// Starts a transaction for `session` at wall time `now`.
+    pub fn new(base: &'a Tree, session: i64, now: i64) -> Txn<'a> {
+        Txn {
+            base,
+            staged: Staged {
+                zxid: base.zxid + 1,
+                ..Staged::default()
+            },
+            now,
+            session,
+        }
+    }
+
+    /// The node at `p` as this transaction sees it.
+    pub fn get(&self, p: &str) -> Option<&Node> {
+        match self.staged.nodes.get(p) {
+            Some(n) => n.as_ref(),
+            None => self.base.nodes.get(p),
+        }
+    }
+
+    fn get_mut(&mut self, p: &str) -> Option<&mut Node> {
+        if !self.staged.nodes.contains_key(p) {
+            let copy = self.base.nodes.get(p)?.clone();
+            self.staged.nodes.insert(p.to_owned(), Some(copy));
+        }
+        self.staged.nodes.get_mut(p).and_then(Option::as_mut)
+    }
+
+    /// Creates a node; returns its actual path.
+    pub fn create(&mut self, p: &str, data: &[u8], mode: CreateMode) -> Result<String> {
+        path::validate(p)?;
+        path::validate_data(data)?;
+        if p == "/" {
+            return Err(Error::NodeExists(p.to_owned()));
+        }
+        let parent_path = parent(p).unwrap_or("/").to_owned();
+        let zxid = self.staged.zxid;
+        let now = self.now;
+        let parent_node = self
+            .get(&parent_path)
+            .ok_or_else(|| Error::NoNode(parent_path.clone()))?;
+        if parent_node.stat.ephemeral_owner != 0 {
+            return Err(Error::NoChildrenForEphemerals(parent_path));
+        }
+        let actual = if mode.is_sequential() {
+            // ZooKeeper numbers sequential children with the parent's cversion.
+            format!("{p}{:010}", parent_node.stat.cversion)
+        } else {
+            p.to_owned()
+        };
+        if self.get(&actual).is_some() {
+            return Err(Error::NodeExists(actual));
+        }
+        let name = path::name(&actual).to_owned();
+        let owner = if mode.is_ephemeral() { self.session } else { 0 };
+        let parent_node = self.get_mut(&parent_path).expect("parent checked above");
+        parent_node.children.insert(name);
+        parent_node.stat.cversion += 1;
+        parent_node.stat.pzxid = zxid;
+        parent_node.stat.num_children = parent_node.children.len() as i32;
+        self.staged.nodes.insert(
+            actual.clone(),
+            Some(Node {
+                data: data.to_vec(),
+                stat: Stat {
+                    czxid: zxid,
+                    mzxid: zxid,
+                    pzxid: zxid,
+                    ctime: now,
+                    mtime: now,
+                    version: 0,
+                    cversion: 0,
+                    ephemeral_owner: owner,
+                    num_children: 0,
+                    data_length: data.len() as i32,
+                },
+                children: BTreeSet::new(),
+            }),
+        );
+        if owner != 0 {
+            self.staged.ephemerals_created.push((owner, actual.clone()));
+        }
+        self.staged
+            .events
+            .push((EventKind::NodeCreated, actual.clone()));
+        self.staged
+            .events
+            .push((EventKind::NodeChildrenChanged, parent_path));
+        Ok(actual)
+    }
+
+    /// Sets data.
+    pub fn set(&mut self, p: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
+        path::validate(p)?;
+        path::validate_data(data)?;
+        let (zxid, now) = (self.staged.zxid, self.now);
+        let node = self.get_mut(p).ok_or_else(|| Error::NoNode(p.to_owned()))?;
+        if version.is_some_and(|v| v != node.stat.version) {
+            return Err(Error::BadVersion(p.to_owned()));
+        }
+        node.data = data.to_vec();
+        node.stat.version += 1;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = now;
+        node.stat.data_length = data.len() as i32;
+        let stat = node.stat;
+        self.staged
+            .events
+            .push((EventKind::NodeDataChanged, p.to_owned()));
+        Ok(stat)
+    }
+
+    /// Deletes a childless node.
+    pub fn delete(&mut self, p: &str, version: Option<i32>) -> Result<()> {
+        path::validate(p)?;
+        if p == "/" {
+            return Err(Error::InvalidPath {
+                path: p.to_owned(),
+                reason: "the root cannot be deleted",
+            });
+        }
+        let zxid = self.staged.zxid;
+        let node = self.get(p).ok_or_else(|| Error::NoNode(p.to_owned()))?;
+        if version.is_some_and(|v| v != node.stat.version) {
+            return Err(Error::BadVersion(p.to_owned()));
+        }
+        if !node.children.is_empty() {
+            return Err(Error::NotEmpty(p.to_owned()));
+        }
+        let owner = node.stat.ephemeral_owner;
+        let parent_path = parent(p).unwrap_or("/").to_owned();
+        self.staged.nodes.insert(p.to_owned(), None);
+        if let Some(parent_node) = self.get_mut(&parent_path) {
+            parent_node.children.remove(path::name(p));
+            parent_node.stat.cversion += 1;
+            parent_node.stat.pzxid = zxid;
+            parent_node.stat.num_children = parent_node.children.len() as i32;
+        }
+        if owner != 0 {
+            self.staged.ephemerals_deleted.push((owner, p.to_owned()));
+        }
+        self.staged
+            .events
+            .push((EventKind::NodeDeleted, p.to_owned()));
+        self.staged
+            .events
+            .push((EventKind::NodeChildrenChanged, parent_path));
+        Ok(())
+    }
+
+    /// Fails unless the node has data version `version`.
+    pub fn check(&self, p: &str, version: i32) -> Result<()> {
+        path::validate(p)?;
+        let node = self.get(p).ok_or_else(|| Error::NoNode(p.to_owned()))?;
+        if node.stat.version != version {
+            return Err(Error::BadVersion(p.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The staged result.
+    pub fn finish(self) -> Staged {
+        self.staged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(tree: &mut Tree, f: impl FnOnce(&mut Txn<'_>) -> Result<()>) -> Result<()> {
+        let mut txn = Txn::new(tree, 7, 1000);
+        f(&mut txn)?;
+        let staged = txn.finish();
+        tree.apply(staged);
+        Ok(())
+    }
+
+    #[test]
+    fn sequential_names_use_the_parent_cversion() {
+        let mut tree = Tree::new();
+        commit(&mut tree, |t| {
+            t.create("/latch", b"", CreateMode::Persistent).map(drop)
+        })
+        .expect("create");
+        let mut names = Vec::new();
+        for _ in 0..3 {
+            commit(&mut tree, |t| {
+                names.push(t.create("/latch/_c_x-latch-", b"", CreateMode::EphemeralSequential)?);
+                Ok(())
+            })
+            .expect("create seq");
+        }
+        assert_eq!(
+            names,
+            [
+                "/latch/_c_x-latch-0000000000",
+                "/latch/_c_x-latch-0000000001",
+                "/latch/_c_x-latch-0000000002"
+            ]
+        );
+        commit(&mut tree, |t| {
+            t.delete("/latch/_c_x-latch-0000000002", None)
+        })
+        .expect("delete");
+        // Deletes count too: numbers are never reused.
+        commit(&mut tree, |t| {
+            assert_eq!(
+                t.create("/latch/n-", b"", CreateMode::PersistentSequential)?,
+                "/latch/n-0000000004"
+            );
+            Ok(())
+        })
+        .expect("create seq");
+    }
+
+    #[test]
+    fn failed_transactions_change_nothing() {
+        let mut tree = Tree::new();
+        commit(&mut tree, |t| {
+            t.create("/a", b"1", CreateMode::Persistent).map(drop)
+        })
+        .expect("create");
+        let before = tree.nodes.clone();
+        let mut txn = Txn::new(&tree, 7, 2000);
+        txn.set("/a", b"2", Some(0)).expect("set");
+        assert_eq!(txn.get("/a").map(|n| n.data.clone()), Some(b"2".to_vec()));
+        assert!(matches!(
+            txn.set("/a", b"3", Some(0)),
+            Err(Error::BadVersion(_))
+        ));
+        drop(txn);
+        assert_eq!(tree.nodes, before);
+    }
+
+    #[test]
+    fn rules_match_zookeeper() {
+        let mut tree = Tree::new();
+        commit(&mut tree, |t| {
+            t.create("/e", b"", CreateMode::Ephemeral)?;
+            t.create("/p", b"", CreateMode::Persistent)?;
+            t.create("/p/c", b"", CreateMode::Persistent)?;
+            Ok(())
+        })
+        .expect("setup");
+        let mut txn = Txn::new(&tree, 7, 3000);
+        assert!(matches!(
+            txn.create("/e/x", b"", CreateMode::Persistent),
+            Err(Error::NoChildrenForEphemerals(_))
+        ));
+        assert!(matches!(
+            txn.create("/missing/x", b"", CreateMode::Persistent),
+            Err(Error::NoNode(_))
+        ));
+        assert!(matches!(
+            txn.create("/p", b"", CreateMode::Persistent),
+            Err(Error::NodeExists(_))
+        ));
+        assert!(matches!(txn.delete("/p", None), Err(Error::NotEmpty(_))));
+        assert!(matches!(
+            txn.create("bad", b"", CreateMode::Persistent),
+            Err(Error::InvalidPath { .. })
+        ));
+        assert!(matches!(
+            txn.set("/p", &vec![0; crate::path::MAX_DATA_LEN + 1], None),
+            Err(Error::DataTooLarge { .. })
+        ));
+        assert_eq!(tree.nodes["/p"].stat.num_children, 1);
+        assert_eq!(tree.nodes["/e"].stat.ephemeral_owner, 7);
+    }
+
+    #[test]
+    fn rebuilds_from_rows() {
+        let mut tree = Tree::new();
+        commit(&mut tree, |t| {
+            t.create("/a", b"x", CreateMode::Persistent)?;
+            t.create("/a/b", b"y", CreateMode::Persistent)?;
+            Ok(())
+        })
+        .expect("setup");
+        let rows = tree
+            .nodes
+            .iter()
+            .map(|(p, n)| (p.clone(), n.data.clone(), n.stat))
+            .chain([("/gone/child".to_owned(), vec![], Stat::default())])
+            .collect();
+        let (rebuilt, orphans) = Tree::from_rows(rows);
+        assert_eq!(orphans, ["/gone/child"]);
+        assert_eq!(rebuilt.nodes, tree.nodes);
+        assert_eq!(rebuilt.zxid, tree.zxid);
+    }
+}
