@@ -10,6 +10,8 @@
 //! - [`ConnectString`]: a validated `host:port[,host:port…]` list, the only way an address
 //!   reaches a ZooKeeper client (an unvalidated address is an SSRF hole, see
 //!   `elasticjob#2541`).
+//! - [`recipes`]: a mutex laid out exactly like Curator's `LeaderLatch`, and leader
+//!   election on it.
 //! - [`probe`]: open a session, authenticate, look at a namespace, and report.
 //!
 //! Invariants both backends keep: a failed `multi` changes nothing; a write is visible to
@@ -22,6 +24,7 @@ mod embedded;
 mod error;
 mod node;
 pub mod path;
+pub mod recipes;
 mod registry;
 mod zookeeper;
 

@@ -5,6 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use capstan_registry::recipes::election::LeaderElection;
+use capstan_registry::recipes::latch::Latch;
 use capstan_registry::{
     CreateMode, CreateOptions, EmbeddedStore, Error, EventKind, Op, OpResult, Registry,
     SessionEvent, ZkSettings,
@@ -469,6 +471,77 @@ async fn namespaces_are_isolated(f: &Fixture) {
     other.close().await;
 }
 
+/// N sessions contend for one latch over many rounds: never two holders at once, and
+/// everyone gets through (no lost wake-ups).
+async fn latch_never_has_two_holders(f: &Fixture) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const PARTICIPANTS: usize = 6;
+    const ROUNDS: usize = 25;
+    let holders = Arc::new(AtomicUsize::new(0));
+    let acquired = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..PARTICIPANTS {
+        let r = f.registry().await;
+        let holders = holders.clone();
+        let acquired = acquired.clone();
+        tasks.push(tokio::spawn(async move {
+            let latch = Latch::new(r.clone(), "/leader/election/latch");
+            for _ in 0..ROUNDS {
+                let guard = latch.acquire().await.expect("acquire");
+                assert_eq!(
+                    holders.fetch_add(1, Ordering::SeqCst),
+                    0,
+                    "two holders at once"
+                );
+                acquired.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                holders.fetch_sub(1, Ordering::SeqCst);
+                guard.release().await.expect("release");
+            }
+            r.close().await;
+        }));
+    }
+    for t in tasks {
+        within("latch rounds", t)
+            .await
+            .expect("participant panicked");
+    }
+    assert_eq!(acquired.load(Ordering::SeqCst), PARTICIPANTS * ROUNDS);
+    let r = f.registry().await;
+    assert!(
+        r.children("/leader/election/latch")
+            .await
+            .expect("latch")
+            .is_empty()
+    );
+    r.close().await;
+}
+
+/// The leader's session expires: the next candidate leads, and the old leader learns it
+/// lost leadership.
+async fn leadership_moves_when_the_leader_expires(f: &Fixture) {
+    let a = f.registry().await;
+    let b = f.registry().await;
+    let leader = LeaderElection::new(a.clone(), "/job/leader/election/latch")
+        .lead()
+        .await
+        .expect("a leads");
+    let election_b = LeaderElection::new(b.clone(), "/job/leader/election/latch");
+    let waiting = tokio::spawn(async move { election_b.lead().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "b leads while a holds the latch");
+    f.expire(&a).await;
+    within("a to notice", leader.lost()).await;
+    let b_leads = within("b to lead", waiting)
+        .await
+        .expect("task")
+        .expect("b leads");
+    b_leads.resign().await.expect("resign");
+    a.close().await;
+    b.close().await;
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -502,4 +575,6 @@ contract!(
     expiry_removes_ephemerals_and_fires_watches,
     bad_input_is_an_error_not_a_panic,
     namespaces_are_isolated,
+    latch_never_has_two_holders,
+    leadership_moves_when_the_leader_expires,
 );
