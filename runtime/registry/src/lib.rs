@@ -12,6 +12,8 @@
 //!   `elasticjob#2541`).
 //! - [`recipes`]: a mutex laid out exactly like Curator's `LeaderLatch`, and leader
 //!   election on it.
+//! - [`cache::TreeCache`]: a subtree mirrored in memory by a persistent recursive watch,
+//!   with consistent snapshots and change notifications.
 //! - [`probe`]: open a session, authenticate, look at a namespace, and report.
 //!
 //! Invariants both backends keep: a failed `multi` changes nothing; a write is visible to
@@ -19,6 +21,7 @@
 //! ephemeral nodes are deleted and its watches are told.
 #![warn(missing_docs)]
 
+pub mod cache;
 mod connect;
 mod embedded;
 mod error;
@@ -34,5 +37,5 @@ pub use error::{Error, Result};
 pub use node::{
     CreateMode, CreateOptions, EventKind, Op, OpResult, SessionEvent, Stat, WatchedEvent,
 };
-pub use registry::{EventStream, Registry, SessionEvents, Watch};
+pub use registry::{EventStream, NodeData, Registry, SessionEvents, Watch};
 pub use zookeeper::{ProbeReport, ZkSettings, probe};

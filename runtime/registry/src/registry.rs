@@ -290,6 +290,33 @@ impl Registry {
         .map_err(|e| self.relative_error(e))
     }
 
+    /// Data, stat and children of many nodes at once: one round trip on ZooKeeper (a
+    /// multi-read), one lock on the embedded store. A missing node is `None`.
+    ///
+    /// # Errors
+    /// An invalid path, an ACL refusal, or a connection error.
+    pub async fn read_nodes(&self, paths: &[String]) -> Result<Vec<Option<NodeData>>> {
+        let abs = paths
+            .iter()
+            .map(|p| self.abs(p))
+            .collect::<Result<Vec<_>>>()?;
+        let read = match &self.backend {
+            Backend::Embedded(s) => s.read_nodes(&abs),
+            Backend::Zk(s) => s.read_nodes(&abs).await,
+        }
+        .map_err(|e| self.relative_error(e))?;
+        Ok(read
+            .into_iter()
+            .map(|n| {
+                n.map(|(data, stat, children)| NodeData {
+                    data,
+                    stat,
+                    children,
+                })
+            })
+            .collect())
+    }
+
     /// Applies every operation or none.
     ///
     /// # Errors
@@ -433,6 +460,17 @@ impl Registry {
             other => other,
         }
     }
+}
+
+/// One node as [`Registry::read_nodes`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeData {
+    /// Data.
+    pub data: Vec<u8>,
+    /// Stat.
+    pub stat: Stat,
+    /// Child names.
+    pub children: Vec<String>,
 }
 
 enum WatchInner {

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use capstan_registry::cache::{CacheState, TreeCache, TreeView};
 use capstan_registry::recipes::election::LeaderElection;
 use capstan_registry::recipes::latch::Latch;
 use capstan_registry::{
@@ -64,14 +65,27 @@ impl Fixture {
             Backend::ZooKeeper(connect) => {
                 // Take over the session from a second client, then close it there: the
                 // server ends the session, and the first client learns it has expired.
+                // The original client may win the connection back mid-handshake, so try a
+                // few times.
                 let client = r.zookeeper_client().expect("zk client");
-                let thief = zookeeper_client::Client::connector()
-                    .with_session(client.session().clone())
-                    .connect(connect)
-                    .await
-                    .expect("steal session");
-                drop(thief);
+                let session = client.session().clone();
                 drop(client);
+                for attempt in 1.. {
+                    match zookeeper_client::Client::connector()
+                        .with_session(session.clone())
+                        .with_session_timeout(Duration::from_secs(10))
+                        .connect(connect)
+                        .await
+                    {
+                        Ok(thief) => {
+                            drop(thief);
+                            break;
+                        }
+                        Err(zookeeper_client::Error::SessionExpired) => break,
+                        Err(e) if attempt < 5 => eprintln!("steal attempt {attempt}: {e}"),
+                        Err(e) => panic!("could not steal the session: {e}"),
+                    }
+                }
             }
         }
     }
@@ -542,6 +556,92 @@ async fn leadership_moves_when_the_leader_expires(f: &Fixture) {
     b.close().await;
 }
 
+/// Waits until `cond` holds on the cache.
+async fn eventually(cache: &TreeCache, what: &str, cond: impl Fn(&TreeView<'_>) -> bool) {
+    let mut generation = cache.generation();
+    within(what, async {
+        while !cache.read(&cond) {
+            generation.changed().await.expect("cache alive");
+        }
+    })
+    .await;
+}
+
+async fn tree_cache_loads_and_follows(f: &Fixture) {
+    let writer = f.registry().await;
+    for job in ["orderJob", "billingJob"] {
+        for p in ["config", "servers/10.0.0.1", "sharding/0/instance"] {
+            writer
+                .create_with(
+                    &format!("/{job}/{p}"),
+                    job.as_bytes(),
+                    CreateOptions {
+                        mode: CreateMode::Persistent,
+                        create_parents: true,
+                    },
+                )
+                .await
+                .expect("seed");
+        }
+    }
+    let reader = f.registry().await;
+    let cache = TreeCache::start(reader.clone(), "/").await.expect("cache");
+    assert_eq!(cache.state(), CacheState::Live);
+    cache.read(|v| {
+        assert_eq!(v.children("/"), ["billingJob", "orderJob"]);
+        assert_eq!(v.children("/orderJob"), ["config", "servers", "sharding"]);
+        assert_eq!(
+            &*v.get("/orderJob/config").expect("config").data,
+            b"orderJob"
+        );
+        assert_eq!(v.subtree("/orderJob").count(), 7);
+    });
+
+    writer
+        .set("/orderJob/config", b"v2", None)
+        .await
+        .expect("set");
+    eventually(&cache, "data change", |v| {
+        v.get("/orderJob/config").is_some_and(|n| &*n.data == b"v2")
+    })
+    .await;
+    writer
+        .create("/orderJob/instances", b"", CreateMode::Persistent)
+        .await
+        .expect("instances");
+    let owner = f.registry().await;
+    owner
+        .create(
+            "/orderJob/instances/10.0.0.1@-@42",
+            b"jobInstanceId: x",
+            CreateMode::Ephemeral,
+        )
+        .await
+        .expect("instance");
+    eventually(&cache, "ephemeral instance", |v| {
+        v.children("/orderJob/instances").len() == 1
+    })
+    .await;
+    f.expire(&owner).await;
+    eventually(&cache, "instance gone with its session", |v| {
+        v.children("/orderJob/instances").is_empty()
+    })
+    .await;
+    writer
+        .delete_recursive("/billingJob")
+        .await
+        .expect("delete");
+    eventually(&cache, "subtree removal", |v| {
+        v.children("/") == ["orderJob"]
+    })
+    .await;
+    cache.read(|v| assert!(v.subtree("/billingJob").next().is_none()));
+    drop(cache);
+    reader.close().await;
+    writer.close().await;
+    owner.close().await;
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -577,4 +677,5 @@ contract!(
     namespaces_are_isolated,
     latch_never_has_two_holders,
     leadership_moves_when_the_leader_expires,
+    tree_cache_loads_and_follows,
 );

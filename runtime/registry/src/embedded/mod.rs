@@ -309,6 +309,27 @@ impl EmbeddedSession {
         Ok(node.children.iter().cloned().collect())
     }
 
+    pub fn read_nodes(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Option<(Vec<u8>, Stat, Vec<String>)>>> {
+        for p in paths {
+            path::validate(p)?;
+        }
+        let state = self.shared.read();
+        self.alive(&state)?;
+        Ok(paths
+            .iter()
+            .map(|p| {
+                state
+                    .tree
+                    .nodes
+                    .get(p)
+                    .map(|n| (n.data.clone(), n.stat, n.children.iter().cloned().collect()))
+            })
+            .collect())
+    }
+
     // The watch-setting reads take the write lock: reading and registering must be atomic
     // with respect to writers, or an event between the two would be lost.
 

@@ -311,6 +311,58 @@ impl ZkSession {
             .collect()
     }
 
+    /// Data, stat and children of many nodes in one round trip (a ZooKeeper multi-read).
+    /// A missing node is `None`.
+    pub async fn read_nodes(
+        &self,
+        paths: &[String],
+    ) -> Result<Vec<Option<(Vec<u8>, Stat, Vec<String>)>>> {
+        let client = self.client()?;
+        let mut reader = client.new_multi_reader();
+        for p in paths {
+            reader.add_get_data(p).map_err(|e| map_zk(p, e))?;
+            reader.add_get_children(p).map_err(|e| map_zk(p, e))?;
+        }
+        let results = reader.commit().await.map_err(|e| map_zk("/", e))?;
+        let mut out = Vec::with_capacity(paths.len());
+        let mut it = results.into_iter();
+        for p in paths {
+            let (Some(data), Some(children)) = (it.next(), it.next()) else {
+                return Err(Error::ZooKeeper(zk::Error::UnexpectedError(
+                    "multi-read returned too few results".into(),
+                )));
+            };
+            out.push(match (data, children) {
+                (
+                    zk::MultiReadResult::Data { data, stat: s },
+                    zk::MultiReadResult::Children { children },
+                ) => Some((data, stat(&s), children)),
+                (
+                    zk::MultiReadResult::Error {
+                        err: zk::Error::NoNode,
+                    },
+                    _,
+                )
+                | (
+                    _,
+                    zk::MultiReadResult::Error {
+                        err: zk::Error::NoNode,
+                    },
+                ) => None,
+                (zk::MultiReadResult::Error { err }, _)
+                | (_, zk::MultiReadResult::Error { err }) => {
+                    return Err(map_zk(p, err));
+                }
+                _ => {
+                    return Err(Error::ZooKeeper(zk::Error::UnexpectedError(
+                        "multi-read results out of order".into(),
+                    )));
+                }
+            });
+        }
+        Ok(out)
+    }
+
     pub async fn watch_recursive(&self, p: &str) -> Result<zk::PersistentWatcher> {
         self.client()?
             .watch(p, zk::AddWatchMode::PersistentRecursive)

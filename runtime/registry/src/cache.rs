@@ -1,0 +1,414 @@
+//! [`TreeCache`]: a subtree mirrored in memory, kept current by a persistent recursive
+//! watch, so readers (the console, the scheduler's admin API) never walk the registry per
+//! request.
+//!
+//! Consistency: the watch is registered *before* the cold load, so a change made during the
+//! load is either seen by the load or arrives as an event afterwards; every event re-reads
+//! the node it names, so applying events in order converges on the registry's state. After
+//! a reconnection (events may have been missed while disconnected) or a session expiry, the
+//! whole subtree is reloaded and swapped in atomically; meanwhile readers see the last
+//! state, and [`TreeCache::state`] says it may be stale.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+
+use crate::node::{EventKind, SessionEvent, Stat};
+use crate::{Registry, Result, path};
+
+/// Nodes per multi-read request during a load.
+const BATCH: usize = 128;
+/// Multi-read requests in flight during a load.
+const IN_FLIGHT: usize = 16;
+const RETRY_START: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// One cached node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedNode {
+    /// Data.
+    pub data: Box<[u8]>,
+    /// Stat as of the last read (its `num_children` may lag; use
+    /// [`TreeView::children`]).
+    pub stat: Stat,
+}
+
+/// Whether the cache reflects the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    /// Loading for the first time (only seen before [`TreeCache::start`] returns).
+    Loading,
+    /// Connected and following changes.
+    Live,
+    /// Disconnected or reloading: the last known state is served.
+    Stale,
+}
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheEvent {
+    /// A node was added or its data changed.
+    Upserted(String),
+    /// A node (and everything below it) was removed.
+    Removed(String),
+    /// The whole subtree was reloaded (after a reconnection or an expiry).
+    Reloaded,
+}
+
+type Map = BTreeMap<Box<str>, CachedNode>;
+
+struct Shared {
+    tree: RwLock<Map>,
+    events: broadcast::Sender<CacheEvent>,
+    state: watch::Sender<CacheState>,
+    /// Bumped after every applied change: a cheap "something changed" signal.
+    generation: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn bump(&self, event: CacheEvent) {
+        self.generation.send_modify(|g| *g += 1);
+        let _ = self.events.send(event);
+    }
+}
+
+/// A consistent, read-locked view of the cache.
+pub struct TreeView<'a>(&'a Map);
+
+impl TreeView<'_> {
+    /// One node.
+    pub fn get(&self, p: &str) -> Option<&CachedNode> {
+        self.0.get(p)
+    }
+
+    /// Names of the direct children of `p`, in ascending order. Costs one map seek per
+    /// child and one per child subtree, however large the subtrees are.
+    pub fn children(&self, p: &str) -> Vec<&str> {
+        let prefix = if p == "/" {
+            "/".to_owned()
+        } else {
+            format!("{p}/")
+        };
+        let mut out: Vec<&str> = Vec::new();
+        let mut lower = Bound::Included(prefix.clone());
+        loop {
+            let next = self
+                .0
+                .range::<str, _>((lower.as_ref().map(String::as_str), Bound::Unbounded))
+                .next();
+            let Some((key, _)) = next else { break };
+            let Some(rest) = key.strip_prefix(prefix.as_str()) else {
+                break;
+            };
+            if rest.is_empty() {
+                lower = Bound::Excluded(key.to_string());
+                continue;
+            }
+            match rest.split_once('/') {
+                // A descendant: skip the rest of that child's subtree in one seek
+                // ('/' + U+10FFFF sorts after every descendant). Siblings such as `a-b`
+                // sort between `a` and `a/…`, so they were visited already.
+                Some((child, _)) => {
+                    if out.last() != Some(&child) {
+                        out.push(&key[prefix.len()..prefix.len() + child.len()]);
+                    }
+                    lower = Bound::Excluded(format!("{prefix}{child}/\u{10FFFF}"));
+                }
+                None => {
+                    out.push(&key[prefix.len()..]);
+                    lower = Bound::Excluded(key.to_string());
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Every node at or below `p`: `p` first, then its descendants in path order.
+    pub fn subtree<'s>(
+        &'s self,
+        p: &'s str,
+    ) -> impl Iterator<Item = (&'s str, &'s CachedNode)> + 's {
+        subtree_keys(self.0, p).map(|k| (k, &self.0[k]))
+    }
+
+    /// Number of cached nodes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `p` (if cached) and then its descendants. Descendants are the contiguous key range
+/// starting at `p/`; a sibling like `p-x` sorts between `p` and `p/`, so a plain range from
+/// `p` would wrongly include it.
+fn subtree_keys<'m>(map: &'m Map, p: &str) -> impl Iterator<Item = &'m str> + 'm {
+    let prefix = if p == "/" {
+        "/".to_owned()
+    } else {
+        format!("{p}/")
+    };
+    let own = if p == "/" {
+        None
+    } else {
+        map.get_key_value(p).map(|(k, _)| &**k)
+    };
+    let lower = prefix.clone();
+    own.into_iter().chain(
+        map.range::<str, _>((Bound::Included(lower.as_str()), Bound::Unbounded))
+            .map(|(k, _)| &**k)
+            .take_while(move |k| k.starts_with(prefix.as_str())),
+    )
+}
+
+/// A watched, in-memory mirror of a subtree. Cheap to clone; the background task stops
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct TreeCache {
+    shared: Arc<Shared>,
+    _task: Arc<AbortOnDrop>,
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl TreeCache {
+    /// Mirrors `root` (within the registry's namespace) and returns once the first load is
+    /// complete.
+    ///
+    /// # Errors
+    /// A registry error during the first load; later errors are retried in the
+    /// background and show as [`CacheState::Stale`].
+    pub async fn start(registry: Registry, root: &str) -> Result<TreeCache> {
+        path::validate(root)?;
+        let (events, _) = broadcast::channel(4096);
+        let (state, _) = watch::channel(CacheState::Loading);
+        let (generation, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            tree: RwLock::new(Map::new()),
+            events,
+            state,
+            generation,
+        });
+        let session = registry.session_events();
+        let stream = registry.watch_recursive(root).await?;
+        let loaded = load(&registry, root).await?;
+        *shared.tree.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        shared.state.send_replace(CacheState::Live);
+        shared.bump(CacheEvent::Reloaded);
+        let task = tokio::spawn(follow(
+            registry,
+            root.to_owned(),
+            Arc::downgrade(&shared),
+            stream,
+            session,
+        ));
+        Ok(TreeCache {
+            shared,
+            _task: Arc::new(AbortOnDrop(task)),
+        })
+    }
+
+    /// Runs `f` on a consistent view (a read lock: keep `f` short, never await in it).
+    pub fn read<R>(&self, f: impl FnOnce(&TreeView<'_>) -> R) -> R {
+        let tree = self.shared.tree.read().unwrap_or_else(|p| p.into_inner());
+        f(&TreeView(&tree))
+    }
+
+    /// Change notifications from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<CacheEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// A counter bumped after every change: wait on it to refresh a view.
+    pub fn generation(&self) -> watch::Receiver<u64> {
+        self.shared.generation.subscribe()
+    }
+
+    /// Whether the cache is following the registry right now.
+    pub fn state(&self) -> CacheState {
+        *self.shared.state.borrow()
+    }
+}
+
+/// Reads the whole subtree: a queue of paths, read in multi-read batches with several
+/// batches in flight (never one round trip per node).
+async fn load(registry: &Registry, root: &str) -> Result<Map> {
+    let mut map = Map::new();
+    let mut queue: VecDeque<String> = VecDeque::from([root.to_owned()]);
+    let mut in_flight: JoinSet<(Vec<String>, Result<Vec<Option<crate::NodeData>>>)> =
+        JoinSet::new();
+    loop {
+        while in_flight.len() < IN_FLIGHT && !queue.is_empty() {
+            let batch: Vec<String> = queue.drain(..queue.len().min(BATCH)).collect();
+            let r = registry.clone();
+            in_flight.spawn(async move {
+                let read = r.read_nodes(&batch).await;
+                (batch, read)
+            });
+        }
+        let Some(done) = in_flight.join_next().await else {
+            break;
+        };
+        let (batch, read) =
+            done.map_err(|e| crate::Error::Storage(format!("cache loader: {e}")))?;
+        for (p, node) in batch.into_iter().zip(read?) {
+            let Some(node) = node else { continue };
+            queue.extend(node.children.iter().map(|c| path::join(&p, c)));
+            map.insert(
+                p.into_boxed_str(),
+                CachedNode {
+                    data: node.data.into_boxed_slice(),
+                    stat: node.stat,
+                },
+            );
+        }
+    }
+    Ok(map)
+}
+
+fn remove_subtree(map: &mut Map, p: &str) {
+    let doomed: Vec<Box<str>> = subtree_keys(map, p).map(Box::from).collect();
+    for k in doomed {
+        map.remove(&k);
+    }
+}
+
+/// Applies one watch event by re-reading the node it names.
+async fn apply(registry: &Registry, shared: &Shared, kind: EventKind, p: &str) -> Result<()> {
+    let node = match kind {
+        EventKind::NodeCreated | EventKind::NodeDataChanged => {
+            registry.read_nodes(&[p.to_owned()]).await?.pop().flatten()
+        }
+        _ => None,
+    };
+    let mut tree = shared.tree.write().unwrap_or_else(|e| e.into_inner());
+    let event = match node {
+        Some(n) => {
+            tree.insert(
+                p.into(),
+                CachedNode {
+                    data: n.data.into_boxed_slice(),
+                    stat: n.stat,
+                },
+            );
+            CacheEvent::Upserted(p.to_owned())
+        }
+        None => {
+            remove_subtree(&mut tree, p);
+            CacheEvent::Removed(p.to_owned())
+        }
+    };
+    drop(tree);
+    shared.bump(event);
+    Ok(())
+}
+
+async fn follow(
+    registry: Registry,
+    root: String,
+    shared: std::sync::Weak<Shared>,
+    mut stream: crate::EventStream,
+    mut session: crate::SessionEvents,
+) {
+    loop {
+        // Follow until something says events may have been missed.
+        loop {
+            tokio::select! {
+                event = stream.next() => {
+                    let Some(event) = event.filter(|e| e.kind != EventKind::SessionEnded) else { break };
+                    let Some(shared) = shared.upgrade() else { return };
+                    if let Err(e) = apply(&registry, &shared, event.kind, &event.path).await {
+                        tracing::warn!(error = %e, path = %event.path, "cache: re-read failed; reloading");
+                        break;
+                    }
+                }
+                state = session.next() => {
+                    let Some(shared) = shared.upgrade() else { return };
+                    match state {
+                        Some(SessionEvent::Suspended | SessionEvent::Expired) => {
+                            shared.state.send_replace(CacheState::Stale);
+                        }
+                        Some(SessionEvent::Reconnected) => break,
+                        Some(SessionEvent::Connected) => {}
+                        Some(SessionEvent::Closed) | None => {
+                            shared.state.send_replace(CacheState::Stale);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        // Re-register the watch, then reload and swap.
+        let mut retry = RETRY_START;
+        loop {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            shared.state.send_replace(CacheState::Stale);
+            let attempt = async {
+                let s = registry.watch_recursive(&root).await?;
+                let map = load(&registry, &root).await?;
+                Ok::<_, crate::Error>((s, map))
+            }
+            .await;
+            match attempt {
+                Ok((s, map)) => {
+                    stream = s;
+                    *shared.tree.write().unwrap_or_else(|e| e.into_inner()) = map;
+                    shared.state.send_replace(CacheState::Live);
+                    shared.bump(CacheEvent::Reloaded);
+                    break;
+                }
+                Err(e) => {
+                    drop(shared);
+                    tracing::debug!(error = %e, "cache: reload failed; retrying");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(RETRY_MAX);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> CachedNode {
+        CachedNode {
+            data: Box::new([]),
+            stat: Stat::default(),
+        }
+    }
+
+    #[test]
+    fn children_skip_subtrees_and_respect_prefixes() {
+        let mut map = Map::new();
+        for p in ["/", "/a", "/a/x", "/a/x/y", "/a-b", "/a-b/z", "/ab", "/b"] {
+            map.insert(p.into(), node());
+        }
+        let view = TreeView(&map);
+        assert_eq!(view.children("/"), ["a", "a-b", "ab", "b"]);
+        assert_eq!(view.children("/a"), ["x"]);
+        assert!(view.children("/b").is_empty());
+        let sub: Vec<&str> = view.subtree("/a").map(|(k, _)| k).collect();
+        assert_eq!(sub, ["/a", "/a/x", "/a/x/y"]);
+        remove_subtree(&mut map, "/a");
+        assert_eq!(TreeView(&map).children("/"), ["a-b", "ab", "b"]);
+    }
+}
