@@ -60,6 +60,8 @@ pub enum CacheEvent {
 }
 
 type Map = BTreeMap<Box<str>, CachedNode>;
+/// A batch of paths and what reading them returned.
+type Batch = (Vec<String>, Result<Vec<Option<crate::NodeData>>>);
 
 struct Shared {
     tree: RwLock<Map>,
@@ -250,8 +252,7 @@ impl TreeCache {
 async fn load(registry: &Registry, root: &str) -> Result<Map> {
     let mut map = Map::new();
     let mut queue: VecDeque<String> = VecDeque::from([root.to_owned()]);
-    let mut in_flight: JoinSet<(Vec<String>, Result<Vec<Option<crate::NodeData>>>)> =
-        JoinSet::new();
+    let mut in_flight: JoinSet<Batch> = JoinSet::new();
     loop {
         while in_flight.len() < IN_FLIGHT && !queue.is_empty() {
             let batch: Vec<String> = queue.drain(..queue.len().min(BATCH)).collect();

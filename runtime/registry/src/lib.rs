@@ -35,7 +35,7 @@ pub use connect::{ConnectString, Endpoint, Host};
 pub use embedded::{Durability, EmbeddedStore};
 pub use error::{Error, Result};
 pub use node::{
-    CreateMode, CreateOptions, EventKind, Op, OpResult, SessionEvent, Stat, WatchedEvent,
+    CreateMode, CreateOptions, EventKind, NodeData, Op, OpResult, SessionEvent, Stat, WatchedEvent,
 };
-pub use registry::{EventStream, NodeData, Registry, SessionEvents, Watch};
+pub use registry::{EventStream, Registry, SessionEvents, Watch};
 pub use zookeeper::{ProbeReport, ZkSettings, probe};

@@ -164,3 +164,14 @@ pub enum SessionEvent {
     /// The handle was closed.
     Closed,
 }
+
+/// One node as [`crate::Registry::read_nodes`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeData {
+    /// Data.
+    pub data: Vec<u8>,
+    /// Stat.
+    pub stat: Stat,
+    /// Child names.
+    pub children: Vec<String>,
+}

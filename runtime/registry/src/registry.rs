@@ -7,7 +7,7 @@ use zookeeper_client as zk;
 
 use crate::embedded::{EmbeddedSession, EmbeddedStore};
 use crate::node::{
-    CreateMode, CreateOptions, EventKind, Op, OpResult, SessionEvent, Stat, WatchedEvent,
+    CreateMode, CreateOptions, EventKind, NodeData, Op, OpResult, SessionEvent, Stat, WatchedEvent,
 };
 use crate::zookeeper::{ZkSession, ZkSettings};
 use crate::{Error, Result, path};
@@ -300,21 +300,11 @@ impl Registry {
             .iter()
             .map(|p| self.abs(p))
             .collect::<Result<Vec<_>>>()?;
-        let read = match &self.backend {
+        match &self.backend {
             Backend::Embedded(s) => s.read_nodes(&abs),
             Backend::Zk(s) => s.read_nodes(&abs).await,
         }
-        .map_err(|e| self.relative_error(e))?;
-        Ok(read
-            .into_iter()
-            .map(|n| {
-                n.map(|(data, stat, children)| NodeData {
-                    data,
-                    stat,
-                    children,
-                })
-            })
-            .collect())
+        .map_err(|e| self.relative_error(e))
     }
 
     /// Applies every operation or none.
@@ -460,17 +450,6 @@ impl Registry {
             other => other,
         }
     }
-}
-
-/// One node as [`Registry::read_nodes`] returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeData {
-    /// Data.
-    pub data: Vec<u8>,
-    /// Stat.
-    pub stat: Stat,
-    /// Child names.
-    pub children: Vec<String>,
 }
 
 enum WatchInner {

@@ -24,7 +24,7 @@ pub use persist::Durability;
 use tree::{Staged, Tree, Txn};
 use watches::Watches;
 
-use crate::node::{CreateMode, Op, OpResult, SessionEvent, Stat, WatchedEvent};
+use crate::node::{CreateMode, NodeData, Op, OpResult, SessionEvent, Stat, WatchedEvent};
 use crate::{Error, Result, path};
 
 struct Session {
@@ -309,10 +309,7 @@ impl EmbeddedSession {
         Ok(node.children.iter().cloned().collect())
     }
 
-    pub fn read_nodes(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Option<(Vec<u8>, Stat, Vec<String>)>>> {
+    pub fn read_nodes(&self, paths: &[String]) -> Result<Vec<Option<NodeData>>> {
         for p in paths {
             path::validate(p)?;
         }
@@ -321,11 +318,11 @@ impl EmbeddedSession {
         Ok(paths
             .iter()
             .map(|p| {
-                state
-                    .tree
-                    .nodes
-                    .get(p)
-                    .map(|n| (n.data.clone(), n.stat, n.children.iter().cloned().collect()))
+                state.tree.nodes.get(p).map(|n| NodeData {
+                    data: n.data.clone(),
+                    stat: n.stat,
+                    children: n.children.iter().cloned().collect(),
+                })
             })
             .collect())
     }

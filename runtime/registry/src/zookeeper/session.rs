@@ -8,7 +8,9 @@ use tokio::sync::broadcast;
 use zookeeper_client as zk;
 
 use super::{ZkSettings, map_zk};
-use crate::node::{CreateMode, EventKind, Op, OpResult, SessionEvent, Stat, WatchedEvent};
+use crate::node::{
+    CreateMode, EventKind, NodeData, Op, OpResult, SessionEvent, Stat, WatchedEvent,
+};
 use crate::{Error, Result, path};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -313,10 +315,7 @@ impl ZkSession {
 
     /// Data, stat and children of many nodes in one round trip (a ZooKeeper multi-read).
     /// A missing node is `None`.
-    pub async fn read_nodes(
-        &self,
-        paths: &[String],
-    ) -> Result<Vec<Option<(Vec<u8>, Stat, Vec<String>)>>> {
+    pub async fn read_nodes(&self, paths: &[String]) -> Result<Vec<Option<NodeData>>> {
         let client = self.client()?;
         let mut reader = client.new_multi_reader();
         for p in paths {
@@ -336,7 +335,11 @@ impl ZkSession {
                 (
                     zk::MultiReadResult::Data { data, stat: s },
                     zk::MultiReadResult::Children { children },
-                ) => Some((data, stat(&s), children)),
+                ) => Some(NodeData {
+                    data,
+                    stat: stat(&s),
+                    children,
+                }),
                 (
                     zk::MultiReadResult::Error {
                         err: zk::Error::NoNode,
