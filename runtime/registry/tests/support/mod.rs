@@ -39,6 +39,29 @@ fn four_letter(port: u16, cmd: &str) -> String {
     out
 }
 
+fn spawn(dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("zk.log"))
+        .expect("log");
+    Command::new("java")
+        .args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            CLASSPATH,
+        ])
+        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+        .arg(dir.join("zoo.cfg"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("java starts")
+}
+
 impl ZooKeeper {
     /// Starts a server and waits until it answers `srvr` as standalone.
     pub fn start() -> ZooKeeper {
@@ -58,33 +81,36 @@ impl ZooKeeper {
             ),
         )
         .expect("zoo.cfg");
-        let log = std::fs::File::create(dir.join("zk.log")).expect("log");
-        let child = Command::new("java")
-            .args([
-                "-Xmx256m",
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-cp",
-                CLASSPATH,
-            ])
-            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(dir.join("zoo.cfg"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("java starts");
+        let child = spawn(&dir);
         let zk = ZooKeeper { child, dir, port };
+        zk.wait_ready();
+        zk
+    }
+
+    fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !four_letter(port, "srvr").contains("Mode: standalone") {
+        while !four_letter(self.port, "srvr").contains("Mode: standalone") {
             assert!(
                 Instant::now() < deadline,
                 "ZooKeeper did not start; see {}",
-                zk.dir.display()
+                self.dir.display()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        zk
+    }
+
+    /// Kills the server process (SIGKILL), keeping its data.
+    #[allow(dead_code)]
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data.
+    #[allow(dead_code)]
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.dir);
+        self.wait_ready();
     }
 
     /// `127.0.0.1:port`.
