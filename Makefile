@@ -68,8 +68,9 @@ unit:
 e2e: build
 	cd end2end && CAPSTAN_BIN=$(CURDIR)/target/debug/capstan CAPSTAN_SITE_ROOT=$(CURDIR)/$(SITE) npx playwright test
 
-bench:
-	@echo "No benchmarks yet: they arrive with the registry, scheduler and stream runtimes."
+## Benchmarks (release build). Figures go to the issue notes; see README.
+bench: deps-test
+	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan-registry --bench tree_cache
 
 clean:
 	cargo clean

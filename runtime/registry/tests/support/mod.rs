@@ -40,14 +40,19 @@ fn four_letter(port: u16, cmd: &str) -> String {
 }
 
 fn spawn(dir: &std::path::Path) -> Child {
+    // Benchmarks hold hundreds of thousands of nodes and need a bigger heap.
+    let heap = format!(
+        "-Xmx{}",
+        std::env::var("CAPSTAN_ZK_HEAP").unwrap_or_else(|_| "256m".into())
+    );
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("zk.log"))
         .expect("log");
     Command::new("java")
+        .arg(heap)
         .args([
-            "-Xmx256m",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
             "-cp",
