@@ -103,7 +103,7 @@ messages! {
     "pager.prev" => "Previous", "上一页";
     "rc.children" => "jobs", "个作业";
     "rc.connected" => "Connected.", "连接成功。";
-    "rc.embedded_pending" => "The embedded registry is not part of this build yet: this centre can be listed but not browsed.", "当前版本尚未包含内嵌注册中心：此注册中心可以列出，但不能浏览。";
+    "rc.embedded_pending" => "An embedded registry, stored in this console's data directory. Job views arrive with the scheduler.", "内嵌注册中心，数据保存在本控制台的数据目录中。作业视图将随调度器提供。";
     "rc.namespace_missing" => "the namespace does not exist yet", "命名空间尚不存在";
     "shell.centre" => "Centre", "注册中心";
     "shell.none" => "none selected", "未选择";

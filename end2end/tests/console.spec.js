@@ -117,6 +117,9 @@ test.describe.serial('first run', () => {
     await expect(page).toHaveURL(`${capstan.url}/rc/local`);
     await expect(page.getByTestId('current-centre')).toHaveText('local');
     await expect(page.locator('.prod-banner')).toHaveCount(0);
+    // The embedded centre answers from the console's own registry store.
+    await page.click('[data-testid=test-connection]');
+    await expect(page.getByTestId('probe-ok')).toContainText('Connected');
     await shot(page, 'centre-local');
   });
 

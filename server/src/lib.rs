@@ -20,6 +20,7 @@ use capstan_app::ssr::audit::Audit;
 use capstan_app::ssr::auth::{Bootstrap, ensure_admin, generate_password, hash_password};
 use capstan_app::ssr::{AppState, ConsoleSettings, db};
 use capstan_app::{App, shell};
+use capstan_registry::{Durability, EmbeddedStore};
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -38,6 +39,10 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
     let zk_allow = AllowList::parse(&args.zk_allow)
         .map_err(|e| anyhow::anyhow!("--zk-allow / CAPSTAN_ZK_ALLOW: {e}"))?;
     let pool = db::open(&args.data_dir).await?;
+    let registry_file = args.data_dir.join("registry.db");
+    let embedded = EmbeddedStore::open(&registry_file, Durability::ProcessCrash)
+        .await
+        .with_context(|| format!("opening the embedded registry {}", registry_file.display()))?;
     let leptos_options = LeptosOptions::builder()
         .output_name("capstan")
         .site_root(args.site_root.to_string_lossy().into_owned())
@@ -54,6 +59,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
             secure_cookies: args.secure_cookies,
             probe_timeout: Duration::from_millis(args.probe_timeout_ms.max(100)),
         }),
+        embedded,
     };
     let outcome = ensure_admin(&state.db, args.admin_password.as_deref())
         .await

@@ -1,8 +1,8 @@
 //! Registry-centre operations, shared by server fns and the REST API.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use capstan_registry::{ConnectString, ZkSettings};
+use capstan_registry::{ConnectString, Registry, ZkSettings};
 
 use super::audit::Audit;
 use super::auth::Actor;
@@ -221,11 +221,21 @@ pub async fn delete(state: &AppState, actor: &Actor, name: &str) -> Result<(), A
 
 async fn probe_write(state: &AppState, w: &CentreWrite) -> Result<ProbeResult, AppError> {
     match w.kind {
-        CentreKind::Embedded => Err(AppError::Unreachable(
-            "the embedded registry is not part of this build yet: embedded centres can be \
-             listed but not browsed or tested"
-                .into(),
-        )),
+        CentreKind::Embedded => {
+            let started = Instant::now();
+            let unreachable = |e: capstan_registry::Error| AppError::Unreachable(e.to_string());
+            let registry = Registry::embedded(&state.embedded, &w.namespace)
+                .await
+                .map_err(unreachable)?;
+            let jobs = registry.children("/").await.map_err(unreachable);
+            registry.close().await;
+            Ok(ProbeResult {
+                latency_ms: started.elapsed().as_millis() as u64,
+                session_timeout_ms: 0,
+                namespace_exists: true,
+                jobs: jobs?.len(),
+            })
+        }
         CentreKind::Zookeeper => {
             let connect: ConnectString = w.connect.parse().map_err(internal)?;
             let settings = ZkSettings {

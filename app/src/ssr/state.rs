@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
+use capstan_registry::EmbeddedStore;
 use leptos::config::LeptosOptions;
 use sqlx::SqlitePool;
 
@@ -32,4 +33,7 @@ pub struct AppState {
     pub limiter: Arc<LoginLimiter>,
     /// Command-line settings.
     pub settings: Arc<ConsoleSettings>,
+    /// The store behind every embedded registry centre (`data/registry.db`); each
+    /// embedded centre is a namespace in it.
+    pub embedded: EmbeddedStore,
 }
