@@ -278,7 +278,8 @@ impl EmbeddedSession {
         .await
     }
 
-    pub fn get(&self, p: &str) -> Result<(Vec<u8>, Stat)> {
+    /// Runs `f` on the node at `p` under the read lock.
+    fn with_node<T>(&self, p: &str, f: impl FnOnce(&tree::Node) -> T) -> Result<T> {
         path::validate(p)?;
         let state = self.shared.read();
         self.alive(&state)?;
@@ -287,7 +288,11 @@ impl EmbeddedSession {
             .nodes
             .get(p)
             .ok_or_else(|| Error::NoNode(p.to_owned()))?;
-        Ok((node.data.clone(), node.stat))
+        Ok(f(node))
+    }
+
+    pub fn get(&self, p: &str) -> Result<(Vec<u8>, Stat)> {
+        self.with_node(p, |n| (n.data.clone(), n.stat))
     }
 
     pub fn exists(&self, p: &str) -> Result<Option<Stat>> {
@@ -298,15 +303,7 @@ impl EmbeddedSession {
     }
 
     pub fn children(&self, p: &str) -> Result<Vec<String>> {
-        path::validate(p)?;
-        let state = self.shared.read();
-        self.alive(&state)?;
-        let node = state
-            .tree
-            .nodes
-            .get(p)
-            .ok_or_else(|| Error::NoNode(p.to_owned()))?;
-        Ok(node.children.iter().cloned().collect())
+        self.with_node(p, |n| n.children.iter().cloned().collect())
     }
 
     pub fn read_nodes(&self, paths: &[String]) -> Result<Vec<Option<NodeData>>> {
