@@ -120,6 +120,7 @@ impl EmbeddedStore {
             shared: self.shared.clone(),
             id,
             events,
+            background_end: false,
         }
     }
 
@@ -134,6 +135,10 @@ pub(crate) struct EmbeddedSession {
     shared: Arc<Shared>,
     id: i64,
     events: broadcast::Sender<SessionEvent>,
+    /// Set on the copy that ends a dropped session in the background: if that task is
+    /// cancelled (runtime shutdown), the copy ends the session in memory instead of
+    /// spawning yet another task.
+    background_end: bool,
 }
 
 impl EmbeddedSession {
@@ -445,16 +450,18 @@ impl Drop for EmbeddedSession {
         if !self.is_alive() {
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(rt) if !self.background_end => {
                 let session = EmbeddedSession {
                     shared: self.shared.clone(),
                     id: self.id,
                     events: self.events.clone(),
+                    background_end: true,
                 };
                 rt.spawn(async move { session.end(SessionEvent::Closed).await });
             }
-            Err(_) => {
+            _ => {
                 self.end_in_memory();
                 let _ = self.events.send(SessionEvent::Closed);
             }
