@@ -4,12 +4,14 @@
 //! What is here so far, each matching Java exactly:
 //! - [`instance`]: instance ids `ip@-@pid`, and Java's descending string order of them;
 //! - [`sharding`]: the four built-in strategies, reproducing the worked examples;
+//! - [`admin`]: job, item and server statuses (spec §7.4) from a tree cache, with reasons;
 //! - [`config`]: the job config YAML, read leniently and written as Java's strict loader
 //!   expects;
 //! - [`cron`]: Quartz cron expressions with seconds, `?`, `L`, `W`, `#` and an optional year,
 //!   in `GMT±hh:mm` or IANA time zones, and the next N fire times.
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod cron;
 mod error;
