@@ -13,14 +13,14 @@ CARGO_FLAGS ?= --locked
 APT_PACKAGES := zookeeper chromium chromium-driver fonts-wqy-zenhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps-build deps-test site server build fmt-check clippy unit e2e bench clean
+.PHONY: run test deps-build deps-npm deps-test site server build fmt-check clippy unit e2e bench clean
 
 ## Start the console on 127.0.0.1:3000 with its data in ./data (CAPSTAN_* variables apply).
-run: deps-build build
+run: deps-build deps-npm build
 	./target/debug/capstan serve
 
 ## Every check CI runs.
-test: deps-build deps-test fmt-check clippy unit build e2e
+test: deps-build deps-npm deps-test fmt-check clippy unit build e2e
 
 deps-build:
 	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
@@ -35,16 +35,24 @@ deps-test:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	fi
-	@if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then \
+
+## npm packages of end2end/: Playwright, and binaryen's wasm-opt (Debian's wasm-opt 108
+## produces modules that do not hydrate, see TOOLCHAIN.md).
+deps-npm:
+	@if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ ! -d end2end/node_modules/@playwright/test ] \
+	  || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then \
 	  cd end2end && npm ci --no-audit --no-fund; \
 	fi
 
 ## The browser bundle: wasm (hydrate), its JS glue, CSS and static files, in target/site.
-site:
+site: deps-npm
 	cargo build $(CARGO_FLAGS) -p capstan-frontend --target wasm32-unknown-unknown --profile $(WASM_PROFILE)
 	mkdir -p $(SITE)/pkg
 	wasm-bindgen --target web --no-typescript --out-dir $(SITE)/pkg --out-name capstan \
 	  target/wasm32-unknown-unknown/$(WASM_PROFILE)/capstan_frontend.wasm
+	end2end/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+	  --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+	  -o $(SITE)/pkg/capstan_bg.wasm $(SITE)/pkg/capstan_bg.wasm
 	cp style/capstan.css $(SITE)/pkg/capstan.css
 	cp -r public/. $(SITE)/
 
