@@ -72,6 +72,7 @@ test.describe.serial('first run', () => {
     await page.fill('input[name="input[namespace]"]', 'capstan-e2e');
     await page.click('[data-testid=save-centre]');
     await expect(page.locator('.field-error[data-field=connect]')).toContainText('not a port');
+    await shot(page, 'centre-form-errors');
 
     await page.fill('input[name="input[name]"]', 'local');
     await page.fill('input[name="input[connect]"]', zk.connect);
@@ -127,6 +128,13 @@ test.describe.serial('first run', () => {
     const res = await page.goto(`${capstan.url}/rc/no-such-centre`);
     expect(res.status()).toBe(404);
     await expect(page.locator('.alert-error')).toContainText('no registry centre named');
+  });
+
+  test('the users page lists the admin', async () => {
+    await page.goto(`${capstan.url}/admin/users`);
+    await hydrated(page);
+    await expect(page.locator('tr[data-user=admin]')).toBeVisible();
+    await shot(page, 'users');
   });
 
   test('the audit log shows what happened', async () => {

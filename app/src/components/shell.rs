@@ -189,7 +189,7 @@ fn Shell(me: Me, centres: Vec<RegistryCentre>) -> impl IntoView {
                     <A href="/account">
                         <span data-testid="username">{me.username.clone()}</span>
                         " "
-                        <span class="badge">{me.role.as_str()}</span>
+                        <span class="badge">{t(lang, me.role.as_str())}</span>
                     </A>
                     <ActionForm action=logout attr:class="inline">
                         <button type="submit" class="link">{t(lang, "nav.logout")}</button>
