@@ -78,7 +78,7 @@ pub struct Stat {
 /// One operation of an all-or-nothing [`crate::Registry::multi`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// Fails the transaction unless `path` has data version `version`.
+    /// Fails the transaction unless `path` exists with data version `version` (-1: any).
     Check {
         /// Node.
         path: String,

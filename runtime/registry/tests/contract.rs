@@ -64,28 +64,38 @@ impl Fixture {
             Backend::Embedded(_) => r.expire_session().await.expect("expire"),
             Backend::ZooKeeper(connect) => {
                 // Take over the session from a second client, then close it there: the
-                // server ends the session, and the first client learns it has expired.
-                // The original client may win the connection back mid-handshake, so try a
-                // few times.
+                // server ends the session and the first client learns it has expired. The
+                // first client may win the connection back before the close is sent, so
+                // repeat until the first client reports the expiry.
+                let mut events = r.session_events();
                 let client = r.zookeeper_client().expect("zk client");
                 let session = client.session().clone();
                 drop(client);
-                for attempt in 1.. {
+                for attempt in 1..=10 {
                     match zookeeper_client::Client::connector()
                         .with_session(session.clone())
                         .with_session_timeout(Duration::from_secs(10))
                         .connect(connect)
                         .await
                     {
-                        Ok(thief) => {
-                            drop(thief);
-                            break;
+                        Ok(thief) => drop(thief),
+                        Err(zookeeper_client::Error::SessionExpired) => {}
+                        Err(e) => eprintln!("steal attempt {attempt}: {e}"),
+                    }
+                    let expired = tokio::time::timeout(Duration::from_secs(3), async {
+                        while let Some(e) = events.next().await {
+                            if e == SessionEvent::Expired {
+                                return true;
+                            }
                         }
-                        Err(zookeeper_client::Error::SessionExpired) => break,
-                        Err(e) if attempt < 5 => eprintln!("steal attempt {attempt}: {e}"),
-                        Err(e) => panic!("could not steal the session: {e}"),
+                        false
+                    })
+                    .await;
+                    if matches!(expired, Ok(true)) {
+                        return;
                     }
                 }
+                panic!("could not expire the session");
             }
         }
     }
@@ -247,6 +257,11 @@ async fn multi_is_all_or_nothing(f: &Fixture) {
                 path: "/m".into(),
                 version: 0,
             },
+            // -1 checks existence only, as in ZooKeeper.
+            Op::Check {
+                path: "/".into(),
+                version: -1,
+            },
             Op::Create {
                 path: "/m/a".into(),
                 data: b"1".to_vec(),
@@ -270,9 +285,10 @@ async fn multi_is_all_or_nothing(f: &Fixture) {
         .await
         .expect("multi");
     assert_eq!(results[0], OpResult::Check);
-    assert_eq!(results[1], OpResult::Create("/m/a".into()));
-    assert!(matches!(results[3], OpResult::Set(s) if s.version == 1));
-    assert_eq!(results[4], OpResult::Delete);
+    assert_eq!(results[1], OpResult::Check);
+    assert_eq!(results[2], OpResult::Create("/m/a".into()));
+    assert!(matches!(results[4], OpResult::Set(s) if s.version == 1));
+    assert_eq!(results[5], OpResult::Delete);
     assert_eq!(r.get("/m").await.expect("m").0, b"done");
     assert_eq!(r.exists("/m/a/b").await.expect("exists"), None);
     r.close().await;

@@ -3,6 +3,7 @@
 //!
 //! What is here so far, each matching Java exactly:
 //! - [`instance`]: instance ids `ip@-@pid`, and Java's descending string order of them;
+//! - [`protocol`]: registry protocol steps (leader election, lazy resharding, local items);
 //! - [`sharding`]: the four built-in strategies, reproducing the worked examples;
 //! - [`admin`]: job, item and server statuses (spec §7.4) from a tree cache, with reasons;
 //! - [`config`]: the job config YAML, read leniently and written as Java's strict loader
@@ -16,6 +17,7 @@ pub mod config;
 pub mod cron;
 mod error;
 pub mod instance;
+pub mod protocol;
 pub mod sharding;
 
 pub use error::{Error, Result};

@@ -281,11 +281,12 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// Fails unless the node has data version `version`.
+    /// Fails unless the node exists with data version `version` (-1: any version, as in
+    /// ZooKeeper; Curator's "check exists" is a check at -1).
     pub fn check(&self, p: &str, version: i32) -> Result<()> {
         path::validate(p)?;
         let node = self.get(p).ok_or_else(|| Error::NoNode(p.to_owned()))?;
-        if node.stat.version != version {
+        if version != -1 && node.stat.version != version {
             return Err(Error::BadVersion(p.to_owned()));
         }
         Ok(())

@@ -1,0 +1,85 @@
+//! Paths under `/{job}` (spec §2), in one place.
+
+/// The node paths of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobNodes {
+    root: String,
+}
+
+impl JobNodes {
+    /// Paths of `job`.
+    pub fn new(job: &str) -> JobNodes {
+        JobNodes {
+            root: format!("/{job}"),
+        }
+    }
+
+    /// `/{job}`.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    fn sub(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.root)
+    }
+
+    /// `/{job}/config`.
+    pub fn config(&self) -> String {
+        self.sub("config")
+    }
+
+    /// `/{job}/servers`.
+    pub fn servers(&self) -> String {
+        self.sub("servers")
+    }
+
+    /// `/{job}/servers/{ip}`.
+    pub fn server(&self, ip: &str) -> String {
+        self.sub(&format!("servers/{ip}"))
+    }
+
+    /// `/{job}/instances`.
+    pub fn instances(&self) -> String {
+        self.sub("instances")
+    }
+
+    /// `/{job}/instances/{id}`.
+    pub fn instance(&self, id: &str) -> String {
+        self.sub(&format!("instances/{id}"))
+    }
+
+    /// `/{job}/sharding`.
+    pub fn sharding(&self) -> String {
+        self.sub("sharding")
+    }
+
+    /// `/{job}/sharding/{item}`.
+    pub fn item(&self, item: u32) -> String {
+        self.sub(&format!("sharding/{item}"))
+    }
+
+    /// `/{job}/sharding/{item}/{leaf}` (`instance`, `running`, `disabled`, `failover`, …).
+    pub fn item_leaf(&self, item: u32, leaf: &str) -> String {
+        self.sub(&format!("sharding/{item}/{leaf}"))
+    }
+
+    /// `/{job}/leader/election/latch`.
+    pub fn election_latch(&self) -> String {
+        self.sub("leader/election/latch")
+    }
+
+    /// `/{job}/leader/election/instance`.
+    pub fn leader(&self) -> String {
+        self.sub("leader/election/instance")
+    }
+
+    /// `/{job}/leader/sharding/necessary`.
+    pub fn resharding_necessary(&self) -> String {
+        self.sub("leader/sharding/necessary")
+    }
+
+    /// `/{job}/leader/sharding/processing`.
+    pub fn resharding_processing(&self) -> String {
+        self.sub("leader/sharding/processing")
+    }
+}
