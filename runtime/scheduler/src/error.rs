@@ -28,6 +28,19 @@ pub enum Error {
     /// A malformed instance id.
     #[error("invalid instance id {0:?}: expected ip@-@pid")]
     InstanceId(String),
+    /// The job or server named does not exist in the registry.
+    #[error("{0}")]
+    NotFound(String),
+    /// Pause is a Capstan extension; Java instances would keep firing.
+    #[error(
+        "pause is not supported for {job}: instances {instances} are not Capstan runtimes and would ignore it"
+    )]
+    PauseNotSupported {
+        /// The job.
+        job: String,
+        /// The non-Capstan instances, comma-separated.
+        instances: String,
+    },
     /// A registry failure.
     #[error(transparent)]
     Registry(#[from] capstan_registry::Error),
