@@ -54,6 +54,20 @@ impl fmt::Display for InstanceId {
     }
 }
 
+/// The server IP of an instance: the `serverIp` of its node's YAML, else the text of its
+/// id before `@-@` (an instance node may be gone or hand-written).
+pub fn server_ip(instance_yaml: Option<&str>, id: &str) -> String {
+    instance_yaml
+        .and_then(|yaml| {
+            yaml.lines().find_map(|l| {
+                l.strip_prefix("serverIp:")
+                    .map(|v| v.trim().trim_matches('\'').to_owned())
+            })
+        })
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| id.split(DELIMITER).next().unwrap_or(id).to_owned())
+}
+
 /// Java's `String.compareTo`: UTF-16 code units, lexicographically.
 pub fn java_compare(a: &str, b: &str) -> Ordering {
     a.encode_utf16().cmp(b.encode_utf16())

@@ -54,26 +54,14 @@ async fn remove(registry: &Registry, path: &str) -> Result<()> {
     }
 }
 
-/// The `serverIp` in an instance node's YAML (else the id's IP part).
+/// The server IP of an instance of `nodes`' job.
 async fn instance_ip(registry: &Registry, nodes: &JobNodes, id: &str) -> Result<String> {
     let yaml = match registry.get(&nodes.instance(id)).await {
-        Ok((data, _)) => String::from_utf8_lossy(&data).into_owned(),
-        Err(RegistryError::NoNode(_)) => String::new(),
+        Ok((data, _)) => Some(String::from_utf8_lossy(&data).into_owned()),
+        Err(RegistryError::NoNode(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    Ok(yaml
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("serverIp:")
-                .map(|v| v.trim().trim_matches('\'').to_owned())
-        })
-        .filter(|ip| !ip.is_empty())
-        .unwrap_or_else(|| {
-            id.split(crate::instance::DELIMITER)
-                .next()
-                .unwrap_or(id)
-                .to_owned()
-        }))
+    Ok(crate::instance::server_ip(yaml.as_deref(), id))
 }
 
 /// Trigger once (§4.9): every current instance fires once. `parameter` (a Capstan

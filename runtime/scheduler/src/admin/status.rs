@@ -3,7 +3,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use capstan_registry::cache::TreeView;
 
 use crate::config::JobConfig;
-use crate::instance::DELIMITER;
 
 /// A job's status in the job list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,23 +97,11 @@ fn text(view: &TreeView<'_>, path: &str) -> Option<String> {
         .map(|n| String::from_utf8_lossy(&n.data).into_owned())
 }
 
-/// The `serverIp` of an instance node's YAML, else the id's text before `@-@`.
 fn server_ip_of(view: &TreeView<'_>, job: &str, instance: &str) -> String {
-    text(view, &format!("/{job}/instances/{instance}"))
-        .and_then(|yaml| {
-            yaml.lines().find_map(|l| {
-                l.strip_prefix("serverIp:")
-                    .map(|v| v.trim().trim_matches('\'').to_owned())
-            })
-        })
-        .filter(|ip| !ip.is_empty())
-        .unwrap_or_else(|| {
-            instance
-                .split(DELIMITER)
-                .next()
-                .unwrap_or(instance)
-                .to_owned()
-        })
+    crate::instance::server_ip(
+        text(view, &format!("/{job}/instances/{instance}")).as_deref(),
+        instance,
+    )
 }
 
 fn item_list(items: &[u32]) -> String {
