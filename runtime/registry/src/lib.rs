@@ -37,5 +37,5 @@ pub use error::{Error, Result};
 pub use node::{
     CreateMode, CreateOptions, EventKind, NodeData, Op, OpResult, SessionEvent, Stat, WatchedEvent,
 };
-pub use registry::{EventStream, Registry, SessionEvents, Watch};
+pub use registry::{EventStream, OpCounts, Registry, SessionEvents, Watch};
 pub use zookeeper::{ProbeReport, ZkSettings, probe};

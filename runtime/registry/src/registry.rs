@@ -1,6 +1,7 @@
 //! [`Registry`]: one handle, one behaviour, over ZooKeeper or the embedded store.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use zookeeper_client as zk;
@@ -28,6 +29,26 @@ pub struct Registry {
     backend: Backend,
     /// `""` for no namespace, else `/{namespace}`.
     root: Arc<str>,
+    /// Operations issued through this handle and its clones.
+    counts: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    reads: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// How many node operations a [`Registry`] handle (and its clones) has issued: what a
+/// benchmark divides by fires to get "reads and writes per fire".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpCounts {
+    /// Nodes read: `get`, `exists`, `children` (with or without a watch), and each node
+    /// of a `read_nodes` batch.
+    pub reads: u64,
+    /// Nodes written: `create`, `set`, `delete`, each node of a `delete_recursive`
+    /// counted once, and each write operation of a `multi` (checks excluded).
+    pub writes: u64,
 }
 
 fn root_of(namespace: &str) -> Result<Arc<str>> {
@@ -63,6 +84,7 @@ impl Registry {
         let registry = Registry {
             backend: Backend::Zk(session),
             root,
+            counts: Arc::default(),
         };
         registry.ensure_root().await?;
         Ok(registry)
@@ -78,6 +100,7 @@ impl Registry {
         let registry = Registry {
             backend: Backend::Embedded(Arc::new(store.session())),
             root,
+            counts: Arc::default(),
         };
         registry.ensure_root().await?;
         Ok(registry)
@@ -116,6 +139,22 @@ impl Registry {
         strip(&self.root, abs)
     }
 
+    fn count_reads(&self, n: usize) {
+        self.counts.reads.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn count_writes(&self, n: usize) {
+        self.counts.writes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Operations issued so far through this handle and its clones.
+    pub fn op_counts(&self) -> OpCounts {
+        OpCounts {
+            reads: self.counts.reads.load(Ordering::Relaxed),
+            writes: self.counts.writes.load(Ordering::Relaxed),
+        }
+    }
+
     /// This session's id (ZooKeeper's, or the embedded store's).
     pub fn session_id(&self) -> i64 {
         match &self.backend {
@@ -139,6 +178,7 @@ impl Registry {
     /// As [`Registry::create`].
     pub async fn create_with(&self, p: &str, data: &[u8], opts: CreateOptions) -> Result<String> {
         let abs = self.abs(p)?;
+        self.count_writes(1);
         path::validate_data(data)?;
         let created = match &self.backend {
             Backend::Embedded(s) => s.create(&abs, data, opts.mode, opts.create_parents).await,
@@ -154,6 +194,7 @@ impl Registry {
     /// [`Error::NoNode`], [`Error::NoAuth`], or a connection error.
     pub async fn get(&self, p: &str) -> Result<(Vec<u8>, Stat)> {
         let abs = self.abs(p)?;
+        self.count_reads(1);
         match &self.backend {
             Backend::Embedded(s) => s.get(&abs),
             Backend::Zk(s) => s.get(&abs).await,
@@ -168,6 +209,7 @@ impl Registry {
     /// As [`Registry::get`] (no watch is set on a missing node).
     pub async fn get_and_watch(&self, p: &str) -> Result<(Vec<u8>, Stat, Watch)> {
         let abs = self.abs(p)?;
+        self.count_reads(1);
         let (data, stat, inner) = match &self.backend {
             Backend::Embedded(s) => s
                 .get_and_watch(&abs)
@@ -187,6 +229,7 @@ impl Registry {
     /// A connection error.
     pub async fn exists(&self, p: &str) -> Result<Option<Stat>> {
         let abs = self.abs(p)?;
+        self.count_reads(1);
         match &self.backend {
             Backend::Embedded(s) => s.exists(&abs),
             Backend::Zk(s) => s.exists(&abs).await,
@@ -201,6 +244,7 @@ impl Registry {
     /// A connection error.
     pub async fn exists_and_watch(&self, p: &str) -> Result<(Option<Stat>, Watch)> {
         let abs = self.abs(p)?;
+        self.count_reads(1);
         let (stat, inner) = match &self.backend {
             Backend::Embedded(s) => s
                 .exists_and_watch(&abs)
@@ -220,6 +264,7 @@ impl Registry {
     /// [`Error::NoNode`] or a connection error.
     pub async fn children(&self, p: &str) -> Result<Vec<String>> {
         let abs = self.abs(p)?;
+        self.count_reads(1);
         match &self.backend {
             Backend::Embedded(s) => s.children(&abs),
             Backend::Zk(s) => s.children(&abs).await,
@@ -234,6 +279,7 @@ impl Registry {
     /// As [`Registry::children`].
     pub async fn children_and_watch(&self, p: &str) -> Result<(Vec<String>, Watch)> {
         let abs = self.abs(p)?;
+        self.count_reads(1);
         let (children, inner) = match &self.backend {
             Backend::Embedded(s) => s
                 .children_and_watch(&abs)
@@ -254,6 +300,7 @@ impl Registry {
     /// connection error.
     pub async fn set(&self, p: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
         let abs = self.abs(p)?;
+        self.count_writes(1);
         path::validate_data(data)?;
         match &self.backend {
             Backend::Embedded(s) => s.set(&abs, data, version).await,
@@ -269,6 +316,7 @@ impl Registry {
     /// error.
     pub async fn delete(&self, p: &str, version: Option<i32>) -> Result<()> {
         let abs = self.abs(p)?;
+        self.count_writes(1);
         match &self.backend {
             Backend::Embedded(s) => s.delete(&abs, version).await,
             Backend::Zk(s) => s.delete(&abs, version).await,
@@ -283,6 +331,7 @@ impl Registry {
     /// [`Error::NoNode`] for a missing node, or a connection error.
     pub async fn delete_recursive(&self, p: &str) -> Result<()> {
         let abs = self.abs(p)?;
+        self.count_writes(1);
         match &self.backend {
             Backend::Embedded(s) => s.delete_recursive(&abs).await,
             Backend::Zk(s) => s.delete_recursive(&abs).await,
@@ -300,6 +349,7 @@ impl Registry {
             .iter()
             .map(|p| self.abs(p))
             .collect::<Result<Vec<_>>>()?;
+        self.count_reads(abs.len());
         match &self.backend {
             Backend::Embedded(s) => s.read_nodes(&abs),
             Backend::Zk(s) => s.read_nodes(&abs).await,
@@ -352,6 +402,11 @@ impl Registry {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        self.count_writes(
+            ops.iter()
+                .filter(|op| !matches!(op, Op::Check { .. }))
+                .count(),
+        );
         let results = match &self.backend {
             Backend::Embedded(s) => s.multi(&ops).await,
             Backend::Zk(s) => s.multi(&ops).await,

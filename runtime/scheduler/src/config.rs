@@ -423,24 +423,11 @@ impl JobConfig {
         {
             err("cron", e.to_string());
         }
-        if let Some(params) = self
-            .sharding_item_parameters
-            .as_deref()
-            .filter(|p| !p.trim().is_empty())
-        {
-            for part in params.split(',') {
-                let kv: Vec<&str> = part.trim().split('=').collect();
-                let ok = kv.len() == 2 && kv[0].trim().parse::<i32>().is_ok();
-                if !ok {
-                    err(
-                        "shardingItemParameters",
-                        format!(
-                            "{part:?} is not item=value (e.g. 0=A,1=B); values cannot contain ',' or '='"
-                        ),
-                    );
-                    break;
-                }
-            }
+        if let Err(e) = crate::context::item_parameters(self.sharding_item_parameters.as_deref()) {
+            err(
+                "shardingItemParameters",
+                format!("{e}; write item=value pairs such as 0=A,1=B"),
+            );
         }
         if let Err(e) = Strategy::from_config(self.job_sharding_strategy_type.as_deref()) {
             err("jobShardingStrategyType", e.to_string());

@@ -41,6 +41,32 @@ pub enum Error {
         /// The non-Capstan instances, comma-separated.
         instances: String,
     },
+    /// A job config that fails validation, with every problem found.
+    #[error("job {job:?} cannot run: {}", problems.join("; "))]
+    InvalidConfig {
+        /// The job.
+        job: String,
+        /// What is wrong, one entry per field.
+        problems: Vec<String>,
+    },
+    /// The registry holds another kind of job under this name (§4.1 "job conflict").
+    #[error(
+        "job {job:?} is registered as {registered:?}, not {ours:?}; pick another name or remove the old job"
+    )]
+    JobConflict {
+        /// The job.
+        job: String,
+        /// The `/{job}` value found.
+        registered: String,
+        /// Ours.
+        ours: String,
+    },
+    /// The job already runs on this instance.
+    #[error("job {0:?} is already running here")]
+    AlreadyRunning(String),
+    /// No IP was given and this machine has no non-loopback IPv4 address.
+    #[error("no non-loopback IPv4 address found on this machine; give the IP to register under")]
+    NoAddress,
     /// A registry failure.
     #[error(transparent)]
     Registry(#[from] capstan_registry::Error),

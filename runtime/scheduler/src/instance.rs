@@ -54,6 +54,26 @@ impl fmt::Display for InstanceId {
     }
 }
 
+/// This machine's IPv4 address as ElasticJob's `IpUtils` picks one: the first public
+/// (non-private) address of an interface that is up, else the first private one; never
+/// loopback, link-local or IPv6.
+pub fn local_ipv4() -> Option<String> {
+    let addrs = if_addrs::get_if_addrs().ok()?;
+    let candidates: Vec<std::net::Ipv4Addr> = addrs
+        .iter()
+        .filter(|a| !a.is_loopback())
+        .filter_map(|a| match a.ip() {
+            std::net::IpAddr::V4(v4) if !v4.is_link_local() && !v4.is_unspecified() => Some(v4),
+            _ => None,
+        })
+        .collect();
+    candidates
+        .iter()
+        .find(|ip| !ip.is_private())
+        .or_else(|| candidates.first())
+        .map(ToString::to_string)
+}
+
 /// The server IP of an instance: the `serverIp` of its node's YAML, else the text of its
 /// id before `@-@` (an instance node may be gone or hand-written).
 pub fn server_ip(instance_yaml: Option<&str>, id: &str) -> String {

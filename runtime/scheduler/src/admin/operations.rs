@@ -2,9 +2,10 @@
 //! parameter. Each is what ElasticJob's lifecycle module writes, so Java instances react
 //! to them exactly as to ElasticJob-UI.
 
-use capstan_registry::{CreateMode, CreateOptions, Error as RegistryError, Registry};
+use capstan_registry::{Error as RegistryError, Registry};
 
 use crate::protocol::nodes::JobNodes;
+use crate::protocol::storage::{children, persist, remove, value};
 use crate::{Error, Result};
 
 /// The label a Capstan runtime puts in its instance node (`labels` is a known field of
@@ -19,48 +20,9 @@ async fn require_job(registry: &Registry, job: &str) -> Result<JobNodes> {
     }
 }
 
-/// Children of `path`, or none if it is missing.
-async fn children(registry: &Registry, path: &str) -> Result<Vec<String>> {
-    match registry.children(path).await {
-        Ok(c) => Ok(c),
-        Err(RegistryError::NoNode(_)) => Ok(Vec::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// ElasticJob's `persist`: create, or set if present.
-async fn persist(registry: &Registry, path: &str, value: &[u8]) -> Result<()> {
-    match registry
-        .create_with(
-            path,
-            value,
-            CreateOptions {
-                mode: CreateMode::Persistent,
-                create_parents: true,
-            },
-        )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(RegistryError::NodeExists(_)) => Ok(registry.set(path, value, None).await.map(drop)?),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn remove(registry: &Registry, path: &str) -> Result<()> {
-    match registry.delete_recursive(path).await {
-        Ok(()) | Err(RegistryError::NoNode(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// The server IP of an instance of `nodes`' job.
 async fn instance_ip(registry: &Registry, nodes: &JobNodes, id: &str) -> Result<String> {
-    let yaml = match registry.get(&nodes.instance(id)).await {
-        Ok((data, _)) => Some(String::from_utf8_lossy(&data).into_owned()),
-        Err(RegistryError::NoNode(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let yaml = value(registry, &nodes.instance(id)).await?;
     Ok(crate::instance::server_ip(yaml.as_deref(), id))
 }
 
@@ -71,12 +33,12 @@ async fn instance_ip(registry: &Registry, nodes: &JobNodes, id: &str) -> Result<
 /// [`Error::NotFound`] for an unknown job, or a registry error.
 pub async fn trigger(registry: &Registry, job: &str, parameter: Option<&str>) -> Result<usize> {
     let nodes = require_job(registry, job).await?;
-    remove(registry, &format!("{}/trigger", nodes.root())).await?;
+    remove(registry, &nodes.triggers()).await?;
     let instances = children(registry, &nodes.instances()).await?;
     for id in &instances {
         persist(
             registry,
-            &format!("{}/trigger/{id}", nodes.root()),
+            &nodes.trigger(id),
             parameter.unwrap_or("").as_bytes(),
         )
         .await?;
@@ -194,10 +156,8 @@ pub async fn pause(registry: &Registry, job: &str) -> Result<()> {
     let nodes = require_job(registry, job).await?;
     let mut foreign = Vec::new();
     for id in children(registry, &nodes.instances()).await? {
-        let yaml = match registry.get(&nodes.instance(&id)).await {
-            Ok((data, _)) => String::from_utf8_lossy(&data).into_owned(),
-            Err(RegistryError::NoNode(_)) => continue,
-            Err(e) => return Err(e.into()),
+        let Some(yaml) = value(registry, &nodes.instance(&id)).await? else {
+            continue;
         };
         if !yaml
             .lines()
@@ -212,7 +172,7 @@ pub async fn pause(registry: &Registry, job: &str) -> Result<()> {
             instances: foreign.join(", "),
         });
     }
-    persist(registry, &format!("{}/paused", nodes.root()), b"").await
+    persist(registry, &nodes.paused(), b"").await
 }
 
 /// Resumes a paused job.
@@ -221,7 +181,7 @@ pub async fn pause(registry: &Registry, job: &str) -> Result<()> {
 /// [`Error::NotFound`] or a registry error.
 pub async fn resume(registry: &Registry, job: &str) -> Result<()> {
     let nodes = require_job(registry, job).await?;
-    remove(registry, &format!("{}/paused", nodes.root())).await
+    remove(registry, &nodes.paused()).await
 }
 
 #[cfg(test)]

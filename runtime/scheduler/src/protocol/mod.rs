@@ -4,3 +4,4 @@
 pub mod election;
 pub mod nodes;
 pub mod sharding;
+pub mod storage;

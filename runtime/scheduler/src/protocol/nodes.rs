@@ -82,4 +82,39 @@ impl JobNodes {
     pub fn resharding_processing(&self) -> String {
         self.sub("leader/sharding/processing")
     }
+
+    /// `/{job}/leader/failover/latch`.
+    pub fn failover_latch(&self) -> String {
+        self.sub("leader/failover/latch")
+    }
+
+    /// `/{job}/leader/failover/items`.
+    pub fn failover_items(&self) -> String {
+        self.sub("leader/failover/items")
+    }
+
+    /// `/{job}/leader/failover/items/{item}`.
+    pub fn failover_item(&self, item: u32) -> String {
+        self.sub(&format!("leader/failover/items/{item}"))
+    }
+
+    /// `/{job}/trigger`.
+    pub fn triggers(&self) -> String {
+        self.sub("trigger")
+    }
+
+    /// `/{job}/trigger/{id}`.
+    pub fn trigger(&self, id: &str) -> String {
+        self.sub(&format!("trigger/{id}"))
+    }
+
+    /// `/{job}/paused` (Capstan's extension).
+    pub fn paused(&self) -> String {
+        self.sub("paused")
+    }
+
+    /// `/{job}/systemTime/current` (the clock-skew check).
+    pub fn system_time(&self) -> String {
+        self.sub("systemTime/current")
+    }
 }

@@ -5,6 +5,7 @@ use capstan_registry::{CreateMode, CreateOptions, Error as RegistryError, Op, Re
 
 use super::election::is_leader;
 use super::nodes::JobNodes;
+use super::storage::{create_if_absent, exists};
 use crate::Result;
 use crate::instance::{InstanceId, sort_descending};
 use crate::sharding::Strategy;
@@ -35,38 +36,19 @@ pub enum ShardOutcome {
     Sharded(Vec<(InstanceId, Vec<u32>)>),
 }
 
-async fn exists(registry: &Registry, path: &str) -> Result<bool> {
-    Ok(registry.exists(path).await?.is_some())
-}
-
-async fn persist_empty(registry: &Registry, path: &str, mode: CreateMode) -> Result<()> {
-    match registry
-        .create_with(
-            path,
-            b"",
-            CreateOptions {
-                mode,
-                create_parents: true,
-            },
-        )
-        .await
-    {
-        Ok(_) | Err(RegistryError::NodeExists(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// `setReshardingFlag`: creates `leader/sharding/necessary`.
 ///
 /// # Errors
 /// A registry error.
 pub async fn set_resharding_flag(registry: &Registry, job: &JobNodes) -> Result<()> {
-    persist_empty(
+    create_if_absent(
         registry,
         &job.resharding_necessary(),
+        b"",
         CreateMode::Persistent,
     )
     .await
+    .map(drop)
 }
 
 /// Whether a server's value is exactly `ENABLED` (3.0.2+: empty or missing is not).
@@ -158,7 +140,7 @@ pub async fn shard_if_necessary(
             Ok(()) | Err(RegistryError::NoNode(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        persist_empty(registry, &job.item(item), CreateMode::Persistent).await?;
+        create_if_absent(registry, &job.item(item), b"", CreateMode::Persistent).await?;
     }
     let count = registry.children(&job.sharding()).await?.len() as u32;
     for item in plan.total..count {
@@ -239,7 +221,7 @@ mod tests {
     /// Steps 1-2 of spec §6: an instance registers its server, instance node and config.
     async fn start_instance(r: &Registry, job: &JobNodes, id: &str, ip: &str) -> InstanceId {
         let me: InstanceId = id.parse().expect("id");
-        persist_empty(r, job.root(), CreateMode::Persistent)
+        create_if_absent(r, job.root(), b"", CreateMode::Persistent)
             .await
             .expect("root");
         let _ = r

@@ -1,0 +1,997 @@
+//! Run history in SQLite: ElasticJob's two event-trace tables (spec §8) plus a run id, an
+//! explicit `RUNNING` state, captured output, hourly aggregates for charts, and retention.
+//!
+//! Writes never sit on the fire path: the runtime hands records to a writer task, which
+//! commits them in batches (as Java posts trace events to a thread pool). [`History::flush`]
+//! waits for everything handed over so far. An item that was running when its process died
+//! stays `RUNNING` in the file; the next runtime on the same file marks it `ABANDONED`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Records per write transaction, at most.
+const BATCH: usize = 512;
+const HOUR_MS: i64 = 3_600_000;
+/// Failure causes are cut like Java's (VARCHAR(4000)).
+const CAUSE_LIMIT: usize = 4000;
+
+/// Why the history store could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// The file could not be opened or is not a history database.
+    #[error("cannot open run history {path}: {reason}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The file was written by a newer Capstan.
+    #[error(
+        "run history {path} was written by a newer Capstan (schema version {version}); run that version or move the file away. It was not changed."
+    )]
+    TooNew {
+        /// The file.
+        path: String,
+        /// The unknown version.
+        version: i64,
+    },
+    /// A query failed.
+    #[error("run history query failed: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// How long history is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Item executions and status traces older than this are deleted.
+    pub max_age: Duration,
+    /// At most this many item executions per job are kept (the newest).
+    pub max_runs_per_job: u32,
+    /// Hourly aggregates are kept this long (they are small).
+    pub aggregate_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            max_age: Duration::from_secs(30 * 86_400),
+            max_runs_per_job: 10_000,
+            aggregate_age: Duration::from_secs(400 * 86_400),
+        }
+    }
+}
+
+/// Where a run came from (`execution_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A cron fire or an operator's trigger (as Java records both).
+    NormalTrigger,
+    /// The re-run of a fire that was missed while the previous run was still going.
+    Misfire,
+    /// Items taken over from a crashed instance. (Java's enum has it but Lite never
+    /// writes it; Capstan does, so failover re-runs are visible.)
+    Failover,
+}
+
+impl Source {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::NormalTrigger => "NORMAL_TRIGGER",
+            Source::Misfire => "MISFIRE",
+            Source::Failover => "FAILOVER",
+        }
+    }
+}
+
+/// The state of an item execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// Still executing.
+    Running,
+    /// Finished without error.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Its process ended before it finished.
+    Abandoned,
+}
+
+impl RunState {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "RUNNING",
+            RunState::Succeeded => "SUCCEEDED",
+            RunState::Failed => "FAILED",
+            RunState::Abandoned => "ABANDONED",
+        }
+    }
+}
+
+impl FromStr for RunState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RunState, String> {
+        [
+            RunState::Running,
+            RunState::Succeeded,
+            RunState::Failed,
+            RunState::Abandoned,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| format!("unknown run state {s:?}"))
+    }
+}
+
+/// The state of a status-trace row (the values Lite writes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceState {
+    /// A fire begins.
+    Staging,
+    /// Its items start.
+    Running,
+    /// It ended (also: nothing to run, or skipped).
+    Finished,
+    /// Some item failed.
+    Error,
+}
+
+impl TraceState {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceState::Staging => "TASK_STAGING",
+            TraceState::Running => "TASK_RUNNING",
+            TraceState::Finished => "TASK_FINISHED",
+            TraceState::Error => "TASK_ERROR",
+        }
+    }
+}
+
+/// An item execution starting.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemStarted {
+    pub id: String,
+    pub run_id: String,
+    pub job_name: String,
+    pub task_id: String,
+    pub ip: String,
+    pub instance_id: String,
+    pub item: u32,
+    pub source: Source,
+    pub start_ms: i64,
+}
+
+/// An item execution ending.
+#[derive(Debug, Clone)]
+pub(crate) struct ItemFinished {
+    pub id: String,
+    pub job_name: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub failure: Option<String>,
+    pub output: Option<String>,
+}
+
+/// A status transition of a run.
+#[derive(Debug, Clone)]
+pub(crate) struct StatusTrace {
+    pub run_id: String,
+    pub job_name: String,
+    pub task_id: String,
+    pub ip: String,
+    pub items: Vec<u32>,
+    pub state: TraceState,
+    pub message: String,
+    pub at_ms: i64,
+}
+
+enum Record {
+    Started(ItemStarted),
+    Finished(ItemFinished),
+    Trace(StatusTrace),
+    Flush(oneshot::Sender<()>),
+}
+
+/// A history store. Cheap to clone.
+#[derive(Clone)]
+pub struct History {
+    pool: SqlitePool,
+    tx: mpsc::UnboundedSender<Record>,
+    hostname: std::sync::Arc<str>,
+    retention: Retention,
+}
+
+/// One item execution, as queries return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    /// The item execution's id.
+    pub id: String,
+    /// The fire it belongs to.
+    pub run_id: String,
+    /// Job.
+    pub job_name: String,
+    /// Task id (spec §8.3).
+    pub task_id: String,
+    /// Executor host name.
+    pub hostname: String,
+    /// Executor IP.
+    pub ip: String,
+    /// Executor instance.
+    pub instance_id: String,
+    /// Item.
+    pub item: u32,
+    /// `NORMAL_TRIGGER`, `MISFIRE` or `FAILOVER`.
+    pub source: String,
+    /// State.
+    pub state: RunState,
+    /// Why it failed.
+    pub failure_cause: Option<String>,
+    /// What it printed.
+    pub output: Option<String>,
+    /// Start, ms since the epoch.
+    pub start_ms: i64,
+    /// End, if it ended.
+    pub complete_ms: Option<i64>,
+}
+
+/// One status-trace row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceRecord {
+    /// Row id.
+    pub id: String,
+    /// The fire it belongs to.
+    pub run_id: String,
+    /// Job.
+    pub job_name: String,
+    /// Task id.
+    pub task_id: String,
+    /// Executor IP (Java's `slave_id`).
+    pub slave_id: String,
+    /// Items, as Java prints a list (`[0, 1, 2]`).
+    pub sharding_items: String,
+    /// `TASK_STAGING`, `TASK_RUNNING`, `TASK_FINISHED` or `TASK_ERROR`.
+    pub state: String,
+    /// Message.
+    pub message: Option<String>,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// Filters for [`History::runs`]; `None` matches everything. Times are half-open,
+/// `[from, to)`, on the start time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    /// Exact job name.
+    pub job: Option<String>,
+    /// Exact executor IP.
+    pub ip: Option<String>,
+    /// Exact state.
+    pub state: Option<RunState>,
+    /// Start at or after, ms.
+    pub from_ms: Option<i64>,
+    /// Start before, ms.
+    pub to_ms: Option<i64>,
+    /// Exact run id (the items of one fire).
+    pub run_id: Option<String>,
+}
+
+/// Filters for [`History::traces`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceQuery {
+    /// Exact job name.
+    pub job: Option<String>,
+    /// Exact state (`TASK_…`).
+    pub state: Option<String>,
+    /// At or after, ms.
+    pub from_ms: Option<i64>,
+    /// Before, ms.
+    pub to_ms: Option<i64>,
+}
+
+/// A page of results, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// How many rows match in all.
+    pub total: u64,
+    /// This page's rows.
+    pub rows: Vec<T>,
+}
+
+/// Finished item executions of one hour and outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyCount {
+    /// Start of the hour, ms since the epoch (UTC).
+    pub hour_ms: i64,
+    /// `SUCCEEDED`, `FAILED` or `ABANDONED`.
+    pub outcome: RunState,
+    /// How many.
+    pub runs: u64,
+    /// Their summed duration.
+    pub total_ms: u64,
+    /// The longest.
+    pub max_ms: u64,
+}
+
+/// What [`History::prune`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Item executions.
+    pub runs: u64,
+    /// Status-trace rows.
+    pub traces: u64,
+    /// Hourly aggregate rows.
+    pub aggregates: u64,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// Java's `List.toString()`: `[0, 1, 2]`.
+fn java_list(items: &[u32]) -> String {
+    let parts: Vec<String> = items.iter().map(u32::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+impl History {
+    /// Opens (creating if missing) and migrates a history file, and starts its writer.
+    ///
+    /// # Errors
+    /// [`HistoryError::Open`] for an unusable file, [`HistoryError::TooNew`] for one from
+    /// a newer version (left unchanged).
+    pub async fn open(path: &Path, retention: Retention) -> Result<History, HistoryError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5));
+        Self::connect(options, &path.display().to_string(), retention).await
+    }
+
+    /// A history that lives in memory (tests, throw-away runs).
+    ///
+    /// # Errors
+    /// As [`History::open`].
+    pub async fn in_memory() -> Result<History, HistoryError> {
+        let options =
+            SqliteConnectOptions::from_str("sqlite::memory:").map_err(|e| HistoryError::Open {
+                path: ":memory:".into(),
+                reason: e.to_string(),
+            })?;
+        Self::connect(options, ":memory:", Retention::default()).await
+    }
+
+    async fn connect(
+        options: SqliteConnectOptions,
+        name: &str,
+        retention: Retention,
+    ) -> Result<History, HistoryError> {
+        let open_error = |e: sqlx::Error| HistoryError::Open {
+            path: name.to_owned(),
+            reason: e.to_string(),
+        };
+        // One connection for an in-memory database (each connection would get its own);
+        // a few for a file, so queries from the console run beside the writer.
+        let max = if name == ":memory:" { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(if name == ":memory:" { 1 } else { 0 })
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&pool).await.map_err(|e| match e {
+            MigrateError::VersionMissing(version) => HistoryError::TooNew {
+                path: name.to_owned(),
+                version,
+            },
+            other => HistoryError::Open {
+                path: name.to_owned(),
+                reason: other.to_string(),
+            },
+        })?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(writer(pool.clone(), rx));
+        Ok(History {
+            pool,
+            tx,
+            hostname: host_name().into(),
+            retention,
+        })
+    }
+
+    pub(crate) fn started(&self, r: ItemStarted) {
+        let _ = self.tx.send(Record::Started(r));
+    }
+
+    pub(crate) fn finished(&self, r: ItemFinished) {
+        let _ = self.tx.send(Record::Finished(r));
+    }
+
+    pub(crate) fn trace(&self, r: StatusTrace) {
+        let _ = self.tx.send(Record::Trace(r));
+    }
+
+    /// This host's name, as recorded.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
+    /// Waits until every record handed over so far is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Record::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Marks items still `RUNNING` for instances other than `current` as `ABANDONED`:
+    /// their process ended without finishing them. Returns how many.
+    ///
+    /// # Errors
+    /// A query error.
+    pub async fn abandon_others(&self, current: &str) -> Result<u64, HistoryError> {
+        self.flush().await;
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let stale = sqlx::query(
+            "SELECT id, job_name, start_time FROM job_execution_log WHERE state = 'RUNNING' AND instance_id <> ?",
+        )
+        .bind(current)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &stale {
+            let finished = ItemFinished {
+                id: row.try_get("id")?,
+                job_name: row.try_get("job_name")?,
+                start_ms: row.try_get("start_time")?,
+                end_ms: now,
+                failure: Some(
+                    "the process running this item ended before it finished (killed or crashed)"
+                        .into(),
+                ),
+                output: None,
+            };
+            write_finished(&mut tx, &finished, RunState::Abandoned).await?;
+        }
+        tx.commit().await?;
+        Ok(stale.len() as u64)
+    }
+
+    /// Item executions matching `q`, newest first; `page` counts from 1.
+    ///
+    /// # Errors
+    /// A query error.
+    pub async fn runs(
+        &self,
+        q: &RunQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<RunRecord>, HistoryError> {
+        let filter = |b: &mut QueryBuilder<Sqlite>| {
+            b.push(" WHERE 1 = 1");
+            if let Some(j) = &q.job {
+                b.push(" AND job_name = ").push_bind(j.clone());
+            }
+            if let Some(ip) = &q.ip {
+                b.push(" AND ip = ").push_bind(ip.clone());
+            }
+            if let Some(s) = q.state {
+                b.push(" AND state = ").push_bind(s.as_str());
+            }
+            if let Some(f) = q.from_ms {
+                b.push(" AND start_time >= ").push_bind(f);
+            }
+            if let Some(t) = q.to_ms {
+                b.push(" AND start_time < ").push_bind(t);
+            }
+            if let Some(r) = &q.run_id {
+                b.push(" AND run_id = ").push_bind(r.clone());
+            }
+        };
+        let mut count = QueryBuilder::new("SELECT count(*) FROM job_execution_log");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut select = QueryBuilder::new(
+            "SELECT id, run_id, job_name, task_id, hostname, ip, instance_id, sharding_item, \
+             execution_source, state, failure_cause, output, start_time, complete_time \
+             FROM job_execution_log",
+        );
+        filter(&mut select);
+        select
+            .push(" ORDER BY start_time DESC, sharding_item LIMIT ")
+            .push_bind(i64::from(per_page.clamp(1, 1000)))
+            .push(" OFFSET ")
+            .push_bind(i64::from(page.max(1) - 1) * i64::from(per_page.clamp(1, 1000)));
+        let rows = select.build().fetch_all(&self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                Ok(RunRecord {
+                    id: r.try_get("id")?,
+                    run_id: r.try_get("run_id")?,
+                    job_name: r.try_get("job_name")?,
+                    task_id: r.try_get("task_id")?,
+                    hostname: r.try_get("hostname")?,
+                    ip: r.try_get("ip")?,
+                    instance_id: r.try_get("instance_id")?,
+                    item: r.try_get::<i64, _>("sharding_item")? as u32,
+                    source: r.try_get("execution_source")?,
+                    state: r
+                        .try_get::<String, _>("state")?
+                        .parse()
+                        .unwrap_or(RunState::Failed),
+                    failure_cause: r.try_get("failure_cause")?,
+                    output: r.try_get("output")?,
+                    start_ms: r.try_get("start_time")?,
+                    complete_ms: r.try_get("complete_time")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Page {
+            total: total as u64,
+            rows,
+        })
+    }
+
+    /// Status-trace rows matching `q`, newest first; `page` counts from 1.
+    ///
+    /// # Errors
+    /// A query error.
+    pub async fn traces(
+        &self,
+        q: &TraceQuery,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Page<TraceRecord>, HistoryError> {
+        let filter = |b: &mut QueryBuilder<Sqlite>| {
+            b.push(" WHERE 1 = 1");
+            if let Some(j) = &q.job {
+                b.push(" AND job_name = ").push_bind(j.clone());
+            }
+            if let Some(s) = &q.state {
+                b.push(" AND state = ").push_bind(s.clone());
+            }
+            if let Some(f) = q.from_ms {
+                b.push(" AND creation_time >= ").push_bind(f);
+            }
+            if let Some(t) = q.to_ms {
+                b.push(" AND creation_time < ").push_bind(t);
+            }
+        };
+        let mut count = QueryBuilder::new("SELECT count(*) FROM job_status_trace_log");
+        filter(&mut count);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut select = QueryBuilder::new(
+            "SELECT id, run_id, job_name, task_id, slave_id, sharding_item, state, message, \
+             creation_time FROM job_status_trace_log",
+        );
+        filter(&mut select);
+        let per_page = per_page.clamp(1, 1000);
+        select
+            .push(" ORDER BY creation_time DESC, rowid DESC LIMIT ")
+            .push_bind(i64::from(per_page))
+            .push(" OFFSET ")
+            .push_bind(i64::from(page.max(1) - 1) * i64::from(per_page));
+        let rows = select
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(TraceRecord {
+                    id: r.try_get("id")?,
+                    run_id: r.try_get("run_id")?,
+                    job_name: r.try_get("job_name")?,
+                    task_id: r.try_get("task_id")?,
+                    slave_id: r.try_get("slave_id")?,
+                    sharding_items: r.try_get("sharding_item")?,
+                    state: r.try_get("state")?,
+                    message: r.try_get("message")?,
+                    at_ms: r.try_get("creation_time")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Page {
+            total: total as u64,
+            rows,
+        })
+    }
+
+    /// Finished item executions per hour and outcome in `[from_ms, to_ms)`, for one job
+    /// or all, oldest hour first.
+    ///
+    /// # Errors
+    /// A query error.
+    pub async fn hourly(
+        &self,
+        job: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<HourlyCount>, HistoryError> {
+        let mut b = QueryBuilder::new(
+            "SELECT hour, outcome, sum(runs) AS runs, sum(total_ms) AS total_ms, max(max_ms) AS max_ms \
+             FROM job_run_hourly WHERE hour >= ",
+        );
+        b.push_bind(from_ms - from_ms.rem_euclid(HOUR_MS))
+            .push(" AND hour < ")
+            .push_bind(to_ms);
+        if let Some(j) = job {
+            b.push(" AND job_name = ").push_bind(j.to_owned());
+        }
+        b.push(" GROUP BY hour, outcome ORDER BY hour, outcome");
+        let rows = b.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HourlyCount {
+                    hour_ms: r.try_get("hour")?,
+                    outcome: r
+                        .try_get::<String, _>("outcome")?
+                        .parse()
+                        .unwrap_or(RunState::Failed),
+                    runs: r.try_get::<i64, _>("runs")? as u64,
+                    total_ms: r.try_get::<i64, _>("total_ms")? as u64,
+                    max_ms: r.try_get::<i64, _>("max_ms")? as u64,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(HistoryError::from)
+    }
+
+    /// Distinct job names in the history, for filters.
+    ///
+    /// # Errors
+    /// A query error.
+    pub async fn job_names(&self) -> Result<Vec<String>, HistoryError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT job_name FROM job_execution_log ORDER BY job_name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Applies the retention policy as of `now_ms`. Running items are never deleted.
+    ///
+    /// # Errors
+    /// A query error.
+    pub async fn prune(&self, now_ms: i64) -> Result<Pruned, HistoryError> {
+        let r = self.retention;
+        let cutoff = now_ms - r.max_age.as_millis() as i64;
+        let mut pruned = Pruned::default();
+        pruned.runs += sqlx::query(
+            "DELETE FROM job_execution_log WHERE start_time < ? AND state <> 'RUNNING'",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        pruned.traces += sqlx::query("DELETE FROM job_status_trace_log WHERE creation_time < ?")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        // Per job, everything older than the newest `max_runs_per_job` executions.
+        let keep = i64::from(r.max_runs_per_job.max(1));
+        let crowded: Vec<String> = sqlx::query_scalar(
+            "SELECT job_name FROM job_execution_log GROUP BY job_name HAVING count(*) > ?",
+        )
+        .bind(keep)
+        .fetch_all(&self.pool)
+        .await?;
+        for job in crowded {
+            let oldest_kept: Option<i64> = sqlx::query_scalar(
+                "SELECT start_time FROM job_execution_log WHERE job_name = ? \
+                 ORDER BY start_time DESC LIMIT 1 OFFSET ?",
+            )
+            .bind(&job)
+            .bind(keep - 1)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(oldest_kept) = oldest_kept else {
+                continue;
+            };
+            pruned.runs += sqlx::query(
+                "DELETE FROM job_execution_log WHERE job_name = ? AND start_time < ? AND state <> 'RUNNING'",
+            )
+            .bind(&job)
+            .bind(oldest_kept)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            pruned.traces += sqlx::query(
+                "DELETE FROM job_status_trace_log WHERE job_name = ? AND creation_time < ?",
+            )
+            .bind(&job)
+            .bind(oldest_kept)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        pruned.aggregates += sqlx::query("DELETE FROM job_run_hourly WHERE hour < ?")
+            .bind(now_ms - r.aggregate_age.as_millis() as i64)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(pruned)
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+async fn write_finished(
+    tx: &mut sqlx::SqliteConnection,
+    f: &ItemFinished,
+    state: RunState,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE job_execution_log SET state = ?, is_success = ?, failure_cause = ?, output = ?, \
+         complete_time = ? WHERE id = ?",
+    )
+    .bind(state.as_str())
+    .bind(i64::from(state == RunState::Succeeded))
+    .bind(f.failure.as_deref().map(|c| cut(c, CAUSE_LIMIT)))
+    .bind(f.output.as_deref())
+    .bind(f.end_ms)
+    .bind(&f.id)
+    .execute(&mut *tx)
+    .await?;
+    let duration = (f.end_ms - f.start_ms).max(0);
+    sqlx::query(
+        "INSERT INTO job_run_hourly (job_name, hour, outcome, runs, total_ms, max_ms) VALUES (?, ?, ?, 1, ?, ?) \
+         ON CONFLICT (job_name, hour, outcome) DO UPDATE SET runs = runs + 1, \
+         total_ms = total_ms + excluded.total_ms, max_ms = max(max_ms, excluded.max_ms)",
+    )
+    .bind(&f.job_name)
+    .bind(f.end_ms - f.end_ms.rem_euclid(HOUR_MS))
+    .bind(state.as_str())
+    .bind(duration)
+    .bind(duration)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write(
+    tx: &mut sqlx::SqliteConnection,
+    record: &Record,
+    hostname: &str,
+) -> Result<(), sqlx::Error> {
+    match record {
+        Record::Started(s) => {
+            sqlx::query(
+                "INSERT INTO job_execution_log (id, run_id, job_name, task_id, hostname, ip, instance_id, \
+                 sharding_item, execution_source, state, is_success, start_time) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'RUNNING', 0, ?)",
+            )
+            .bind(&s.id)
+            .bind(&s.run_id)
+            .bind(&s.job_name)
+            .bind(&s.task_id)
+            .bind(hostname)
+            .bind(&s.ip)
+            .bind(&s.instance_id)
+            .bind(i64::from(s.item))
+            .bind(s.source.as_str())
+            .bind(s.start_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Record::Finished(f) => {
+            let state = if f.failure.is_some() {
+                RunState::Failed
+            } else {
+                RunState::Succeeded
+            };
+            write_finished(tx, f, state).await?;
+        }
+        Record::Trace(t) => {
+            sqlx::query(
+                "INSERT INTO job_status_trace_log (id, run_id, job_name, original_task_id, task_id, slave_id, \
+                 execution_type, sharding_item, state, message, creation_time) \
+                 VALUES (?, ?, ?, '', ?, ?, 'READY', ?, ?, ?, ?)",
+            )
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(&t.run_id)
+            .bind(&t.job_name)
+            .bind(&t.task_id)
+            .bind(&t.ip)
+            .bind(java_list(&t.items))
+            .bind(t.state.as_str())
+            .bind(cut(&t.message, CAUSE_LIMIT))
+            .bind(t.at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Record::Flush(_) => {}
+    }
+    Ok(())
+}
+
+/// Commits records in batches; answers flushes once what came before them is committed.
+async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Record>) {
+    let hostname = host_name();
+    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                let mut tx = pool.begin().await?;
+                for r in &batch {
+                    write(&mut tx, r, &hostname).await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            match result {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "run history: write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = batch.len(), "run history: records could not be written and are lost");
+                    break;
+                }
+            }
+        }
+        for r in batch.drain(..) {
+            if let Record::Flush(done) = r {
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(id: &str, job: &str, start: i64) -> ItemStarted {
+        ItemStarted {
+            id: id.into(),
+            run_id: format!("run-{start}"),
+            job_name: job.into(),
+            task_id: format!("{job}@-@0@-@READY@-@10.0.0.1@-@1"),
+            ip: "10.0.0.1".into(),
+            instance_id: "10.0.0.1@-@1".into(),
+            item: 0,
+            source: Source::NormalTrigger,
+            start_ms: start,
+        }
+    }
+
+    fn finished(id: &str, job: &str, start: i64, failure: Option<&str>) -> ItemFinished {
+        ItemFinished {
+            id: id.into(),
+            job_name: job.into(),
+            start_ms: start,
+            end_ms: start + 250,
+            failure: failure.map(Into::into),
+            output: Some("out".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn running_items_read_as_running_and_aggregates_follow() {
+        let h = History::in_memory().await.expect("history");
+        let t0 = 1_764_000_000_000; // an hour boundary is not needed: aggregates floor it
+        h.started(started("a", "job", t0));
+        h.started(started("b", "job", t0 + 1000));
+        h.started(started("c", "other", t0 + 2000));
+        h.flush().await;
+        let page = h.runs(&RunQuery::default(), 1, 10).await.expect("runs");
+        assert_eq!(page.total, 3);
+        assert!(page.rows.iter().all(|r| r.state == RunState::Running));
+        assert_eq!(page.rows[0].id, "c", "newest first");
+
+        h.finished(finished("a", "job", t0, None));
+        h.finished(finished("b", "job", t0 + 1000, Some("boom")));
+        h.flush().await;
+        let failed = h
+            .runs(
+                &RunQuery {
+                    state: Some(RunState::Failed),
+                    ..RunQuery::default()
+                },
+                1,
+                10,
+            )
+            .await
+            .expect("runs");
+        assert_eq!(failed.total, 1);
+        assert_eq!(failed.rows[0].failure_cause.as_deref(), Some("boom"));
+        let hours = h
+            .hourly(Some("job"), t0 - HOUR_MS, t0 + HOUR_MS)
+            .await
+            .expect("hourly");
+        let total: u64 = hours.iter().map(|c| c.runs).sum();
+        assert_eq!(total, 2);
+        assert!(hours.iter().all(|c| c.max_ms == 250));
+
+        // A later runtime marks what an ended process left running.
+        assert_eq!(h.abandon_others("10.0.0.1@-@2").await.expect("abandon"), 1);
+        let c = h
+            .runs(
+                &RunQuery {
+                    job: Some("other".into()),
+                    ..RunQuery::default()
+                },
+                1,
+                10,
+            )
+            .await
+            .expect("runs");
+        assert_eq!(c.rows[0].state, RunState::Abandoned);
+    }
+
+    #[tokio::test]
+    async fn retention_by_age_and_count() {
+        let h = History::in_memory().await.expect("history");
+        let h = History {
+            retention: Retention {
+                max_age: Duration::from_secs(3600),
+                max_runs_per_job: 3,
+                aggregate_age: Duration::from_secs(86_400),
+            },
+            ..h
+        };
+        let now = 1_764_000_000_000;
+        for i in 0..6 {
+            let id = format!("r{i}");
+            let start = now - 1000 * (6 - i);
+            h.started(started(&id, "busy", start));
+            h.finished(finished(&id, "busy", start, None));
+        }
+        let old = now - 2 * 3_600_000;
+        h.started(started("old", "quiet", old));
+        h.finished(finished("old", "quiet", old, None));
+        h.started(started("live", "quiet", old));
+        h.flush().await;
+        let pruned = h.prune(now).await.expect("prune");
+        assert_eq!(pruned.runs, 4, "3 surplus of busy, 1 too old of quiet");
+        let left = h.runs(&RunQuery::default(), 1, 100).await.expect("runs");
+        let ids: Vec<&str> = left.rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["r5", "r4", "r3", "live"],
+            "a running item is never pruned"
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! Failover (spec §4.6): items a crashed instance was running are flagged under
+//! `leader/failover/items/`, and idle instances take them one at a time under the failover
+//! latch and run them.
+//!
+//! Why the detection runs inside the latch too (Java does it outside): a detector deletes
+//! the crashed owner's `running` node. Outside the latch, a slow detector can check "no
+//! `failover` node yet", lose the CPU while a taker writes `failover` and starts the item
+//! (re-creating `running`), and then delete the taker's `running` node. Nothing would then
+//! stop the item's next owner from starting it while the taker still runs it. Under the
+//! latch the check and the delete cannot interleave with a take, and the delete only removes
+//! a `running` node that still names the crashed instance.
+
+use capstan_registry::CreateMode;
+use capstan_registry::recipes::latch::Latch;
+
+use super::job::JobShared;
+use crate::Result;
+use crate::instance::{DELIMITER, sort_descending};
+use crate::protocol::storage::{
+    children, create_if_absent, delete_if_value, persist, persist_ephemeral, remove, value,
+};
+
+/// The leaves of items `0..total` read in one batch: (instance, running, failover,
+/// failovering) per item.
+async fn item_leaves(shared: &JobShared, total: u32) -> Result<Vec<[Option<String>; 4]>> {
+    let leaves = ["instance", "running", "failover", "failovering"];
+    let paths: Vec<String> = (0..total)
+        .flat_map(|i| leaves.iter().map(move |l| shared.nodes.item_leaf(i, l)))
+        .collect();
+    let read = shared.registry.read_nodes(&paths).await?;
+    Ok(read
+        .chunks(leaves.len())
+        .map(|c| {
+            let text = |n: &Option<capstan_registry::NodeData>| {
+                n.as_ref()
+                    .map(|n| String::from_utf8_lossy(&n.data).into_owned())
+            };
+            [text(&c[0]), text(&c[1]), text(&c[2]), text(&c[3])]
+        })
+        .collect())
+}
+
+/// Flags `item` for failover and removes the crashed owner's `running` marker.
+async fn flag(shared: &JobShared, item: u32, crashed: &str) -> Result<()> {
+    create_if_absent(
+        &shared.registry,
+        &shared.nodes.failover_item(item),
+        b"",
+        CreateMode::Persistent,
+    )
+    .await?;
+    delete_if_value(
+        &shared.registry,
+        &shared.nodes.item_leaf(item, "running"),
+        crashed,
+    )
+    .await?;
+    // Before 3.0.2 `running` held "" rather than the owner's id.
+    delete_if_value(
+        &shared.registry,
+        &shared.nodes.item_leaf(item, "running"),
+        "",
+    )
+    .await?;
+    Ok(())
+}
+
+/// §4.6 on the deletion of `instances/{crashed}`: flags the items it was running. Returns
+/// them.
+///
+/// # Errors
+/// A registry error.
+pub(crate) async fn flag_crashed_items(
+    shared: &JobShared,
+    crashed: &str,
+    total: u32,
+) -> Result<Vec<u32>> {
+    let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
+        .acquire()
+        .await?;
+    let result = async {
+        let leaves = item_leaves(shared, total).await?;
+        // Items the crashed instance had itself taken over.
+        let taken: Vec<u32> = (0..total)
+            .filter(|i| leaves[*i as usize][3].as_deref() == Some(crashed))
+            .collect();
+        if !taken.is_empty() {
+            for item in &taken {
+                flag(shared, *item, crashed).await?;
+                remove(
+                    &shared.registry,
+                    &shared.nodes.item_leaf(*item, "failovering"),
+                )
+                .await?;
+            }
+            return Ok(taken);
+        }
+        // A disabled server's crashed items are not failed over.
+        let ip = crashed.split(DELIMITER).next().unwrap_or(crashed);
+        if value(&shared.registry, &shared.nodes.server(ip))
+            .await?
+            .as_deref()
+            != Some("ENABLED")
+        {
+            return Ok(Vec::new());
+        }
+        let mut flagged = Vec::new();
+        for item in 0..total {
+            let [instance, running, failover, _] = &leaves[item as usize];
+            let running_there = running
+                .as_deref()
+                .is_some_and(|r| r == crashed || r.is_empty());
+            if instance.as_deref() == Some(crashed) && running_there && failover.is_none() {
+                flag(shared, item, crashed).await?;
+                flagged.push(item);
+            }
+        }
+        Ok(flagged)
+    }
+    .await;
+    guard.release().await?;
+    result
+}
+
+/// `LegacyCrashedRunningItemListener` (§4.6): when this instance starts, or comes back,
+/// as the only available one, items left running or taken over by instances that are gone
+/// are flagged again (whole-cluster restarts; `running` is persistent with failover on).
+///
+/// # Errors
+/// A registry error.
+pub(crate) async fn flag_legacy_items(shared: &JobShared, total: u32) -> Result<Vec<u32>> {
+    let live = children(&shared.registry, &shared.nodes.instances()).await?;
+    let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
+        .acquire()
+        .await?;
+    let result = async {
+        let leaves = item_leaves(shared, total).await?;
+        let mut flagged = Vec::new();
+        for item in 0..total {
+            let [_, running, _, failovering] = &leaves[item as usize];
+            let gone = |id: &Option<String>| {
+                id.as_deref()
+                    .is_some_and(|id| !live.iter().any(|l| l == id))
+            };
+            if gone(failovering) {
+                let owner = failovering.clone().unwrap_or_default();
+                flag(shared, item, &owner).await?;
+                remove(
+                    &shared.registry,
+                    &shared.nodes.item_leaf(item, "failovering"),
+                )
+                .await?;
+                flagged.push(item);
+            } else if gone(running) {
+                let owner = running.clone().unwrap_or_default();
+                flag(shared, item, &owner).await?;
+                flagged.push(item);
+            }
+        }
+        Ok(flagged)
+    }
+    .await;
+    guard.release().await?;
+    result
+}
+
+/// `failoverIfNecessary` (§4.6): takes one flagged item, if any, under the latch: writes
+/// `failover` (ephemeral) and `failovering` (persistent) with this instance's id and
+/// removes the flag. The first flag in descending string order is taken, as in Java.
+///
+/// # Errors
+/// A registry error.
+pub(crate) async fn take_one(shared: &JobShared) -> Result<Option<u32>> {
+    if children(&shared.registry, &shared.nodes.failover_items())
+        .await?
+        .is_empty()
+    {
+        return Ok(None);
+    }
+    let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
+        .acquire()
+        .await?;
+    let result = async {
+        let mut pending = children(&shared.registry, &shared.nodes.failover_items()).await?;
+        sort_descending(&mut pending);
+        let Some(first) = pending.first() else {
+            return Ok(None);
+        };
+        let Ok(item) = first.parse::<u32>() else {
+            // Not an item: a stray node someone wrote; drop it so it cannot block others.
+            remove(
+                &shared.registry,
+                &format!("{}/{first}", shared.nodes.failover_items()),
+            )
+            .await?;
+            return Ok(None);
+        };
+        let me = shared.me.as_str().as_bytes();
+        persist_ephemeral(
+            &shared.registry,
+            &shared.nodes.item_leaf(item, "failover"),
+            me,
+        )
+        .await?;
+        persist(
+            &shared.registry,
+            &shared.nodes.item_leaf(item, "failovering"),
+            me,
+        )
+        .await?;
+        remove(&shared.registry, &shared.nodes.failover_item(item)).await?;
+        Ok(Some(item))
+    }
+    .await;
+    guard.release().await?;
+    result
+}

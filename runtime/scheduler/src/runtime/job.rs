@@ -1,0 +1,742 @@
+//! The actor that runs one job on one instance.
+//!
+//! It owns the cron timer and at most one fire in progress, and reacts to the job's cache
+//! the way Java's listeners do (spec §4.2-§4.13). Reactions are computed by diffing the
+//! cache's state against the last one seen rather than from individual events: the cache
+//! coalesces events under load, and a diff cannot miss an instance that came and went, or
+//! apply a change twice.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use capstan_registry::Registry;
+use capstan_registry::cache::TreeCache;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::registration::{self, register, setup_config};
+use super::run::{Cause, RunReport, fire};
+use super::snapshot::Snapshot;
+use super::{Command, Connection, Inner, Link, Scheduler, failover};
+use crate::config::JobConfig;
+use crate::cron::{Schedule, Zone};
+use crate::history::{History, ItemFinished, ItemStarted, now_ms};
+use crate::instance::InstanceId;
+use crate::kinds::JobKind;
+use crate::protocol::nodes::JobNodes;
+use crate::protocol::sharding::available_instances;
+use crate::protocol::storage::{create_if_absent, remove};
+use crate::{Error, Result};
+
+/// Where a job's config comes from.
+pub(crate) enum Source {
+    /// Defined by the embedding application (or a job file).
+    Local(Box<JobConfig>),
+    /// Found in the registry (an agent running a console-created job).
+    Registry(String),
+}
+
+impl Source {
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Local(c) => &c.job_name,
+            Source::Registry(n) => n,
+        }
+    }
+}
+
+/// A job's state on this instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobState {
+    /// The job.
+    pub name: String,
+    /// This instance leads the job.
+    pub leader: bool,
+    /// A fire is in progress here.
+    pub running: bool,
+    /// The job no longer runs here, and why (for example an operator's shutdown).
+    pub stopped: Option<String>,
+    /// The next scheduled fire, ms since the epoch.
+    pub next_fire_ms: Option<i64>,
+    /// Fires that executed at least one item here.
+    pub fires: u64,
+    /// Items executed here.
+    pub items_executed: u64,
+    /// Of which failed.
+    pub items_failed: u64,
+    /// What is wrong with the registry's config, if it could not be used.
+    pub config_problem: Option<String>,
+}
+
+/// What every part of a job on this instance shares.
+pub(crate) struct JobShared {
+    pub name: String,
+    pub nodes: JobNodes,
+    pub me: InstanceId,
+    pub registry: Registry,
+    pub cache: TreeCache,
+    pub kind: JobKind,
+    pub history: Option<History>,
+    pub link: watch::Receiver<Link>,
+    pub cpu_threads: usize,
+    /// Set when a fire time passed during a run and misfire nodes were written; the run
+    /// checks it when it ends (§4.7).
+    pub misfired: AtomicBool,
+    /// The config in force, replaced when the registry's changes.
+    config: RwLock<Arc<JobConfig>>,
+    /// Item executions started and not yet finished, so an abandoned run can record them.
+    in_flight: Mutex<HashMap<String, ItemStarted>>,
+}
+
+impl JobShared {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::read(&self.cache, &self.nodes, &self.me)
+    }
+
+    pub fn connected(&self) -> bool {
+        self.link.borrow().connection == Connection::Connected
+    }
+
+    pub fn current_config(&self) -> Option<JobConfig> {
+        Some((**self.config.read().unwrap_or_else(|p| p.into_inner())).clone())
+    }
+
+    fn set_config(&self, config: JobConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+    }
+
+    pub fn in_flight_insert(&self, s: &ItemStarted) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(s.id.clone(), s.clone());
+    }
+
+    pub fn in_flight_remove(&self, id: &str) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Records every unfinished item of an abandoned run as failed, with `why`.
+    fn abandon_in_flight(&self, why: &str) {
+        let items: Vec<ItemStarted> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        for s in items {
+            tracing::warn!(job = %self.name, item = s.item, "{why}");
+            if let Some(h) = &self.history {
+                h.finished(ItemFinished {
+                    id: s.id,
+                    job_name: s.job_name,
+                    start_ms: s.start_ms,
+                    end_ms: now_ms(),
+                    failure: Some(why.to_owned()),
+                    output: None,
+                });
+            }
+        }
+    }
+}
+
+fn schedule_of(config: &JobConfig) -> Result<Option<Schedule>> {
+    let Some(cron) = config.cron.as_deref().filter(|c| !c.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let zone = Zone::parse(config.time_zone.as_deref())?;
+    Ok(Some(Schedule::parse(cron, zone)?))
+}
+
+fn invalid(job: &str, config: &JobConfig) -> Option<Error> {
+    let problems: Vec<String> = config
+        .validate()
+        .into_iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    (!problems.is_empty()).then(|| Error::InvalidConfig {
+        job: job.to_owned(),
+        problems,
+    })
+}
+
+/// Sets the job up in the registry and starts its actor.
+pub(crate) async fn spawn(
+    inner: Arc<Inner>,
+    source: Source,
+    kind: JobKind,
+) -> Result<(mpsc::Sender<Command>, tokio::task::AbortHandle)> {
+    let name = source.name().to_owned();
+    if let Source::Local(config) = &source
+        && let Some(e) = invalid(&name, config)
+    {
+        return Err(e);
+    }
+    let nodes = JobNodes::new(&name);
+    if crate::protocol::storage::value(&inner.registry, nodes.root())
+        .await?
+        .is_none()
+    {
+        create_if_absent(
+            &inner.registry,
+            nodes.root(),
+            b"",
+            capstan_registry::CreateMode::Persistent,
+        )
+        .await?;
+    }
+    let cache = TreeCache::start(inner.registry.clone(), nodes.root()).await?;
+    let shared = Arc::new(JobShared {
+        name: name.clone(),
+        nodes,
+        me: inner.me.clone(),
+        registry: inner.registry.clone(),
+        cache,
+        kind,
+        history: inner.history.clone(),
+        link: inner.link.subscribe(),
+        cpu_threads: inner.cpu_threads,
+        misfired: AtomicBool::new(false),
+        config: RwLock::new(Arc::new(JobConfig::default())),
+        in_flight: Mutex::new(HashMap::new()),
+    });
+    let local = match &source {
+        Source::Local(c) => Some(&**c),
+        Source::Registry(_) => None,
+    };
+    let config = setup_config(&shared, local).await?;
+    if let Some(e) = invalid(&name, &config) {
+        return Err(e);
+    }
+    let schedule = schedule_of(&config)?;
+    shared.set_config(config.clone());
+    register(&shared, &config, true).await?;
+    if config.failover {
+        flag_legacy_if_alone(&shared, &config).await;
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let epoch = shared.link.borrow().epoch;
+    let actor = Actor {
+        scheduler: inner,
+        commands: rx,
+        next_fire: schedule.as_ref().and_then(|s| s.next_after(now_ms())),
+        schedule,
+        seen: Snapshot::default(),
+        run: None,
+        stopped: None,
+        epoch,
+        lost: false,
+        side: JoinSet::new(),
+        state: Counters::default(),
+        config_problem: None,
+        last_reconcile: tokio::time::Instant::now(),
+        total_changed: false,
+        shared,
+    };
+    let task = tokio::spawn(actor.run());
+    Ok((tx, task.abort_handle()))
+}
+
+/// §4.6 legacy crashed items: only when this instance is the only available one.
+async fn flag_legacy_if_alone(shared: &JobShared, config: &JobConfig) {
+    let alone = match available_instances(&shared.registry, &shared.nodes).await {
+        Ok(list) => list.len() == 1 && list[0] == shared.me,
+        Err(_) => false,
+    };
+    if alone {
+        let total = config.sharding_total_count.max(0) as u32;
+        match failover::flag_legacy_items(shared, total).await {
+            Ok(items) if !items.is_empty() => {
+                tracing::info!(job = %shared.name, ?items, "flagged items left running by instances that are gone");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(job = %shared.name, error = %e, "legacy failover check failed")
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    fires: u64,
+    executed: u64,
+    failed: u64,
+}
+
+struct Actor {
+    shared: Arc<JobShared>,
+    scheduler: Arc<Inner>,
+    commands: mpsc::Receiver<Command>,
+    schedule: Option<Schedule>,
+    next_fire: Option<i64>,
+    /// The cache state reactions were last computed from.
+    seen: Snapshot,
+    /// The fire in progress.
+    run: Option<JoinHandle<RunReport>>,
+    /// Why the job no longer runs here (operator shutdown); the actor then only waits
+    /// for the job's removal.
+    stopped: Option<String>,
+    /// The connection epoch this instance's ephemeral nodes belong to.
+    epoch: u64,
+    /// The session was lost and nothing has been re-registered since.
+    lost: bool,
+    /// Background reactions (failover detection) that take a latch.
+    side: JoinSet<()>,
+    state: Counters,
+    config_problem: Option<String>,
+    last_reconcile: tokio::time::Instant,
+    /// The last config change altered `shardingTotalCount` (§4.3 trigger 1).
+    total_changed: bool,
+}
+
+impl Drop for Actor {
+    /// An actor that is aborted (the runtime killed) takes its fire with it, as a dying
+    /// process would.
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            run.abort();
+        }
+    }
+}
+
+async fn join_run(run: &mut Option<JoinHandle<RunReport>>) -> Option<RunReport> {
+    match run {
+        Some(handle) => {
+            let result = handle.await;
+            *run = None;
+            Some(result.unwrap_or_default())
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn deadline_of(fire_ms: i64) -> tokio::time::Instant {
+    let wait = (fire_ms - now_ms()).max(0) as u64;
+    tokio::time::Instant::now() + Duration::from_millis(wait)
+}
+
+impl Actor {
+    async fn run(mut self) {
+        let mut generation = self.shared.cache.generation();
+        let mut link = self.shared.link.clone();
+        let mut reconcile = tokio::time::interval(Duration::from_secs(60));
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        self.on_change().await;
+        loop {
+            let timer = self
+                .next_fire
+                .filter(|_| self.stopped.is_none())
+                .map(deadline_of);
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::State(tx)) => {
+                        let _ = tx.send(self.state());
+                    }
+                    Some(Command::Shutdown(done)) => {
+                        self.stop().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => {
+                        self.stop().await;
+                        return;
+                    }
+                },
+                changed = link.changed() => {
+                    if changed.is_err() || !self.on_link().await {
+                        return;
+                    }
+                }
+                changed = generation.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if !self.on_change().await {
+                        return;
+                    }
+                }
+                report = join_run(&mut self.run) => {
+                    if let Some(report) = report {
+                        self.after_run(report);
+                    }
+                }
+                () = async {
+                    match timer {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => self.on_timer().await,
+                _ = reconcile.tick() => self.reconcile().await,
+                Some(_) = self.side.join_next(), if !self.side.is_empty() => {}
+            }
+        }
+    }
+
+    fn state(&self) -> JobState {
+        JobState {
+            name: self.shared.name.clone(),
+            leader: self.seen.leader.as_deref() == Some(self.shared.me.as_str()),
+            running: self.run.is_some(),
+            stopped: self.stopped.clone(),
+            next_fire_ms: self.next_fire.filter(|_| self.stopped.is_none()),
+            fires: self.state.fires,
+            items_executed: self.state.executed,
+            items_failed: self.state.failed,
+            config_problem: self.config_problem.clone(),
+        }
+    }
+
+    fn start(&mut self, cause: Cause) {
+        if self.run.is_some() || self.stopped.is_some() || self.lost {
+            return;
+        }
+        self.run = Some(tokio::spawn(fire(self.shared.clone(), cause)));
+    }
+
+    fn after_run(&mut self, report: RunReport) {
+        if report.executed > 0 {
+            self.state.fires += 1;
+        }
+        self.state.executed += report.executed as u64;
+        self.state.failed += report.failed as u64;
+        // §4.5 step 9: look for more items to take over.
+        let config = self.config();
+        let snap = self.shared.snapshot();
+        let mine = snap
+            .items
+            .values()
+            .any(|n| n.failover.as_deref() == Some(self.shared.me.as_str()));
+        if config.failover && (!snap.failover_pending.is_empty() || mine) {
+            self.start(Cause::Failover);
+        }
+    }
+
+    fn config(&self) -> JobConfig {
+        self.shared.current_config().unwrap_or_default()
+    }
+
+    async fn on_timer(&mut self) {
+        let Some(at) = self.next_fire else { return };
+        // Quartz "do nothing": fire times missed while busy or asleep are not replayed.
+        self.next_fire = self
+            .schedule
+            .as_ref()
+            .and_then(|s| s.next_after(at.max(now_ms())));
+        if self.run.is_none() {
+            self.start(Cause::Schedule { at_ms: at });
+            return;
+        }
+        // §4.7: a fire during a run is a misfire of the local items.
+        let config = self.config();
+        let snap = self.shared.snapshot();
+        if !config.misfire || snap.paused {
+            return;
+        }
+        let total = config.sharding_total_count.max(0) as u32;
+        for item in snap.local_items(&self.shared.me, total) {
+            let _ = create_if_absent(
+                &self.shared.registry,
+                &self.shared.nodes.item_leaf(item, "misfire"),
+                b"",
+                capstan_registry::CreateMode::Persistent,
+            )
+            .await;
+        }
+        self.shared
+            .misfired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Reacts to a connection change; `false` ends the actor.
+    async fn on_link(&mut self) -> bool {
+        let link = *self.shared.link.borrow();
+        match link.connection {
+            Connection::Suspended => {
+                tracing::warn!(job = %self.shared.name, "registry connection suspended: no item starts until it is back");
+            }
+            Connection::Lost => {
+                if !self.lost {
+                    self.lost = true;
+                    // Fencing: another instance may fail these items over now.
+                    if let Some(run) = self.run.take() {
+                        run.abort();
+                        self.shared.abandon_in_flight(
+                            "abandoned: the registry session was lost, so the item may be failing over elsewhere",
+                        );
+                    }
+                    tracing::warn!(job = %self.shared.name, "registry session lost: running items abandoned, ownership dropped");
+                }
+            }
+            Connection::Connected if link.epoch != self.epoch => {
+                self.epoch = link.epoch;
+                if self.stopped.is_none() {
+                    self.reregister().await;
+                }
+            }
+            Connection::Connected => {}
+            Connection::Closed => {
+                if let Some(run) = self.run.take() {
+                    run.abort();
+                    self.shared
+                        .abandon_in_flight("abandoned: the registry session was closed");
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// §4.12 RECONNECTED: servers, instance node, stale running markers, election.
+    async fn reregister(&mut self) {
+        let config = self.config();
+        let result = async {
+            register(&self.shared, &config, false).await?;
+            let snap = self.shared.snapshot();
+            let executing: Vec<u32> = self
+                .shared
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .values()
+                .map(|s| s.item)
+                .collect();
+            registration::clear_stale_running(&self.shared, &snap, &executing).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                self.lost = false;
+                tracing::info!(job = %self.shared.name, "registered again after reconnecting");
+                if config.failover {
+                    flag_legacy_if_alone(&self.shared, &config).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(job = %self.shared.name, error = %e, "cannot register again; will retry on the next change");
+                // Force another attempt at the next connection change.
+                self.epoch = self.epoch.wrapping_sub(1);
+            }
+        }
+    }
+
+    /// Reacts to the cache; `false` ends the actor.
+    async fn on_change(&mut self) -> bool {
+        let snap = self.shared.snapshot();
+        let prev = std::mem::replace(&mut self.seen, snap.clone());
+        if !snap.exists && (prev.exists || self.stopped.is_some()) {
+            // The job was removed: this instance is done with it.
+            tracing::info!(job = %self.shared.name, "job removed from the registry; stopping it here");
+            if let Some(run) = self.run.take() {
+                let _ = run.await;
+            }
+            Scheduler::from_inner(self.scheduler.clone()).forget(&self.shared.name);
+            return false;
+        }
+        if self.stopped.is_some() || self.lost || !self.shared.connected() {
+            return true;
+        }
+        let shared = self.shared.clone();
+        let me = shared.me.as_str();
+        if prev.instances.contains(me) && !snap.instances.contains(me) {
+            // §4.8 instance shutdown: deleted while connected means an operator did it.
+            if matches!(
+                self.shared
+                    .registry
+                    .exists(&self.shared.nodes.instance(me))
+                    .await,
+                Ok(None)
+            ) {
+                self.stop_by_registry().await;
+                return true;
+            }
+        }
+        if snap.config != prev.config && prev.exists {
+            self.on_config(&snap);
+        }
+        let config = self.config();
+        let added = snap.instances.difference(&prev.instances).count();
+        let removed: Vec<String> = prev
+            .instances
+            .difference(&snap.instances)
+            .cloned()
+            .collect();
+        let static_hold = config.static_sharding && snap.sharding_children > 0;
+        let total_changed = prev.exists && prev.config.is_some() && self.total_changed;
+        self.total_changed = false;
+        // The first look (prev empty) counts every instance as added, as Java's listener
+        // sees this instance's own registration: that is what first flags sharding.
+        if (added > 0 || !removed.is_empty() || snap.servers != prev.servers) && !static_hold
+            || total_changed
+        {
+            self.flag_resharding(&snap).await;
+        }
+        let my_server = snap.servers.get(self.shared.me.ip()).map(String::as_str);
+        if snap.leader.as_deref() == Some(me) && my_server == Some("DISABLED") {
+            if let Err(e) = registration::abdicate(&self.shared).await {
+                tracing::warn!(job = %self.shared.name, error = %e, "cannot step down as leader");
+            }
+        } else if let Err(e) = registration::elect_if_leaderless(&self.shared, &snap).await {
+            tracing::warn!(job = %self.shared.name, error = %e, "election failed");
+        }
+        if config.failover {
+            let total = config.sharding_total_count.max(0) as u32;
+            for crashed in removed.into_iter().filter(|x| x != me) {
+                let shared = self.shared.clone();
+                self.side.spawn(async move {
+                    match failover::flag_crashed_items(&shared, &crashed, total).await {
+                        Ok(items) if !items.is_empty() => {
+                            tracing::info!(job = %shared.name, crashed, ?items, "flagged items for failover");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(job = %shared.name, crashed, error = %e, "failover detection failed"),
+                    }
+                });
+            }
+        }
+        if snap.my_trigger.is_some() && prev.my_trigger.is_none() {
+            let _ = remove(&self.shared.registry, &self.shared.nodes.trigger(me)).await;
+            if self.run.is_some() {
+                tracing::info!(job = %self.shared.name, "trigger dropped: the job is running here (as ElasticJob does)");
+            } else {
+                let parameter = snap.my_trigger.clone().filter(|p| !p.is_empty());
+                self.start(Cause::Trigger { parameter });
+            }
+        }
+        if config.failover && !snap.failover_pending.is_empty() {
+            self.start(Cause::Failover);
+        }
+        true
+    }
+
+    /// §4.13: what a config change causes.
+    fn on_config(&mut self, snap: &Snapshot) {
+        let Some(raw) = &snap.config else {
+            self.config_problem = Some("the config node was removed".into());
+            return;
+        };
+        let new = match JobConfig::from_yaml(&String::from_utf8_lossy(raw)) {
+            Ok(c) => c,
+            Err(e) => {
+                let problem = format!(
+                    "the registry's config is malformed, still using the previous one: {e}"
+                );
+                tracing::warn!(job = %self.shared.name, "{problem}");
+                self.config_problem = Some(problem);
+                return;
+            }
+        };
+        let old = self.config();
+        if new.cron != old.cron || new.time_zone != old.time_zone {
+            match schedule_of(&new) {
+                Ok(s) => {
+                    self.next_fire = s.as_ref().and_then(|s| s.next_after(now_ms()));
+                    self.schedule = s;
+                }
+                Err(e) => {
+                    let problem = format!(
+                        "the new cron or time zone is invalid, still using the previous schedule: {e}"
+                    );
+                    tracing::warn!(job = %self.shared.name, "{problem}");
+                    self.config_problem = Some(problem);
+                    return;
+                }
+            }
+        }
+        self.total_changed = new.sharding_total_count != old.sharding_total_count;
+        let drop_failover = old.failover && !new.failover;
+        let drop_running = old.monitor_execution && !new.monitor_execution;
+        if drop_failover || drop_running {
+            let shared = self.shared.clone();
+            let items: Vec<u32> = snap.items.keys().copied().collect();
+            self.side.spawn(async move {
+                for item in items {
+                    if drop_failover {
+                        let _ = remove(&shared.registry, &shared.nodes.item_leaf(item, "failover"))
+                            .await;
+                    }
+                    if drop_running {
+                        let _ = remove(&shared.registry, &shared.nodes.item_leaf(item, "running"))
+                            .await;
+                    }
+                }
+            });
+        }
+        self.config_problem = None;
+        self.shared.set_config(new);
+    }
+
+    /// `setReshardingFlag` (§4.3): only the leader flags; a leaderless job elects first.
+    async fn flag_resharding(&mut self, snap: &Snapshot) {
+        let me = self.shared.me.as_str();
+        let leads = match snap.leader.as_deref() {
+            Some(l) => l == me,
+            None => {
+                let _ = registration::elect_if_leaderless(&self.shared, snap).await;
+                registration::is_leader(&self.shared).await.unwrap_or(false)
+            }
+        };
+        if leads
+            && !snap.necessary
+            && let Err(e) = registration::flag_resharding(&self.shared).await
+        {
+            tracing::warn!(job = %self.shared.name, error = %e, "cannot flag resharding");
+        }
+    }
+
+    /// §4.10: every `reconcileIntervalMinutes`, owners that are offline cause resharding.
+    async fn reconcile(&mut self) {
+        let config = self.config();
+        if config.reconcile_interval_minutes <= 0 || self.stopped.is_some() || self.lost {
+            return;
+        }
+        let interval = Duration::from_secs(config.reconcile_interval_minutes as u64 * 60);
+        if self.last_reconcile.elapsed() < interval {
+            return;
+        }
+        self.last_reconcile = tokio::time::Instant::now();
+        let snap = self.shared.snapshot();
+        let total = config.sharding_total_count.max(0) as u32;
+        let static_hold = config.static_sharding && snap.sharding_children > 0;
+        if !snap.necessary && snap.owners_offline(total) && !static_hold {
+            tracing::info!(job = %self.shared.name, "reconcile: owners offline, flagging resharding");
+            self.flag_resharding(&snap).await;
+        }
+    }
+
+    /// An operator deleted this instance's node (§4.8): stop here until restarted.
+    async fn stop_by_registry(&mut self) {
+        tracing::warn!(job = %self.shared.name, "instance shut down from the registry (an operator's shutdown); the job stays stopped here until this process restarts");
+        self.stopped = Some("shut down by an operator: the instance node was deleted".into());
+        self.next_fire = None;
+        if let Some(run) = self.run.take() {
+            let _ = run.await;
+        }
+        let _ = registration::abdicate(&self.shared).await;
+    }
+
+    /// Graceful shutdown: the run finishes (up to the grace period), then unregister.
+    async fn stop(&mut self) {
+        self.next_fire = None;
+        if let Some(mut run) = self.run.take() {
+            let grace = self.scheduler.shutdown_grace;
+            if tokio::time::timeout(grace, &mut run).await.is_err() {
+                run.abort();
+                self.shared.abandon_in_flight(&format!(
+                    "abandoned: the runtime stopped and the item did not finish within {} s",
+                    grace.as_secs()
+                ));
+            }
+        }
+        self.side.abort_all();
+        if self.stopped.is_none() && self.shared.connected() {
+            registration::unregister(&self.shared).await;
+        }
+    }
+}

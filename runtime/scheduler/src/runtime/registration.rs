@@ -1,0 +1,400 @@
+//! Becoming, staying and stopping being an instance of a job (spec §4.1, §4.8, §4.12), and
+//! finding the jobs an agent should run.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use capstan_registry::{CreateMode, EventKind};
+
+use super::snapshot::Snapshot;
+use super::{Connection, Scheduler};
+use crate::config::JobConfig;
+use crate::instance::InstanceId;
+use crate::kinds::JobKind;
+use crate::protocol::election;
+use crate::protocol::storage::{
+    create_if_absent, delete_if_value, persist, persist_ephemeral, remove, value,
+};
+use crate::runtime::job::JobShared;
+use crate::{Error, Result};
+
+/// The label Capstan puts in its instance node (shared with the admin API's pause check).
+pub(crate) use crate::admin::operations::CAPSTAN_LABEL;
+
+/// The instance node's YAML: Java's `JobInstance` keys in alphabetical order, with
+/// `labels` saying this is a Capstan runtime (a known key, so Java's strict loader reads it).
+pub(crate) fn instance_yaml(me: &InstanceId) -> String {
+    format!(
+        "jobInstanceId: {me}\nlabels: {CAPSTAN_LABEL}\nserverIp: {}\n",
+        me.ip()
+    )
+}
+
+/// §4.1 step 1: decides the config the job runs with. The registry's wins unless it has
+/// none or the local one says `overwrite`; `/{job}` must not name another kind of job.
+///
+/// # Errors
+/// [`Error::JobConflict`], [`Error::InvalidConfig`] (the registry's config is malformed),
+/// or a registry error.
+pub(crate) async fn setup_config(
+    shared: &JobShared,
+    local: Option<&JobConfig>,
+) -> Result<JobConfig> {
+    let registry = &shared.registry;
+    let nodes = &shared.nodes;
+    let type_name = shared.kind.type_name();
+    if let Some(existing) = value(registry, nodes.root()).await?
+        && !existing.trim().is_empty()
+        && existing.trim() != type_name
+    {
+        return Err(Error::JobConflict {
+            job: shared.name.clone(),
+            registered: existing.trim().to_owned(),
+            ours: type_name.to_owned(),
+        });
+    }
+    let remote = value(registry, &nodes.config()).await?;
+    if let Some(local) = local
+        && (remote.is_none() || local.overwrite)
+    {
+        persist(registry, &nodes.config(), local.to_yaml().as_bytes()).await?;
+        persist(registry, nodes.root(), type_name.as_bytes()).await?;
+        return Ok(local.clone());
+    }
+    let Some(text) = remote else {
+        return Err(Error::NotFound(format!(
+            "job {:?} has no config in the registry",
+            shared.name
+        )));
+    };
+    let config = JobConfig::from_yaml(&text).map_err(|e| Error::InvalidConfig {
+        job: shared.name.clone(),
+        problems: vec![format!("the config in the registry is malformed: {e}")],
+    })?;
+    if value(registry, nodes.root())
+        .await?
+        .is_none_or(|v| v.trim().is_empty())
+    {
+        persist(registry, nodes.root(), type_name.as_bytes()).await?;
+    }
+    Ok(config)
+}
+
+/// §4.1 step 3: elect, persist `servers/{ip}`, persist the ephemeral instance node,
+/// remove offline servers. Also used after a reconnection (§4.12), where the server's
+/// current value is kept.
+///
+/// # Errors
+/// A registry error.
+pub(crate) async fn register(shared: &JobShared, config: &JobConfig, first: bool) -> Result<()> {
+    let registry = &shared.registry;
+    let nodes = &shared.nodes;
+    let me = &shared.me;
+    election::elect_leader(registry, nodes, me).await?;
+    let server = nodes.server(me.ip());
+    let current = value(registry, &server).await?;
+    let wanted = server_value(current.as_deref(), config.disabled, first);
+    if current.as_deref() != Some(wanted) {
+        persist(registry, &server, wanted.as_bytes()).await?;
+    }
+    persist_ephemeral(
+        registry,
+        &nodes.instance(me.as_str()),
+        instance_yaml(me).as_bytes(),
+    )
+    .await?;
+    if first {
+        remove_offline_servers(shared).await?;
+    }
+    // Java's sharding listener sees these writes and its leader flags resharding; doing
+    // it here makes the flag exist before the job's first fire or trigger.
+    if !(config.static_sharding && has_items(shared).await?) && is_leader(shared).await? {
+        flag_resharding(shared).await?;
+    }
+    Ok(())
+}
+
+async fn has_items(shared: &JobShared) -> Result<bool> {
+    Ok(
+        !crate::protocol::storage::children(&shared.registry, &shared.nodes.sharding())
+            .await?
+            .is_empty(),
+    )
+}
+
+/// 3.0.5's `removeOfflineServers`: deletes every `servers/{ip}` with a non-blank value
+/// whose IP has no live instance.
+async fn remove_offline_servers(shared: &JobShared) -> Result<()> {
+    let registry = &shared.registry;
+    let nodes = &shared.nodes;
+    let instances = crate::protocol::storage::children(registry, &nodes.instances()).await?;
+    for ip in crate::protocol::storage::children(registry, &nodes.servers()).await? {
+        if instances.iter().any(|i| i.starts_with(&ip)) {
+            continue;
+        }
+        if value(registry, &nodes.server(&ip))
+            .await?
+            .is_some_and(|v| !v.trim().is_empty())
+        {
+            tracing::info!(job = %shared.name, ip, "removing offline server");
+            remove(registry, &nodes.server(&ip)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The `servers/{ip}` value to write when registering. An operator's `DISABLED` stays,
+/// across restarts and reconnections alike: Java overwrites it at start-up (EJ#2393, a
+/// console disable lost on restart) and writes `DISABLED` over a missing node after a
+/// reconnection; Capstan does neither. `config.disabled` still disables at start-up.
+fn server_value(current: Option<&str>, config_disabled: bool, first: bool) -> &'static str {
+    match current {
+        Some("DISABLED") => "DISABLED",
+        _ if first && config_disabled => "DISABLED",
+        Some("ENABLED") => "ENABLED",
+        // Missing or odd (a 2.x-style empty value): what the config says.
+        _ if config_disabled => "DISABLED",
+        _ => "ENABLED",
+    }
+}
+
+/// After a reconnection: this instance's `running` markers for items it is not executing
+/// are stale (§4.12 "delete running for the local items").
+pub(crate) async fn clear_stale_running(
+    shared: &JobShared,
+    snap: &Snapshot,
+    executing: &[u32],
+) -> Result<()> {
+    for (item, leaves) in &snap.items {
+        if leaves.running.as_deref() == Some(shared.me.as_str()) && !executing.contains(item) {
+            delete_if_value(
+                &shared.registry,
+                &shared.nodes.item_leaf(*item, "running"),
+                shared.me.as_str(),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Graceful stop (§4.8): the leader node if this instance leads, then the instance node.
+pub(crate) async fn unregister(shared: &JobShared) {
+    let registry = &shared.registry;
+    let leader = delete_if_value(registry, &shared.nodes.leader(), shared.me.as_str()).await;
+    let instance = remove(registry, &shared.nodes.instance(shared.me.as_str())).await;
+    for e in [leader.err(), instance.err()].into_iter().flatten() {
+        tracing::warn!(job = %shared.name, error = %e, "unregistering at shutdown");
+    }
+}
+
+/// Persists `necessary` (the caller checked it leads).
+pub(crate) async fn flag_resharding(shared: &JobShared) -> Result<()> {
+    create_if_absent(
+        &shared.registry,
+        &shared.nodes.resharding_necessary(),
+        b"",
+        CreateMode::Persistent,
+    )
+    .await
+    .map(drop)
+}
+
+/// Watches the namespace root and runs every job there an agent can run, as it appears.
+pub(crate) async fn discover(scheduler: Scheduler) {
+    let registry = scheduler.registry().clone();
+    // Jobs not runnable by an agent (class-based, or config missing for now) are looked
+    // at again when their subtree changes; `waiting` holds their watch tasks.
+    let mut waiting: HashSet<String> = HashSet::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    loop {
+        if scheduler.connection() == Connection::Closed {
+            return;
+        }
+        let (children, watch) = match registry.children_and_watch("/").await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "job discovery: cannot list jobs; retrying");
+                if !e.is_retryable() && matches!(e, capstan_registry::Error::Closed) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let running: HashSet<String> = scheduler.jobs().into_iter().collect();
+        for name in children {
+            if running.contains(&name) || waiting.contains(&name) {
+                continue;
+            }
+            match scheduler.adopt(&name).await {
+                Ok(true) => tracing::info!(job = %name, "running job found in the registry"),
+                Ok(false) => {
+                    waiting.insert(name.clone());
+                    tokio::spawn(wait_for_change(
+                        registry.clone(),
+                        name.clone(),
+                        ready_tx.clone(),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(job = %name, error = %e, "cannot run job found in the registry");
+                    waiting.insert(name.clone());
+                    tokio::spawn(wait_for_change(
+                        registry.clone(),
+                        name.clone(),
+                        ready_tx.clone(),
+                    ));
+                }
+            }
+        }
+        tokio::select! {
+            event = watch.changed() => {
+                if event.kind == EventKind::SessionEnded {
+                    // Wait for a new session (ZooKeeper reconnects after an expiry).
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            Some(name) = ready_rx.recv() => {
+                waiting.remove(&name);
+            }
+        }
+    }
+}
+
+/// Resolves (by sending `name`) when anything under `/{name}` changes, or the job goes.
+async fn wait_for_change(
+    registry: capstan_registry::Registry,
+    name: String,
+    ready: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    let root = format!("/{name}");
+    if let Ok(mut stream) = registry.watch_recursive(&root).await {
+        // The config may have arrived between the adoption attempt and this watch.
+        let _ = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+    }
+    let _ = ready.send(name);
+}
+
+/// A job file (`--jobs DIR`): the config YAML of §3, plus an optional `type` key
+/// (`SCRIPT` or `HTTP`) that goes to `/{job}`, not into the config.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming the file's problems.
+pub fn parse_job_file(name: &str, text: &str) -> Result<(JobConfig, JobKind)> {
+    let invalid = |problems: Vec<String>| Error::InvalidConfig {
+        job: name.to_owned(),
+        problems,
+    };
+    let mut config = JobConfig::from_yaml(text).map_err(|e| invalid(vec![e.to_string()]))?;
+    let declared = config.preserved.remove("type").map(|block| {
+        block
+            .trim_start_matches("type:")
+            .trim()
+            .trim_matches(['\'', '"'])
+            .to_owned()
+    });
+    let mut problems: Vec<String> = config
+        .validate()
+        .into_iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect();
+    let kind = match declared.as_deref() {
+        Some(t @ (crate::kinds::SCRIPT_TYPE | crate::kinds::HTTP_TYPE)) => {
+            JobKind::from_config(Some(t), &config)
+        }
+        Some(other) => {
+            problems.push(format!("type: {other:?}; use SCRIPT or HTTP"));
+            None
+        }
+        None => JobKind::from_config(None, &config),
+    };
+    let Some(kind) = kind else {
+        if problems.is_empty() {
+            problems.push(
+                "nothing to run: set type: SCRIPT with props script.command.line, or type: HTTP with props http.uri and http.method"
+                    .into(),
+            );
+        }
+        return Err(invalid(problems));
+    };
+    problems.extend(
+        crate::kinds::validate_props(kind.type_name(), &config)
+            .into_iter()
+            .map(|(prop, why)| format!("props.{prop}: {why}")),
+    );
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    Ok((config, kind))
+}
+
+/// Leader check straight from the registry, for decisions that must not trust a cache.
+pub(crate) async fn is_leader(shared: &JobShared) -> Result<bool> {
+    election::is_leader(&shared.registry, &shared.nodes, &shared.me).await
+}
+
+/// Runs `electLeader` when there is no leader and this instance's server is available
+/// (active and passive election, §4.2).
+pub(crate) async fn elect_if_leaderless(shared: &JobShared, snap: &Snapshot) -> Result<()> {
+    if snap.leader.is_none() && snap.server_available(shared.me.ip()) {
+        election::elect_leader(&shared.registry, &shared.nodes, &shared.me).await?;
+    }
+    Ok(())
+}
+
+/// Steps down (§4.2 abdication): deletes the leader node if it holds this instance.
+pub(crate) async fn abdicate(shared: &JobShared) -> Result<()> {
+    delete_if_value(&shared.registry, &shared.nodes.leader(), shared.me.as_str())
+        .await
+        .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_disable_survives_restarts() {
+        assert_eq!(server_value(Some("DISABLED"), false, true), "DISABLED");
+        assert_eq!(server_value(Some("DISABLED"), false, false), "DISABLED");
+        assert_eq!(server_value(Some("ENABLED"), true, true), "DISABLED");
+        assert_eq!(server_value(Some("ENABLED"), true, false), "ENABLED");
+        assert_eq!(server_value(None, false, false), "ENABLED");
+        assert_eq!(server_value(Some(""), true, true), "DISABLED");
+        assert_eq!(server_value(None, false, true), "ENABLED");
+    }
+
+    #[test]
+    fn job_files_take_their_type_out_of_the_config() {
+        let (config, kind) = parse_job_file(
+            "backup",
+            "jobName: backup\ntype: SCRIPT\ncron: 0 0 2 * * ?\nshardingTotalCount: 2\nprops:\n  script.command.line: /usr/local/bin/backup.sh\n",
+        )
+        .expect("valid");
+        assert_eq!(kind.type_name(), "SCRIPT");
+        assert!(!config.to_yaml().contains("type:"), "{}", config.to_yaml());
+        let (_, kind) = parse_job_file(
+            "ping",
+            "jobName: ping\ncron: 0/10 * * * * ?\nshardingTotalCount: 1\nprops:\n  http.uri: http://127.0.0.1:3000/healthz\n  http.method: GET\n",
+        )
+        .expect("inferred");
+        assert_eq!(kind.type_name(), "HTTP");
+        let err = parse_job_file(
+            "bad",
+            "jobName: bad\ntype: SCRIPT\ncron: 61 * * * * ?\nshardingTotalCount: 0\n",
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(err.contains("cron"), "{err}");
+        assert!(err.contains("shardingTotalCount"), "{err}");
+        assert!(err.contains("script.command.line"), "{err}");
+        let err = parse_job_file(
+            "x",
+            "jobName: x\ntype: JAVA\ncron: 0 * * * * ?\nshardingTotalCount: 1\n",
+        )
+        .expect_err("type")
+        .to_string();
+        assert!(err.contains("use SCRIPT or HTTP"), "{err}");
+    }
+}

@@ -1,0 +1,533 @@
+//! One fire of a job on this instance (spec §4.5): choose the items, mark them running,
+//! execute them, record the outcome, clean up, and re-run misfired items.
+//!
+//! Exclusivity: an item starts only after this instance has *created* its `running` node;
+//! a node that already exists means another instance (or an earlier run here) still holds
+//! the item, and the item is skipped as a misfire. So two instances can never both run an
+//! item, even when their caches disagree about who owns it. Only the holder deletes the
+//! node, or a failover detector once the holder's session is gone (see `failover`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use capstan_registry::CreateMode;
+use futures::StreamExt;
+
+use super::Connection;
+use super::failover;
+use super::job::JobShared;
+use super::snapshot::Snapshot;
+use crate::config::JobConfig;
+use crate::context::{ShardingContext, item_parameters, task_id};
+use crate::history::{ItemFinished, ItemStarted, Source, StatusTrace, TraceState, now_ms};
+use crate::kinds::ItemEnv;
+use crate::protocol::sharding::{ShardOutcome, ShardingPlan, shard_if_necessary};
+use crate::protocol::storage::{create_if_absent, delete_if_value, remove};
+use crate::sharding::Strategy;
+
+/// Why a fire happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// The cron schedule, at this fire time.
+    Schedule { at_ms: i64 },
+    /// An operator's trigger, with the parameter it carried (Capstan's extension).
+    Trigger { parameter: Option<String> },
+    /// Look for items to take over from crashed instances (§4.6 "enquiry").
+    Failover,
+}
+
+/// What a fire did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RunReport {
+    /// Items executed (over all misfire re-runs).
+    pub executed: usize,
+    /// Of which failed.
+    pub failed: usize,
+    /// Items that were taken over from a crashed instance.
+    pub failover: bool,
+}
+
+/// How long a follower waits for the leader to shard before giving up this fire.
+const SHARDING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub(crate) async fn fire(shared: Arc<JobShared>, cause: Cause) -> RunReport {
+    let mut report = RunReport::default();
+    let Some(config) = shared.current_config() else {
+        return report;
+    };
+    if !shared.connected() {
+        tracing::debug!(job = %shared.name, "fire skipped: registry connection not usable");
+        return report;
+    }
+    let snap = shared.snapshot();
+    if snap.paused && cause != Cause::Failover {
+        tracing::debug!(job = %shared.name, "fire skipped: the job is paused");
+        return report;
+    }
+    if !clock_within_tolerance(&shared, &config).await {
+        return report;
+    }
+    let Some((mut items, source)) = choose_items(&shared, &config, &cause).await else {
+        return report;
+    };
+    report.failover = source == Source::Failover;
+    let parameter = match &cause {
+        Cause::Trigger { parameter: Some(p) } if !p.is_empty() => Some(p.clone()),
+        _ => config.job_parameter.clone().filter(|p| !p.is_empty()),
+    };
+    let mut source = source;
+    loop {
+        let (executed, failed) = execute(&shared, &config, &items, source, parameter.clone()).await;
+        report.executed += executed;
+        report.failed += failed;
+        // §4.5 step 8: re-run items whose fires were missed while this run went on.
+        if !config.misfire || !shared.misfired.swap(false, Ordering::SeqCst) {
+            break;
+        }
+        let snap = shared.snapshot();
+        if snap.necessary {
+            break;
+        }
+        let mut again = Vec::new();
+        for item in &items {
+            let path = shared.nodes.item_leaf(*item, "misfire");
+            if matches!(shared.registry.exists(&path).await, Ok(Some(_))) {
+                let _ = remove(&shared.registry, &path).await;
+                again.push(*item);
+            }
+        }
+        if again.is_empty() {
+            break;
+        }
+        items = again;
+        source = Source::Misfire;
+    }
+    report
+}
+
+/// §4.11: with `maxTimeDiffSeconds >= 0`, this machine's clock must agree with the
+/// registry's within the bound. A failure goes to the error handler: `THROW` abandons the
+/// fire, the others log and go on.
+async fn clock_within_tolerance(shared: &JobShared, config: &JobConfig) -> bool {
+    if config.max_time_diff_seconds < 0 {
+        return true;
+    }
+    let path = shared.nodes.system_time();
+    let registry_time = async {
+        crate::protocol::storage::persist(&shared.registry, &path, b"").await?;
+        Ok::<_, crate::Error>(shared.registry.get(&path).await?.1.mtime)
+    }
+    .await;
+    let skew = match registry_time {
+        Ok(mtime) => (now_ms() - mtime).abs(),
+        Err(e) => {
+            tracing::warn!(job = %shared.name, error = %e, "clock check: cannot read the registry time");
+            return true;
+        }
+    };
+    if skew <= i64::from(config.max_time_diff_seconds) * 1000 {
+        return true;
+    }
+    let message = format!(
+        "Time different between job server and register center exceed '{}' seconds, max time different is '{}' seconds.",
+        skew / 1000,
+        config.max_time_diff_seconds
+    );
+    tracing::warn!(job = %shared.name, "{message}");
+    if config.job_error_handler_type.as_deref() == Some("THROW") {
+        shared.trace(&[], "", TraceState::Error, message);
+        return false;
+    }
+    true
+}
+
+/// §4.5 step 3: the items of this fire and where they come from; `None` for nothing to do.
+async fn choose_items(
+    shared: &JobShared,
+    config: &JobConfig,
+    cause: &Cause,
+) -> Option<(Vec<u32>, Source)> {
+    let total = u32::try_from(config.sharding_total_count)
+        .ok()
+        .filter(|t| *t > 0)?;
+    let me = shared.me.as_str();
+    let mut taken = Vec::new();
+    if config.failover && *cause == Cause::Failover {
+        match failover::take_one(shared).await {
+            Ok(Some(item)) => taken.push(item),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(job = %shared.name, error = %e, "failover: cannot take an item")
+            }
+        }
+    }
+    // a. items taken over from crashed instances run alone.
+    if config.failover {
+        let snap = shared.snapshot();
+        let mut mine: Vec<u32> = snap
+            .items
+            .iter()
+            .filter(|(_, n)| n.failover.as_deref() == Some(me))
+            .map(|(i, _)| *i)
+            .chain(taken)
+            .collect();
+        mine.sort_unstable();
+        mine.dedup();
+        if !mine.is_empty() {
+            return Some((mine, Source::Failover));
+        }
+    }
+    if *cause == Cause::Failover {
+        return None;
+    }
+    // b. normal sharding.
+    let assigned = shard(shared, config, total).await?;
+    let snap = shared.snapshot();
+    let mut items = assigned.unwrap_or_else(|| snap.local_items(&shared.me, total));
+    items.retain(|i| {
+        let leaves = snap.items.get(i);
+        let taken_over = config.failover && leaves.is_some_and(|n| n.failover.is_some());
+        let disabled = leaves.is_some_and(|n| n.disabled);
+        !taken_over && !disabled
+    });
+    // c. items still marked running are left to their run (the create below decides races).
+    if config.monitor_execution {
+        items.retain(|i| snap.items.get(i).is_none_or(|n| n.running.is_none()));
+    }
+    if items.is_empty() {
+        tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
+        return None;
+    }
+    Some((items, Source::NormalTrigger))
+}
+
+/// `shardingIfNecessary`: `Some(Some(items))` when this instance just sharded (its own
+/// items, known before the cache catches up), `Some(None)` to use the cache's assignment,
+/// `None` to give this fire up.
+async fn shard(shared: &JobShared, config: &JobConfig, total: u32) -> Option<Option<Vec<u32>>> {
+    let strategy = Strategy::from_config(config.job_sharding_strategy_type.as_deref()).ok()?;
+    let plan = ShardingPlan {
+        job_name: shared.name.clone(),
+        total,
+        strategy,
+        monitor_execution: config.monitor_execution,
+    };
+    let deadline = tokio::time::Instant::now() + SHARDING_WAIT;
+    let mut generation = shared.cache.generation();
+    let mut elected = false;
+    loop {
+        let snap = shared.snapshot();
+        if !snap.necessary && !snap.processing {
+            return Some(None);
+        }
+        // The cache says resharding is pending; the registry decides who does it (the
+        // cache may not show the leader node yet).
+        match shard_if_necessary(&shared.registry, &shared.nodes, &shared.me, &plan, now_ms()).await
+        {
+            Ok(ShardOutcome::Sharded(owners)) => {
+                tracing::info!(job = %shared.name, ?owners, "resharded");
+                let mine = owners
+                    .into_iter()
+                    .find(|(id, _)| *id == shared.me)
+                    .map(|(_, items)| items)
+                    .unwrap_or_default();
+                return Some(Some(mine));
+            }
+            // The registry has no flag but the cache still shows it: the leader has just
+            // sharded, and the cache will show its owners with the flag gone (one
+            // transaction), so wait for that rather than read stale owners.
+            // (Or no instance is available at all, and the flag stays: nothing to wait for.)
+            Ok(ShardOutcome::NotNeeded) => {
+                let flagged = crate::protocol::storage::exists(
+                    &shared.registry,
+                    &shared.nodes.resharding_necessary(),
+                )
+                .await
+                .unwrap_or(true);
+                if flagged || !snap.necessary {
+                    return Some(None);
+                }
+            }
+            Ok(ShardOutcome::LeaderWillShard) if !elected => {
+                // §4.2 isLeaderUntilBlock: a leaderless job with an available server
+                // elects before waiting; then the loop asks again at once.
+                elected = true;
+                let leaderless = matches!(
+                    crate::protocol::storage::value(&shared.registry, &shared.nodes.leader()).await,
+                    Ok(None)
+                );
+                if leaderless && snap.server_available(shared.me.ip()) {
+                    let _ = crate::protocol::election::elect_leader(
+                        &shared.registry,
+                        &shared.nodes,
+                        &shared.me,
+                    )
+                    .await;
+                    continue;
+                }
+            }
+            Ok(ShardOutcome::LeaderWillShard | ShardOutcome::WaitForRunningItems) => {}
+            Err(e) => {
+                tracing::warn!(job = %shared.name, error = %e, "sharding failed");
+                return None;
+            }
+        }
+        // Wait for the leader's sharding, or for running items to finish.
+        let wait = tokio::time::timeout_at(deadline, generation.changed()).await;
+        if wait.is_err() {
+            tracing::warn!(
+                job = %shared.name,
+                "waited {} s for resharding; skipping this fire",
+                SHARDING_WAIT.as_secs()
+            );
+            return None;
+        }
+        if !shared.connected() {
+            return None;
+        }
+    }
+}
+
+/// Marks the items running, runs them, records them, and cleans up: returns (executed,
+/// failed).
+async fn execute(
+    shared: &Arc<JobShared>,
+    config: &JobConfig,
+    items: &[u32],
+    source: Source,
+    parameter: Option<String>,
+) -> (usize, usize) {
+    let me = shared.me.as_str();
+    let task = task_id(&shared.name, items, &shared.me);
+    let run_id = uuid::Uuid::new_v4().to_string();
+    shared.trace_run(
+        &run_id,
+        &task,
+        items,
+        TraceState::Staging,
+        format!("Job '{}' execute begin.", shared.name),
+    );
+    // §4.5 step 5 and 7: hold each item by creating its `running` node (see the module
+    // docs); persistent with failover on, so a crash leaves it for the detector.
+    let mut held = Vec::with_capacity(items.len());
+    let mut busy = Vec::new();
+    if config.monitor_execution {
+        let mode = if config.failover {
+            CreateMode::Persistent
+        } else {
+            CreateMode::Ephemeral
+        };
+        let creates = items.iter().map(|item| {
+            let path = shared.nodes.item_leaf(*item, "running");
+            async move {
+                (
+                    *item,
+                    create_if_absent(&shared.registry, &path, me.as_bytes(), mode).await,
+                )
+            }
+        });
+        for (item, created) in futures::future::join_all(creates).await {
+            match created {
+                Ok(true) => held.push(item),
+                Ok(false) => busy.push(item),
+                Err(e) => {
+                    tracing::warn!(job = %shared.name, item, error = %e, "cannot mark item running; skipped");
+                }
+            }
+        }
+    } else {
+        held.extend_from_slice(items);
+    }
+    if !busy.is_empty() {
+        if config.misfire {
+            for item in &busy {
+                let _ = create_if_absent(
+                    &shared.registry,
+                    &shared.nodes.item_leaf(*item, "misfire"),
+                    b"",
+                    CreateMode::Persistent,
+                )
+                .await;
+            }
+        }
+        let set: Vec<String> = busy.iter().map(u32::to_string).collect();
+        shared.trace_run(
+            &run_id,
+            &task,
+            &busy,
+            TraceState::Finished,
+            format!(
+                "Previous job '{}' - shardingItems '[{}]' is still running, misfired job will start after previous job completed.",
+                shared.name,
+                set.join(", ")
+            ),
+        );
+    }
+    if held.is_empty() {
+        return (0, 0);
+    }
+    shared.trace_run(&run_id, &task, &held, TraceState::Running, String::new());
+    let parameters =
+        item_parameters(config.sharding_item_parameters.as_deref()).unwrap_or_default();
+    let limit = match config.thread_pool_type.as_deref() {
+        Some("SINGLE_THREAD") => 1,
+        _ => shared.cpu_threads,
+    };
+    let config = Arc::new(config.clone());
+    let outcomes: Vec<(u32, Option<String>)> = futures::stream::iter(held.iter().copied())
+        .map(|item| {
+            let ctx = ShardingContext {
+                job_name: shared.name.clone(),
+                task_id: task.clone(),
+                sharding_total_count: config.sharding_total_count.max(0) as u32,
+                job_parameter: parameter.clone(),
+                sharding_item: item,
+                sharding_parameter: parameters.get(&item).cloned(),
+            };
+            run_item(shared.clone(), config.clone(), ctx, run_id.clone(), source)
+        })
+        .buffer_unordered(limit.max(1))
+        .collect()
+        .await;
+    // §4.5 `registerJobCompleted`: release what this run held.
+    let cleanup = held.iter().map(|item| {
+        let item = *item;
+        let config = config.clone();
+        async move {
+            if config.monitor_execution {
+                let _ = delete_if_value(
+                    &shared.registry,
+                    &shared.nodes.item_leaf(item, "running"),
+                    me,
+                )
+                .await;
+            }
+            if config.failover && source == Source::Failover {
+                let _ = remove(&shared.registry, &shared.nodes.item_leaf(item, "failover")).await;
+                let _ = remove(
+                    &shared.registry,
+                    &shared.nodes.item_leaf(item, "failovering"),
+                )
+                .await;
+            }
+        }
+    });
+    futures::future::join_all(cleanup).await;
+    let failures: BTreeMap<u32, String> = outcomes
+        .iter()
+        .filter_map(|(i, f)| f.clone().map(|f| (*i, f)))
+        .collect();
+    if failures.is_empty() {
+        shared.trace_run(&run_id, &task, &held, TraceState::Finished, String::new());
+    } else {
+        let text: Vec<String> = failures.iter().map(|(i, f)| format!("{i}={f}")).collect();
+        shared.trace_run(
+            &run_id,
+            &task,
+            &held,
+            TraceState::Error,
+            format!("{{{}}}", text.join(", ")),
+        );
+    }
+    (held.len(), failures.len())
+}
+
+/// Runs one item and records it.
+async fn run_item(
+    shared: Arc<JobShared>,
+    config: Arc<JobConfig>,
+    ctx: ShardingContext,
+    run_id: String,
+    source: Source,
+) -> (u32, Option<String>) {
+    let item = ctx.sharding_item;
+    if !shared.connected() {
+        // Fenced between marking and starting: leave the item to its next owner.
+        return (
+            item,
+            Some("not started: the registry connection was lost".into()),
+        );
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let start_ms = now_ms();
+    let started = ItemStarted {
+        id: id.clone(),
+        run_id,
+        job_name: shared.name.clone(),
+        task_id: ctx.task_id.clone(),
+        ip: shared.me.ip().to_owned(),
+        instance_id: shared.me.as_str().to_owned(),
+        item,
+        source,
+        start_ms,
+    };
+    if let Some(h) = &shared.history {
+        h.started(started.clone());
+    }
+    shared.in_flight_insert(&started);
+    let env = ItemEnv {
+        context: ctx,
+        config,
+        keep_streaming: {
+            let shared = shared.clone();
+            Arc::new(move || {
+                let snap: Snapshot = shared.snapshot();
+                let still_on = shared.current_config().is_some_and(|c| {
+                    c.props
+                        .get("streaming.process")
+                        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+                });
+                still_on
+                    && !snap.necessary
+                    && shared.link.borrow().connection == Connection::Connected
+            })
+        },
+    };
+    let outcome = shared.kind.exec.run(env).await;
+    shared.in_flight_remove(&id);
+    if let Some(h) = &shared.history {
+        h.finished(ItemFinished {
+            id,
+            job_name: shared.name.clone(),
+            start_ms,
+            end_ms: now_ms(),
+            failure: outcome.failure.clone(),
+            output: outcome.output.clone(),
+        });
+    }
+    if let Some(f) = &outcome.failure {
+        tracing::warn!(job = %shared.name, item, failure = %f, "item failed");
+    }
+    (item, outcome.failure)
+}
+
+impl JobShared {
+    fn trace_run(
+        &self,
+        run_id: &str,
+        task: &str,
+        items: &[u32],
+        state: TraceState,
+        message: String,
+    ) {
+        if let Some(h) = &self.history {
+            h.trace(StatusTrace {
+                run_id: run_id.to_owned(),
+                job_name: self.name.clone(),
+                task_id: task.to_owned(),
+                ip: self.me.ip().to_owned(),
+                items: items.to_vec(),
+                state,
+                message,
+                at_ms: now_ms(),
+            });
+        }
+    }
+
+    /// A status trace outside any run (e.g. a failed clock check).
+    pub(crate) fn trace(&self, items: &[u32], run_id: &str, state: TraceState, message: String) {
+        let task = task_id(&self.name, items, &self.me);
+        self.trace_run(run_id, &task, items, state, message);
+    }
+}

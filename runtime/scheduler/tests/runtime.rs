@@ -1,0 +1,643 @@
+//! The scheduler runtime with several instances on one embedded registry (each instance a
+//! session of its own, as separate processes would be), driven through the admin API.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capstan_registry::{EmbeddedStore, Registry};
+use capstan_scheduler::admin::operations;
+use capstan_scheduler::config::JobConfig;
+use capstan_scheduler::context::ShardingContext;
+use capstan_scheduler::history::{History, RunQuery, RunState};
+use capstan_scheduler::kinds::{BoxError, JobKind};
+use capstan_scheduler::{JobDefinition, Scheduler};
+
+const NS: &str = "ns";
+
+/// One item that ran: (instance id, item, job parameter).
+type Ran = (String, u32, Option<String>);
+
+/// What items ran.
+#[derive(Clone, Default)]
+struct Runs(Arc<Mutex<Vec<Ran>>>);
+
+impl Runs {
+    fn all(&self) -> Vec<Ran> {
+        self.0.lock().expect("lock").clone()
+    }
+    fn clear(&self) {
+        self.0.lock().expect("lock").clear();
+    }
+}
+
+fn instance_of(ctx: &ShardingContext) -> String {
+    ctx.task_id
+        .split_once("@-@READY@-@")
+        .map(|(_, i)| i.to_owned())
+        .unwrap_or_default()
+}
+
+/// Counts an item future dropped before it finished (a fenced or killed run).
+struct DropGuard(Arc<AtomicUsize>, bool);
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn recording(runs: &Runs, hold: Duration, aborted: &Arc<AtomicUsize>) -> JobKind {
+    let runs = runs.clone();
+    let aborted = aborted.clone();
+    JobKind::simple_fn("capstan:test", move |ctx: ShardingContext| {
+        let runs = runs.clone();
+        let aborted = aborted.clone();
+        async move {
+            let mut guard = DropGuard(aborted, false);
+            runs.0.lock().expect("lock").push((
+                instance_of(&ctx),
+                ctx.sharding_item,
+                ctx.job_parameter.clone(),
+            ));
+            tokio::time::sleep(hold).await;
+            guard.1 = true;
+            Ok::<(), BoxError>(())
+        }
+    })
+}
+
+fn config(name: &str, cron: Option<&str>, total: i32) -> JobConfig {
+    JobConfig {
+        job_name: name.into(),
+        cron: cron.map(Into::into),
+        sharding_total_count: total,
+        monitor_execution: true,
+        max_time_diff_seconds: -1,
+        ..JobConfig::default()
+    }
+}
+
+async fn start(store: &EmbeddedStore, ip: &str, suffix: &str) -> (Scheduler, Registry, History) {
+    // CAPSTAN_TEST_LOG=debug shows what the runtime did.
+    if let Ok(filter) = std::env::var("CAPSTAN_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+    let registry = Registry::embedded(store, NS).await.expect("session");
+    let history = History::in_memory().await.expect("history");
+    let scheduler = Scheduler::builder(registry.clone())
+        .ip(ip)
+        .instance_suffix(suffix)
+        .history(history.clone())
+        .session_timeout(Duration::from_secs(2))
+        .shutdown_grace(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("scheduler");
+    (scheduler, registry, history)
+}
+
+/// Waits until `f` holds, checking every 20 ms, for at most `secs` seconds.
+async fn eventually(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn owners(r: &Registry, job: &str, total: u32) -> BTreeMap<u32, String> {
+    let mut out = BTreeMap::new();
+    for i in 0..total {
+        if let Ok((v, _)) = r.get(&format!("/{job}/sharding/{i}/instance")).await {
+            out.insert(i, String::from_utf8_lossy(&v).into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_split_items_and_a_disabled_server_hands_them_over() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, _) = start(&store, "10.0.0.1", "a").await;
+    let (b, _, _) = start(&store, "10.0.0.2", "b").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    for s in [&a, &b] {
+        s.add_job(JobDefinition::new(
+            config("orders", Some("* * * * * ?"), 3),
+            recording(&runs, Duration::from_millis(50), &aborted),
+        ))
+        .await
+        .expect("add");
+    }
+    let (ia, ib) = (a.instance_id().to_string(), b.instance_id().to_string());
+    // Descending Java order puts 10.0.0.2 first, so AVG_ALLOCATION gives it [0,2].
+    let expected = BTreeMap::from([(0, ib.clone()), (1, ia.clone()), (2, ib.clone())]);
+    eventually("the leader shards over both instances", 10, async || {
+        owners(&ra, "orders", 3).await == expected
+    })
+    .await;
+    runs.clear();
+    eventually("every item runs on its owner", 10, async || {
+        let seen: BTreeSet<u32> = runs.all().iter().map(|r| r.1).collect();
+        seen.len() == 3
+    })
+    .await;
+    for (instance, item, _) in runs.all() {
+        assert_eq!(expected[&item], instance, "item {item} ran off its owner");
+    }
+
+    // Disable B's server: at the next fire A owns, and runs, every item.
+    operations::set_server_enabled(&ra, "10.0.0.2", false)
+        .await
+        .expect("disable");
+    let all_a = BTreeMap::from([(0, ia.clone()), (1, ia.clone()), (2, ia.clone())]);
+    eventually("items move to the enabled server", 10, async || {
+        owners(&ra, "orders", 3).await == all_a
+    })
+    .await;
+    runs.clear();
+    eventually("A runs all three items", 10, async || {
+        runs.all()
+            .iter()
+            .filter(|r| r.0 == ia)
+            .map(|r| r.1)
+            .collect::<BTreeSet<_>>()
+            .len()
+            == 3
+    })
+    .await;
+    assert!(
+        runs.all().iter().all(|r| r.0 == ia),
+        "a disabled server ran items: {:?}",
+        runs.all()
+    );
+    // Enable it again: the items come back.
+    operations::set_server_enabled(&ra, "10.0.0.2", true)
+        .await
+        .expect("enable");
+    eventually("items return to both servers", 10, async || {
+        owners(&ra, "orders", 3).await == expected
+    })
+    .await;
+    assert_eq!(aborted.load(Ordering::SeqCst), 0);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_fires_every_instance_once_with_its_parameter() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, _) = start(&store, "10.0.0.1", "a").await;
+    let (b, _, _) = start(&store, "10.0.0.2", "b").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    // No cron: the job runs only when triggered.
+    for s in [&a, &b] {
+        s.add_job(JobDefinition::new(
+            config("report", None, 4),
+            recording(&runs, Duration::from_millis(10), &aborted),
+        ))
+        .await
+        .expect("add");
+    }
+    eventually("both instances registered", 5, async || {
+        ra.children("/report/instances")
+            .await
+            .map(|c| c.len())
+            .unwrap_or(0)
+            == 2
+    })
+    .await;
+    assert_eq!(
+        operations::trigger(&ra, "report", Some("date=2026-12-01"))
+            .await
+            .expect("trigger"),
+        2
+    );
+    eventually("all four items run", 10, async || runs.all().len() >= 4).await;
+    // Settle: a trigger is one run per instance, so nothing more may come.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all = runs.all();
+    let items: Vec<u32> = {
+        let mut v: Vec<u32> = all.iter().map(|r| r.1).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(items, [0, 1, 2, 3], "each item exactly once: {all:?}");
+    assert!(
+        all.iter()
+            .all(|r| r.2.as_deref() == Some("date=2026-12-01"))
+    );
+    let instances: BTreeSet<&str> = all.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(instances.len(), 2, "both instances fired");
+    assert!(
+        ra.children("/report/trigger")
+            .await
+            .expect("trigger")
+            .is_empty()
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_skips_fires_without_resharding_and_resume_restarts_them() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, _) = start(&store, "10.0.0.1", "a").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    a.add_job(JobDefinition::new(
+        config("sync", Some("* * * * * ?"), 2),
+        recording(&runs, Duration::from_millis(10), &aborted),
+    ))
+    .await
+    .expect("add");
+    eventually("the job runs", 10, async || runs.all().len() >= 2).await;
+    let before = owners(&ra, "sync", 2).await;
+    operations::pause(&ra, "sync").await.expect("pause");
+    // A fire that had already started may finish; give it a moment, then watch.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    runs.clear();
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert!(runs.all().is_empty(), "paused job fired: {:?}", runs.all());
+    assert_eq!(
+        owners(&ra, "sync", 2).await,
+        before,
+        "pause must not reshard"
+    );
+    operations::resume(&ra, "sync").await.expect("resume");
+    eventually("fires resume", 5, async || runs.all().len() >= 2).await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_instance_is_fenced_and_its_items_fail_over() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, _) = start(&store, "10.0.0.1", "a").await;
+    let (b, rb, hb) = start(&store, "10.0.0.2", "b").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    let mut cfg = config("billing", Some("0/2 * * * * ?"), 2);
+    cfg.failover = true;
+    for s in [&a, &b] {
+        s.add_job(JobDefinition::new(
+            cfg.clone(),
+            recording(&runs, Duration::from_millis(2500), &aborted),
+        ))
+        .await
+        .expect("add");
+    }
+    let ia = a.instance_id().to_string();
+    // Wait for A to be running its item.
+    let mut a_item = None;
+    eventually("A runs an item", 15, async || {
+        for i in 0..2 {
+            if let Ok((v, _)) = rb.get(&format!("/billing/sharding/{i}/running")).await
+                && v == ia.as_bytes()
+            {
+                a_item = Some(i);
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let a_item = a_item.expect("item");
+    runs.clear();
+    ra.expire_session().await.expect("expire");
+    eventually("A abandons its running item (fencing)", 5, async || {
+        aborted.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    eventually("B takes A's item over", 15, async || {
+        runs.all()
+            .iter()
+            .any(|r| r.1 == a_item && r.0 == b.instance_id().as_str())
+    })
+    .await;
+    hb.flush().await;
+    eventually(
+        "B records the take-over as a failover run",
+        10,
+        async || {
+            hb.flush().await;
+            let page = hb
+                .runs(&RunQuery::default(), 1, 100)
+                .await
+                .expect("history");
+            page.rows.iter().any(|r| {
+                r.item == a_item && r.source == "FAILOVER" && r.state == RunState::Succeeded
+            })
+        },
+    )
+    .await;
+    eventually("failover markers are cleaned up", 10, async || {
+        rb.exists(&format!("/billing/sharding/{a_item}/failovering"))
+            .await
+            .expect("exists")
+            .is_none()
+            && rb
+                .children("/billing/leader/failover/items")
+                .await
+                .map(|c| c.is_empty())
+                .unwrap_or(true)
+    })
+    .await;
+    b.shutdown().await;
+    drop(a);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fire_missed_during_a_run_is_run_again_as_a_misfire() {
+    let store = EmbeddedStore::in_memory();
+    let (a, _, history) = start(&store, "10.0.0.1", "a").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    let mut cfg = config("slow", Some("* * * * * ?"), 1);
+    cfg.misfire = true;
+    a.add_job(JobDefinition::new(
+        cfg,
+        recording(&runs, Duration::from_millis(1600), &aborted),
+    ))
+    .await
+    .expect("add");
+    eventually("the first run is recorded as running", 10, async || {
+        history.flush().await;
+        let page = history
+            .runs(&RunQuery::default(), 1, 10)
+            .await
+            .expect("runs");
+        page.rows
+            .first()
+            .is_some_and(|r| r.state == RunState::Running && r.complete_ms.is_none())
+    })
+    .await;
+    eventually("a misfire run follows the slow run", 15, async || {
+        history.flush().await;
+        let page = history
+            .runs(&RunQuery::default(), 1, 10)
+            .await
+            .expect("runs");
+        page.rows.iter().any(|r| r.source == "MISFIRE")
+    })
+    .await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_unregisters_and_the_others_take_over() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, _) = start(&store, "10.0.0.1", "a").await;
+    let (b, _, _) = start(&store, "10.0.0.2", "b").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    for s in [&a, &b] {
+        s.add_job(JobDefinition::new(
+            config("mail", Some("* * * * * ?"), 2),
+            recording(&runs, Duration::from_millis(20), &aborted),
+        ))
+        .await
+        .expect("add");
+    }
+    eventually("both own items", 10, async || {
+        owners(&ra, "mail", 2)
+            .await
+            .values()
+            .collect::<BTreeSet<_>>()
+            .len()
+            == 2
+    })
+    .await;
+    b.shutdown().await;
+    let ia = a.instance_id().to_string();
+    assert_eq!(
+        ra.children("/mail/instances").await.expect("instances"),
+        std::slice::from_ref(&ia)
+    );
+    eventually("A owns everything", 10, async || {
+        owners(&ra, "mail", 2).await.values().all(|o| *o == ia)
+    })
+    .await;
+    // An operator's shutdown of A (deleting its instance node) stops the job there.
+    operations::shutdown(&ra, "mail", None)
+        .await
+        .expect("shutdown");
+    eventually("A reports the job stopped", 5, async || {
+        a.job_state("mail")
+            .await
+            .is_some_and(|s| s.stopped.is_some())
+    })
+    .await;
+    runs.clear();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(runs.all().is_empty(), "a shut-down instance fired");
+    // Removing the job ends it on A entirely.
+    operations::remove_job(&ra, "mail").await.expect("remove");
+    eventually("A forgets the removed job", 5, async || a.jobs().is_empty()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_jobs_created_in_the_registry_are_found_and_run() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, history) = start(&store, "10.0.0.1", "a").await;
+    let discovery = tokio::spawn({
+        let a = a.clone();
+        async move { a.run_registry_jobs().await }
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("out.txt");
+    // What the console writes when an operator creates a script job.
+    let yaml = format!(
+        "cron: '* * * * * ?'\njobName: echo\nmonitorExecution: true\nprops:\n  script.command.line: /bin/sh -c 'echo \"$1\" >> {}' sh\nshardingTotalCount: 2\n",
+        out.display()
+    );
+    ra.create_with(
+        "/echo",
+        b"SCRIPT",
+        capstan_registry::CreateOptions {
+            mode: capstan_registry::CreateMode::Persistent,
+            create_parents: true,
+        },
+    )
+    .await
+    .expect("root");
+    ra.create(
+        "/echo/config",
+        yaml.as_bytes(),
+        capstan_registry::CreateMode::Persistent,
+    )
+    .await
+    .expect("config");
+    eventually("both items of the script ran", 15, async || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        text.contains("\"shardingItem\":0") && text.contains("\"shardingItem\":1")
+    })
+    .await;
+    history.flush().await;
+    let page = history
+        .runs(
+            &RunQuery {
+                job: Some("echo".into()),
+                ..RunQuery::default()
+            },
+            1,
+            10,
+        )
+        .await
+        .expect("runs");
+    assert!(page.total >= 2);
+    // A class-based job (a Java application's) is left alone.
+    ra.create(
+        "/javaJob",
+        b"com.example.OrderJob",
+        capstan_registry::CreateMode::Persistent,
+    )
+    .await
+    .expect("java");
+    ra.create(
+        "/javaJob/config",
+        b"jobName: javaJob\ncron: 0 * * * * ?\nshardingTotalCount: 1\n",
+        capstan_registry::CreateMode::Persistent,
+    )
+    .await
+    .expect("java config");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(a.jobs(), ["echo"]);
+    operations::remove_job(&ra, "echo").await.expect("remove");
+    eventually("the removed job stops", 5, async || a.jobs().is_empty()).await;
+    discovery.abort();
+}
+
+/// Exclusivity under random kills: one item never runs on two instances at once. A kill
+/// is what `kill -9` does: the instance stops at once (its items with it), and its session
+/// is expired afterwards, when the server notices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_never_runs_twice_at_once_across_random_kills() {
+    const JOBS: usize = 4;
+    const TOTAL: i32 = 3;
+    let store = EmbeddedStore::in_memory();
+    let admin = Registry::embedded(&store, NS).await.expect("admin");
+    // (job, item) -> the instance running it now.
+    let holders: Arc<Mutex<BTreeMap<(String, u32), String>>> = Arc::default();
+    let violations: Arc<Mutex<Vec<String>>> = Arc::default();
+    let fires = Arc::new(AtomicUsize::new(0));
+    let kind = {
+        let holders = holders.clone();
+        let violations = violations.clone();
+        let fires = fires.clone();
+        move || {
+            let holders = holders.clone();
+            let violations = violations.clone();
+            let fires = fires.clone();
+            JobKind::simple_fn("capstan:exclusive", move |ctx: ShardingContext| {
+                let holders = holders.clone();
+                let violations = violations.clone();
+                let fires = fires.clone();
+                async move {
+                    let key = (ctx.job_name.clone(), ctx.sharding_item);
+                    let me = instance_of(&ctx);
+                    {
+                        let mut h = holders.lock().expect("lock");
+                        if let Some(other) = h.get(&key) {
+                            violations
+                                .lock()
+                                .expect("lock")
+                                .push(format!("{key:?} started on {me} while {other} runs it"));
+                        }
+                        h.insert(key.clone(), me.clone());
+                    }
+                    fires.fetch_add(1, Ordering::SeqCst);
+                    struct Release(
+                        Arc<Mutex<BTreeMap<(String, u32), String>>>,
+                        (String, u32),
+                        String,
+                    );
+                    impl Drop for Release {
+                        fn drop(&mut self) {
+                            let mut h = self.0.lock().expect("lock");
+                            if h.get(&self.1) == Some(&self.2) {
+                                h.remove(&self.1);
+                            }
+                        }
+                    }
+                    let _release = Release(holders.clone(), key, me);
+                    let hold = 50 + (ctx.sharding_item as u64 * 131 + rand_ms()) % 900;
+                    tokio::time::sleep(Duration::from_millis(hold)).await;
+                    Ok::<(), BoxError>(())
+                }
+            })
+        }
+    };
+    let cfg = |job: usize| {
+        let mut c = config(&format!("ex{job}"), Some("* * * * * ?"), TOTAL);
+        c.failover = true;
+        c
+    };
+    let mut live: Vec<(Scheduler, Registry)> = Vec::new();
+    let mut next = 0;
+    let spawn = async |live: &mut Vec<(Scheduler, Registry)>, next: &mut usize| {
+        *next += 1;
+        let ip = format!("10.0.1.{}", *next % 3 + 1);
+        let (s, r, _) = start(&store, &ip, &format!("i{next}")).await;
+        for j in 0..JOBS {
+            s.add_job(JobDefinition::new(cfg(j), kind()))
+                .await
+                .expect("add");
+        }
+        live.push((s, r));
+    };
+    for _ in 0..3 {
+        spawn(&mut live, &mut next).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    let mut kills = 0;
+    while fires.load(Ordering::SeqCst) < 200 || kills < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} fires and {kills} kills in 150 s",
+            fires.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(2000 + rand_ms() % 1500)).await;
+        let victim = (rand_ms() as usize) % live.len();
+        let (s, r) = live.remove(victim);
+        s.kill();
+        // The server notices the death a moment later.
+        tokio::time::sleep(Duration::from_millis(rand_ms() % 300)).await;
+        r.expire_session().await.expect("expire");
+        kills += 1;
+        spawn(&mut live, &mut next).await;
+    }
+    let v = violations.lock().expect("lock").clone();
+    assert!(v.is_empty(), "exclusivity violated: {v:#?}");
+    eprintln!(
+        "exclusivity: {} item fires, {kills} kills, no overlap",
+        fires.load(Ordering::SeqCst)
+    );
+    for (s, _) in &live {
+        s.shutdown().await;
+    }
+    drop(admin);
+}
+
+/// A cheap pseudo-random number (the test needs variety, not quality).
+fn rand_ms() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .elapsed()
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish() % 10_000
+}
