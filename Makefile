@@ -79,6 +79,7 @@ e2e: build
 ## Benchmarks (release build). Figures go to the issue notes; see README.
 bench: deps-test
 	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan-registry --bench tree_cache
+	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan-scheduler --bench fire_lag
 
 clean:
 	cargo clean

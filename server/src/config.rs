@@ -22,6 +22,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Set a new generated password for a console user (for a lost admin password).
     ResetPassword(ResetPasswordArgs),
+    /// Run the scheduler runtime without the console: every script and HTTP job of a
+    /// registry, and those in job files.
+    Agent(AgentArgs),
 }
 
 /// `capstan serve`.
@@ -75,4 +78,40 @@ pub struct ResetPasswordArgs {
     /// Directory holding the console database.
     #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+}
+
+/// `capstan agent`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The registry: `zookeeper://HOST:PORT[,HOST:PORT]/NAMESPACE`, or `embedded:PATH` for
+    /// an embedded registry file (namespace `capstan`, as the console's `local`; the file
+    /// must not be open in another process).
+    #[arg(long, env = "CAPSTAN_REGISTRY")]
+    pub registry: String,
+
+    /// A file holding the ZooKeeper digest `user:password`.
+    #[arg(long, env = "CAPSTAN_DIGEST_FILE")]
+    pub digest_file: Option<PathBuf>,
+
+    /// A directory of job files (`*.yaml`): the job config YAML, plus an optional
+    /// `type: SCRIPT|HTTP`.
+    #[arg(long, env = "CAPSTAN_JOBS_DIR")]
+    pub jobs: Option<PathBuf>,
+
+    /// The registry session timeout, in milliseconds.
+    #[arg(long, env = "CAPSTAN_SESSION_TIMEOUT_MS", default_value_t = 15_000)]
+    pub session_timeout_ms: u64,
+
+    /// The IP to register under (as ElasticJob's `elasticjob.preferred.network.ip`).
+    /// Unset: the first non-loopback IPv4 address of this machine.
+    #[arg(long, env = "CAPSTAN_IP")]
+    pub ip: Option<String>,
+
+    /// Directory for the agent's run history (`agent-history.db`).
+    #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, env = "CAPSTAN_LOG", default_value = "info")]
+    pub log: String,
 }

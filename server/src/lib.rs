@@ -1,6 +1,7 @@
 //! The Capstan console server: builds the axum [`router`] (so tests can drive it without a
 //! socket) and runs `capstan serve`.
 
+pub mod agent;
 pub mod config;
 mod guard;
 mod metrics;
@@ -126,7 +127,7 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-fn init_tracing(filter: &str) {
+pub(crate) fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
@@ -170,7 +171,7 @@ async fn purge_sessions(state: AppState) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

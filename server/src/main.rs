@@ -10,6 +10,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => capstan_server::serve(args).await,
         Command::ResetPassword(args) => capstan_server::reset_password(args).await,
+        Command::Agent(args) => capstan_server::agent::agent(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -61,6 +61,10 @@ pub enum Error {
         /// Ours.
         ours: String,
     },
+    /// The change conflicts with the registry's state (it changed meanwhile, or the job
+    /// exists already).
+    #[error("{0}")]
+    Conflict(String),
     /// The job already runs on this instance.
     #[error("job {0:?} is already running here")]
     AlreadyRunning(String),

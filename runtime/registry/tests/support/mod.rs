@@ -118,6 +118,12 @@ impl ZooKeeper {
         self.wait_ready();
     }
 
+    /// The server's process id (to read its CPU time).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `127.0.0.1:port`.
     pub fn connect(&self) -> String {
         format!("127.0.0.1:{}", self.port)

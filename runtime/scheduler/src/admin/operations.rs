@@ -2,7 +2,9 @@
 //! parameter. Each is what ElasticJob's lifecycle module writes, so Java instances react
 //! to them exactly as to ElasticJob-UI.
 
-use capstan_registry::{Error as RegistryError, Registry};
+use capstan_registry::{CreateMode, Error as RegistryError, Op, Registry};
+
+use crate::config::JobConfig;
 
 use crate::protocol::nodes::JobNodes;
 use crate::protocol::storage::{children, persist, remove, value};
@@ -184,6 +186,187 @@ pub async fn resume(registry: &Registry, job: &str) -> Result<()> {
     remove(registry, &nodes.paused()).await
 }
 
+/// Disables or enables one job on one server (§5 `disable(job, ip)`).
+///
+/// # Errors
+/// [`Error::NotFound`] for an unknown job or a server the job does not have, or a
+/// registry error.
+pub async fn set_job_server_enabled(
+    registry: &Registry,
+    job: &str,
+    ip: &str,
+    enabled: bool,
+) -> Result<()> {
+    let nodes = require_job(registry, job).await?;
+    if value(registry, &nodes.server(ip)).await?.is_none() {
+        return Err(Error::NotFound(format!("job {job:?} has no server {ip}")));
+    }
+    let v: &[u8] = if enabled { b"ENABLED" } else { b"DISABLED" };
+    persist(registry, &nodes.server(ip), v).await
+}
+
+/// Shuts down every instance on `ip`, in every job (§5 `shutdown(null, ip)`). Returns how
+/// many instances.
+///
+/// # Errors
+/// A registry error.
+pub async fn shutdown_server(registry: &Registry, ip: &str) -> Result<usize> {
+    let mut count = 0;
+    for job in children(registry, "/").await? {
+        count += shutdown(registry, &job, Some(ip)).await?;
+    }
+    Ok(count)
+}
+
+/// Removes one job's server (§5 `remove(job, ip)`): its instances there shut down, then
+/// `servers/{ip}` goes.
+///
+/// # Errors
+/// [`Error::NotFound`] or a registry error.
+pub async fn remove_job_server(registry: &Registry, job: &str, ip: &str) -> Result<()> {
+    let nodes = require_job(registry, job).await?;
+    shutdown(registry, job, Some(ip)).await?;
+    remove(registry, &nodes.server(ip)).await
+}
+
+/// A job's config (§5 `getJobConfiguration`).
+///
+/// # Errors
+/// [`Error::NotFound`] without a config node; [`Error::InvalidConfig`] for one that is
+/// not a config.
+pub async fn job_config(registry: &Registry, job: &str) -> Result<JobConfig> {
+    let nodes = JobNodes::new(job);
+    let text = value(registry, &nodes.config())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("job {job:?} has no config")))?;
+    JobConfig::from_yaml(&text).map_err(|e| Error::InvalidConfig {
+        job: job.to_owned(),
+        problems: vec![e.to_string()],
+    })
+}
+
+fn invalid(job: &str, problems: Vec<String>) -> Error {
+    Error::InvalidConfig {
+        job: job.to_owned(),
+        problems,
+    }
+}
+
+fn problems_of(config: &JobConfig) -> Vec<String> {
+    config
+        .validate()
+        .into_iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect()
+}
+
+/// Replaces a job's config (§5 `updateJobConfiguration`): validated, and written only
+/// over the config it was read as (a concurrent edit is refused, not lost). What the new
+/// config does not model is kept from the current one: unknown keys and the tagged
+/// `jobExtraConfigurations` (tracing, with its data-source password), and the thread-pool
+/// key spelling the registry's Java version reads.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] (every problem, field by field), [`Error::NotFound`],
+/// [`Error::Conflict`] when the config changed meanwhile, or a registry error.
+pub async fn update_config(
+    registry: &Registry,
+    job: &str,
+    mut new: JobConfig,
+) -> Result<JobConfig> {
+    let nodes = require_job(registry, job).await?;
+    if new.job_name != job {
+        return Err(invalid(
+            job,
+            vec![format!(
+                "jobName: {:?} cannot be renamed to {:?}",
+                job, new.job_name
+            )],
+        ));
+    }
+    let problems = problems_of(&new);
+    if !problems.is_empty() {
+        return Err(invalid(job, problems));
+    }
+    let (data, stat) = match registry.get(&nodes.config()).await {
+        Ok(x) => x,
+        Err(RegistryError::NoNode(_)) => {
+            return Err(Error::NotFound(format!("job {job:?} has no config")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Ok(current) = JobConfig::from_yaml(&String::from_utf8_lossy(&data)) {
+        for (k, v) in current.preserved {
+            new.preserved.entry(k).or_insert(v);
+        }
+        new.thread_pool_key = current.thread_pool_key;
+    }
+    match registry
+        .set(
+            &nodes.config(),
+            new.to_yaml().as_bytes(),
+            Some(stat.version),
+        )
+        .await
+    {
+        Ok(_) => Ok(new),
+        Err(RegistryError::BadVersion(_)) => Err(Error::Conflict(format!(
+            "the config of {job:?} changed meanwhile; reload it and apply the edit again"
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates a job from its config alone (a script or HTTP job, `type_name` `SCRIPT` or
+/// `HTTP`): `/{job}` holds the type, `/{job}/config` the YAML. Agents and `capstan
+/// serve` pick it up and run it.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] (config or props), [`Error::Conflict`] if the job exists, or a
+/// registry error.
+pub async fn create_job(registry: &Registry, config: &JobConfig, type_name: &str) -> Result<()> {
+    let job = config.job_name.as_str();
+    let mut problems = problems_of(config);
+    if !matches!(
+        type_name,
+        crate::kinds::SCRIPT_TYPE | crate::kinds::HTTP_TYPE
+    ) {
+        problems.push(format!("type: {type_name:?}; use SCRIPT or HTTP"));
+    }
+    problems.extend(
+        crate::kinds::validate_props(type_name, config)
+            .into_iter()
+            .map(|(prop, why)| format!("props.{prop}: {why}")),
+    );
+    if !problems.is_empty() {
+        return Err(invalid(job, problems));
+    }
+    let nodes = JobNodes::new(job);
+    let ops = vec![
+        Op::Create {
+            path: nodes.root().to_owned(),
+            data: type_name.as_bytes().to_vec(),
+            mode: CreateMode::Persistent,
+        },
+        Op::Create {
+            path: nodes.config(),
+            data: config.to_yaml().into_bytes(),
+            mode: CreateMode::Persistent,
+        },
+    ];
+    match registry.multi(ops).await {
+        Ok(_) => Ok(()),
+        Err(RegistryError::MultiFailed { source, .. })
+            if matches!(*source, RegistryError::NodeExists(_)) =>
+        {
+            Err(Error::Conflict(format!(
+                "a job named {job:?} exists already"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use capstan_registry::{EmbeddedStore, Registry};
@@ -312,5 +495,104 @@ mod tests {
         assert!(r.exists("/b/paused").await.expect("exists").is_some());
         resume(&r, "b").await.expect("resume");
         assert!(r.exists("/b/paused").await.expect("exists").is_none());
+    }
+
+    #[tokio::test]
+    async fn config_updates_keep_what_they_do_not_model_and_refuse_races() {
+        let r = seeded().await;
+        let tagged = "jobName: a\nshardingTotalCount: 2\ncron: 0 * * * * ?\njobExecutorServiceHandlerType: CPU\n\
+                      jobExtraConfigurations:\n- !!org.apache.shardingsphere.elasticjob.tracing.yaml.YamlTracingConfiguration\n  type: RDB\n";
+        r.set("/a/config", tagged.as_bytes(), None)
+            .await
+            .expect("seed");
+        let mut c = job_config(&r, "a").await.expect("config");
+        c.cron = Some("0/5 * * * * ?".into());
+        c.thread_pool_type = Some("SINGLE_THREAD".into());
+        let edited = JobConfig {
+            preserved: Default::default(),
+            thread_pool_key: Default::default(),
+            ..c.clone()
+        };
+        update_config(&r, "a", edited).await.expect("update");
+        let written = crate::protocol::storage::value(&r, "/a/config")
+            .await
+            .expect("get")
+            .expect("config");
+        assert!(written.contains("cron: 0/5 * * * * ?"), "{written}");
+        assert!(
+            written.contains("jobExecutorServiceHandlerType: SINGLE_THREAD"),
+            "{written}"
+        );
+        assert!(
+            written.contains(
+                "!!org.apache.shardingsphere.elasticjob.tracing.yaml.YamlTracingConfiguration"
+            ),
+            "{written}"
+        );
+
+        let mut bad = c.clone();
+        bad.cron = Some("0 0 25 * * ?".into());
+        bad.sharding_total_count = 0;
+        let Err(Error::InvalidConfig { problems, .. }) = update_config(&r, "a", bad).await else {
+            panic!("invalid config accepted");
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let mut renamed = c.clone();
+        renamed.job_name = "b2".into();
+        assert!(update_config(&r, "a", renamed).await.is_err());
+
+        let mut script = c.clone();
+        script.job_name = "nightly".into();
+        assert!(matches!(
+            create_job(&r, &script, "SCRIPT").await,
+            Err(Error::InvalidConfig { .. })
+        ));
+        script
+            .props
+            .insert("script.command.line".into(), "/usr/bin/true".into());
+        create_job(&r, &script, "SCRIPT").await.expect("create");
+        assert_eq!(
+            crate::protocol::storage::value(&r, "/nightly")
+                .await
+                .expect("root")
+                .as_deref(),
+            Some("SCRIPT")
+        );
+        assert!(matches!(
+            create_job(&r, &script, "SCRIPT").await,
+            Err(Error::Conflict(_))
+        ));
+
+        set_job_server_enabled(&r, "a", "10.0.0.1", false)
+            .await
+            .expect("disable");
+        assert_eq!(
+            crate::protocol::storage::value(&r, "/a/servers/10.0.0.1")
+                .await
+                .expect("v")
+                .as_deref(),
+            Some("DISABLED")
+        );
+        assert_eq!(
+            crate::protocol::storage::value(&r, "/a/servers/10.0.0.2")
+                .await
+                .expect("v")
+                .as_deref(),
+            Some("ENABLED")
+        );
+        assert!(matches!(
+            set_job_server_enabled(&r, "a", "1.1.1.1", false).await,
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(shutdown_server(&r, "10.0.0.2").await.expect("shutdown"), 2);
+        remove_job_server(&r, "a", "10.0.0.1")
+            .await
+            .expect("remove");
+        assert!(
+            crate::protocol::storage::value(&r, "/a/servers/10.0.0.1")
+                .await
+                .expect("v")
+                .is_none()
+        );
     }
 }

@@ -557,6 +557,12 @@ impl Actor {
                 return true;
             }
         }
+        if snap.instances.contains(me)
+            && !snap.servers.contains_key(shared.me.ip())
+            && let Err(e) = registration::restore_server(&shared, &self.config()).await
+        {
+            tracing::warn!(job = %shared.name, error = %e, "cannot write this instance's server node back");
+        }
         if snap.config != prev.config && prev.exists {
             self.on_config(&snap);
         }

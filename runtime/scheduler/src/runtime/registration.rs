@@ -122,25 +122,63 @@ async fn has_items(shared: &JobShared) -> Result<bool> {
     )
 }
 
+/// How long a `servers/{ip}` node must have been untouched before start-up removes it as
+/// offline.
+const OFFLINE_SERVER_AGE_MS: i64 = 10 * 60 * 1000;
+
 /// 3.0.5's `removeOfflineServers`: deletes every `servers/{ip}` with a non-blank value
-/// whose IP has no live instance.
+/// whose IP has no live instance, but only when the node is old. Java removes it at once,
+/// which races an instance starting on that IP (it writes its server, then its instance
+/// node): the new instance's server vanishes and it never gets items. Recent leftovers go
+/// at the next start, or through the console's stale-server clean-up.
 async fn remove_offline_servers(shared: &JobShared) -> Result<()> {
     let registry = &shared.registry;
     let nodes = &shared.nodes;
     let instances = crate::protocol::storage::children(registry, &nodes.instances()).await?;
+    let now = crate::history::now_ms();
     for ip in crate::protocol::storage::children(registry, &nodes.servers()).await? {
         if instances.iter().any(|i| i.starts_with(&ip)) {
             continue;
         }
-        if value(registry, &nodes.server(&ip))
-            .await?
-            .is_some_and(|v| !v.trim().is_empty())
+        let Ok((data, stat)) = registry.get(&nodes.server(&ip)).await else {
+            continue;
+        };
+        if data.iter().all(u8::is_ascii_whitespace) || now - stat.mtime < OFFLINE_SERVER_AGE_MS {
+            continue;
+        }
+        tracing::info!(job = %shared.name, ip, "removing offline server");
+        match registry
+            .delete(&nodes.server(&ip), Some(stat.version))
+            .await
         {
-            tracing::info!(job = %shared.name, ip, "removing offline server");
-            remove(registry, &nodes.server(&ip)).await?;
+            Ok(())
+            | Err(capstan_registry::Error::NoNode(_) | capstan_registry::Error::BadVersion(_)) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// Writes this instance's `servers/{ip}` back when it vanished while the instance is
+/// still registered (another instance's clean-up, or a Java 3.0.5 instance's race above).
+/// An operator's "remove server" shuts the instance down first, so it never gets here.
+pub(crate) async fn restore_server(shared: &JobShared, config: &JobConfig) -> Result<()> {
+    let server = shared.nodes.server(shared.me.ip());
+    let wanted = server_value(None, config.disabled, false);
+    // No parents: while the whole job is being removed, `servers/` goes too, and a
+    // restore must not resurrect a skeleton of the job.
+    match shared
+        .registry
+        .create(&server, wanted.as_bytes(), CreateMode::Persistent)
+        .await
+    {
+        Ok(_) => {
+            tracing::warn!(job = %shared.name, "this instance's server node was removed while it ran; written back");
+            Ok(())
+        }
+        Err(capstan_registry::Error::NodeExists(_) | capstan_registry::Error::NoNode(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The `servers/{ip}` value to write when registering. An operator's `DISABLED` stays,

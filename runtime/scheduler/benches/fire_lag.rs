@@ -1,0 +1,221 @@
+//! `make bench`: 1,000 jobs firing every second on one scheduler instance, on the embedded
+//! registry (a SQLite-backed file, as `capstan serve` uses) and on a real ZooKeeper.
+//!
+//! Reports, over a measured window after a warm-up:
+//! - the lag from each scheduled fire time to the start of its item (p50, p99, max);
+//! - fires seen against fires due (a missed fire would show here);
+//! - CPU of this process (and of the ZooKeeper server), as % of one core;
+//! - registry reads and writes per fire, from the registry handle's own counters (the
+//!   tree cache's re-reads included).
+//!
+//! Every job has one item, `monitorExecution` on (a `running` node per fire), failover and
+//! misfire off, and run history on, as a console would run them. Each fire is due on a
+//! whole second, so an item's lag is the time since the last whole second.
+//!
+//! `CAPSTAN_BENCH_FIRE_JOBS` (default 1000) and `CAPSTAN_BENCH_SECONDS` (default 20).
+
+#[path = "../../registry/tests/support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use capstan_registry::{Durability, EmbeddedStore, Registry, ZkSettings};
+use capstan_scheduler::config::JobConfig;
+use capstan_scheduler::context::ShardingContext;
+use capstan_scheduler::history::{History, Retention};
+use capstan_scheduler::kinds::{BoxError, JobKind};
+use capstan_scheduler::{JobDefinition, Scheduler};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) of a process, from /proc (clock ticks of 1/100 s).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Report {
+    label: &'static str,
+    jobs: usize,
+    seconds: f64,
+    lags_ms: Vec<f64>,
+    cpu_pct: f64,
+    zk_cpu_pct: Option<f64>,
+    reads_per_fire: f64,
+    writes_per_fire: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn measure(
+    label: &'static str,
+    registry: Registry,
+    jobs: usize,
+    seconds: u64,
+    zk_pid: Option<u32>,
+) -> Report {
+    let dir = tempfile::tempdir().expect("dir");
+    let history = History::open(&dir.path().join("history.db"), Retention::default())
+        .await
+        .expect("history");
+    let scheduler = Scheduler::builder(registry.clone())
+        .ip("10.9.0.1")
+        .history(history)
+        .start()
+        .await
+        .expect("scheduler");
+    let lags: Arc<Mutex<Vec<f64>>> = Arc::new(Mutex::new(Vec::with_capacity(jobs * 40)));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let kind = {
+        let lags = lags.clone();
+        let measuring = measuring.clone();
+        JobKind::simple_fn("capstan:bench", move |_: ShardingContext| {
+            let lag_us = now_us() % 1_000_000;
+            if measuring.load(Ordering::Relaxed) {
+                lags.lock().expect("lags").push(lag_us as f64 / 1000.0);
+            }
+            async { Ok::<(), BoxError>(()) }
+        })
+    };
+    let started = Instant::now();
+    let names: Vec<usize> = (0..jobs).collect();
+    for chunk in names.chunks(50) {
+        let adds = chunk.iter().map(|j| {
+            let config = JobConfig {
+                job_name: format!("bench-{j:04}"),
+                cron: Some("* * * * * ?".into()),
+                sharding_total_count: 1,
+                monitor_execution: true,
+                max_time_diff_seconds: -1,
+                ..JobConfig::default()
+            };
+            scheduler.add_job(JobDefinition::new(config, kind.clone()))
+        });
+        for r in futures::future::join_all(adds).await {
+            r.expect("add job");
+        }
+    }
+    eprintln!(
+        "{label}: {jobs} jobs registered in {:.1} s; warming up",
+        started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let me = std::process::id().to_string();
+    let zk = zk_pid.map(|p| p.to_string());
+    let (ops0, cpu0, zk0, t0) = (
+        registry.op_counts(),
+        cpu_seconds(&me),
+        zk.as_deref().map(cpu_seconds),
+        Instant::now(),
+    );
+    measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let (ops1, cpu1, zk1, wall) = (
+        registry.op_counts(),
+        cpu_seconds(&me),
+        zk.as_deref().map(cpu_seconds),
+        t0.elapsed().as_secs_f64(),
+    );
+    let mut lags_ms = lags.lock().expect("lags").clone();
+    lags_ms.sort_by(f64::total_cmp);
+    let fires = lags_ms.len().max(1) as f64;
+    scheduler.shutdown().await;
+    registry.close().await;
+    Report {
+        label,
+        jobs,
+        seconds: wall,
+        cpu_pct: (cpu1 - cpu0) / wall * 100.0,
+        zk_cpu_pct: zk0.zip(zk1).map(|(a, b)| (b - a) / wall * 100.0),
+        reads_per_fire: (ops1.reads - ops0.reads) as f64 / fires,
+        writes_per_fire: (ops1.writes - ops0.writes) as f64 / fires,
+        lags_ms,
+    }
+}
+
+fn print(r: &Report) {
+    let due = r.jobs as f64 * r.seconds;
+    println!(
+        "{:<10} fires {:>6} of ~{:>6.0} due | lag p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms | CPU {:>5.1} %{} | per fire: {:.2} reads, {:.2} writes",
+        r.label,
+        r.lags_ms.len(),
+        due,
+        percentile(&r.lags_ms, 50.0),
+        percentile(&r.lags_ms, 99.0),
+        r.lags_ms.last().copied().unwrap_or(f64::NAN),
+        r.cpu_pct,
+        r.zk_cpu_pct
+            .map(|z| format!(" (ZooKeeper server {z:.1} %)"))
+            .unwrap_or_default(),
+        r.reads_per_fire,
+        r.writes_per_fire,
+    );
+}
+
+fn main() {
+    let jobs = env_or("CAPSTAN_BENCH_FIRE_JOBS", 1000);
+    let seconds = env_or("CAPSTAN_BENCH_SECONDS", 20) as u64;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "scheduler fire lag: {jobs} jobs x 1 item, cron every second, {seconds} s measured, {cores} cores"
+    );
+    let embedded = runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = EmbeddedStore::open(&dir.path().join("registry.db"), Durability::ProcessCrash)
+            .await
+            .expect("store");
+        let registry = Registry::embedded(&store, "bench").await.expect("registry");
+        measure("embedded", registry, jobs, seconds, None).await
+    });
+    print(&embedded);
+    let zk = support::ZooKeeper::start();
+    let zookeeper = runtime.block_on(async {
+        let registry = Registry::zookeeper(ZkSettings {
+            connect: zk.connect().parse().expect("connect"),
+            namespace: "bench".into(),
+            digest: None,
+            session_timeout: Duration::from_secs(30),
+        })
+        .await
+        .expect("zookeeper");
+        measure("zookeeper", registry, jobs, seconds, Some(zk.pid())).await
+    });
+    print(&zookeeper);
+}
