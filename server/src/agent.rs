@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use capstan_registry::{ConnectString, Durability, EmbeddedStore, Registry, ZkSettings};
-use capstan_scheduler::history::{History, Retention};
+use capstan_scheduler::history::{History, Retention, now_ms};
 use capstan_scheduler::{JobDefinition, Scheduler, parse_job_file};
 
 use crate::config::AgentArgs;
@@ -190,13 +190,6 @@ async fn prune_history(history: History) {
             Err(e) => tracing::warn!(error = %e, "run history: pruning failed"),
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod persist;
 mod tree;
 mod watches;
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -38,9 +39,21 @@ struct State {
     sessions: HashMap<i64, Session>,
 }
 
+/// A queued transaction: its staging step, erased to one type.
+type Work = Box<dyn FnOnce(&mut Txn<'_>) -> Result<Box<dyn Any + Send>> + Send>;
+type Reply = oneshot::Sender<Result<Box<dyn Any + Send>>>;
+
+struct Pending {
+    session: i64,
+    work: Work,
+    reply: Reply,
+}
+
 struct Shared {
-    /// Serialises writers across the durable commit; see the module docs.
+    /// Serialises committers across the durable commit; see [`EmbeddedSession::transact`].
     writer: tokio::sync::Mutex<()>,
+    /// Transactions waiting for the next commit.
+    queue: std::sync::Mutex<Vec<Pending>>,
     state: RwLock<State>,
     db: Option<SqlitePool>,
     next_session: AtomicI64,
@@ -94,6 +107,7 @@ impl EmbeddedStore {
         EmbeddedStore {
             shared: Arc::new(Shared {
                 writer: tokio::sync::Mutex::new(()),
+                queue: std::sync::Mutex::new(Vec::new()),
                 state: RwLock::new(State {
                     tree,
                     watches: Watches::default(),
@@ -158,27 +172,108 @@ impl EmbeddedSession {
         }
     }
 
-    /// Stages `f` as one transaction of `session`, commits it, applies it.
-    async fn transact<T>(
+    /// Stages `f` as one transaction of `session`, commits it, applies it, and returns
+    /// what `f` returned.
+    ///
+    /// Group commit: the caller queues its work, then takes the writer lock. Whoever holds
+    /// the lock drains the whole queue: it stages each transaction in order (each sees the
+    /// ones before it), commits them all in one SQLite transaction, applies them in order
+    /// and fires their watches, then answers each caller. Writers that queue while a
+    /// commit is in progress thus share the next one, so concurrent writes cost one disk
+    /// commit per batch rather than one each. Nothing is visible before it is durable, and
+    /// the order of application is the order of staging.
+    async fn transact<T: Send + 'static>(
         &self,
         session: i64,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T>,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _writer = self.shared.writer.lock().await;
-        let (value, staged) = {
-            let state = self.shared.read();
-            if !state.sessions.contains_key(&session) {
-                return Err(Error::SessionExpired);
+        let (tx, rx) = oneshot::channel();
+        let work: Work = Box::new(move |txn| f(txn).map(|v| Box::new(v) as Box<dyn Any + Send>));
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pending {
+                session,
+                work,
+                reply: tx,
+            });
+        {
+            let _writer = self.shared.writer.lock().await;
+            let batch =
+                std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                self.commit_batch(batch).await;
             }
-            let mut txn = Txn::new(&state.tree, session, now_ms());
-            let value = f(&mut txn)?;
-            (value, txn.finish())
-        };
-        if let Some(db) = &self.shared.db {
-            persist::commit(db, &staged).await?;
         }
-        self.apply(staged);
-        Ok(value)
+        match rx.await {
+            Ok(Ok(value)) => Ok(*value
+                .downcast::<T>()
+                .map_err(|_| Error::Storage("transaction result of an unexpected type".into()))?),
+            Ok(Err(e)) => Err(e),
+            // The committer is gone without an answer (its task was cancelled mid-commit).
+            Err(_) => Err(Error::Storage("the write was interrupted".into())),
+        }
+    }
+
+    /// Stages, commits and applies a batch of queued transactions (the caller holds the
+    /// writer lock).
+    async fn commit_batch(&self, batch: Vec<Pending>) {
+        let now = now_ms();
+        let mut staged_all: Vec<Staged> = Vec::with_capacity(batch.len());
+        let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
+        {
+            let state = self.shared.read();
+            let mut overlay = tree::Overlay::new();
+            let mut last_zxid = state.tree.zxid;
+            for Pending {
+                session,
+                work,
+                reply,
+            } in batch
+            {
+                // A caller that gave up before its turn: its write never happens.
+                if reply.is_closed() {
+                    continue;
+                }
+                if !state.sessions.contains_key(&session) {
+                    let _ = reply.send(Err(Error::SessionExpired));
+                    continue;
+                }
+                let mut txn = Txn::after(&state.tree, &overlay, last_zxid, session, now);
+                match work(&mut txn) {
+                    Ok(value) => {
+                        let staged = txn.finish();
+                        last_zxid = staged.zxid;
+                        overlay.extend(staged.nodes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        staged_all.push(staged);
+                        answers.push((reply, value));
+                    }
+                    // Failed during staging: nothing of it is kept; the rest go on.
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+        }
+        if staged_all.is_empty() {
+            return;
+        }
+        if let Some(db) = &self.shared.db
+            && let Err(e) = persist::commit(db, &staged_all).await
+        {
+            // None of the batch is applied: every caller hears why.
+            for (reply, _) in answers {
+                let _ = reply.send(Err(Error::Storage(e.to_string())));
+            }
+            return;
+        }
+        for staged in staged_all {
+            self.apply(staged);
+        }
+        for (reply, value) in answers {
+            let _ = reply.send(Ok(value));
+        }
     }
 
     fn apply(&self, mut staged: Staged) {
@@ -205,10 +300,11 @@ impl EmbeddedSession {
         mode: CreateMode,
         parents: bool,
     ) -> Result<String> {
-        self.transact(self.id, |txn| {
+        let (p, data) = (p.to_owned(), data.to_vec());
+        self.transact(self.id, move |txn| {
             if parents {
                 let mut missing = Vec::new();
-                let mut cur = path::parent(p);
+                let mut cur = path::parent(&p);
                 while let Some(ancestor) = cur.filter(|a| *a != "/") {
                     if txn.get(ancestor).is_some() {
                         break;
@@ -220,25 +316,29 @@ impl EmbeddedSession {
                     txn.create(ancestor, b"", CreateMode::Persistent)?;
                 }
             }
-            txn.create(p, data, mode)
+            txn.create(&p, &data, mode)
         })
         .await
     }
 
     pub async fn set(&self, p: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
-        self.transact(self.id, |txn| txn.set(p, data, version))
+        let (p, data) = (p.to_owned(), data.to_vec());
+        self.transact(self.id, move |txn| txn.set(&p, &data, version))
             .await
     }
 
     pub async fn delete(&self, p: &str, version: Option<i32>) -> Result<()> {
-        self.transact(self.id, |txn| txn.delete(p, version)).await
+        let p = p.to_owned();
+        self.transact(self.id, move |txn| txn.delete(&p, version))
+            .await
     }
 
     /// Deletes `p` and everything below it in one transaction.
     pub async fn delete_recursive(&self, p: &str) -> Result<()> {
-        self.transact(self.id, |txn| {
+        let p = p.to_owned();
+        self.transact(self.id, move |txn| {
             let mut order = Vec::new();
-            let mut stack = vec![p.to_owned()];
+            let mut stack = vec![p];
             while let Some(cur) = stack.pop() {
                 let node = txn.get(&cur).ok_or_else(|| Error::NoNode(cur.clone()))?;
                 stack.extend(node.children.iter().map(|c| path::join(&cur, c)));
@@ -253,7 +353,8 @@ impl EmbeddedSession {
     }
 
     pub async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
-        self.transact(self.id, |txn| {
+        let ops = ops.to_vec();
+        self.transact(self.id, move |txn| {
             ops.iter()
                 .enumerate()
                 .map(|(index, op)| {
@@ -399,7 +500,7 @@ impl EmbeddedSession {
         };
         // Through a normal transaction, so the parents' counters are stored.
         let deleted = self
-            .transact(self.id, |txn| {
+            .transact(self.id, move |txn| {
                 for p in ephemerals.iter().rev() {
                     if txn.get(p).is_some() {
                         txn.delete(p, None)?;

@@ -95,10 +95,19 @@ pub(crate) async fn load(pool: &SqlitePool) -> Result<Vec<(String, Vec<u8>, Stat
         .collect()
 }
 
-/// Commits the persistent part of a staged transaction.
-pub(crate) async fn commit(pool: &SqlitePool, staged: &Staged) -> Result<()> {
+/// Commits the persistent part of staged transactions, in order, as one SQLite
+/// transaction: all of them or none. Transactions that touch only ephemeral nodes are not
+/// written (see `Staged::durable`); a batch of only those costs no disk access.
+pub(crate) async fn commit(pool: &SqlitePool, batch: &[Staged]) -> Result<()> {
+    if !batch.iter().any(|s| s.durable) {
+        return Ok(());
+    }
     let mut tx = pool.begin().await.map_err(storage)?;
-    for (path, node) in &staged.nodes {
+    for (path, node) in batch
+        .iter()
+        .filter(|s| s.durable)
+        .flat_map(|s| s.nodes.iter())
+    {
         match node {
             Some(n) if n.stat.ephemeral_owner == 0 => {
                 sqlx::query(

@@ -119,11 +119,22 @@ pub(crate) struct Staged {
     pub ephemerals_created: Vec<(i64, String)>,
     /// Ephemeral nodes deleted, with their owner.
     pub ephemerals_deleted: Vec<(i64, String)>,
+    /// Whether a stored (persistent) node was created, changed or deleted. A transaction
+    /// that only creates or deletes ephemeral nodes changes nothing but its parents'
+    /// child counters, which matter only while ephemeral nodes can exist, that is while
+    /// the process lives: it needs no commit to disk. (After a restart every ephemeral
+    /// node is gone, and a counter read back from disk is still above the number of every
+    /// stored sequential child, because creating one stores its parent.)
+    pub durable: bool,
 }
 
-/// A transaction being staged against a tree.
+/// Final node states of transactions staged earlier in the same batch, not yet applied.
+pub(crate) type Overlay = HashMap<String, Option<Node>>;
+
+/// A transaction being staged against a tree (and the batch staged before it).
 pub(crate) struct Txn<'a> {
     base: &'a Tree,
+    prior: Option<&'a Overlay>,
     staged: Staged,
     now: i64,
     session: i64,
@@ -134,6 +145,7 @@ impl<'a> Txn<'a> {
     pub fn new(base: &'a Tree, session: i64, now: i64) -> Txn<'a> {
         Txn {
             base,
+            prior: None,
             staged: Staged {
                 zxid: base.zxid + 1,
                 ..Staged::default()
@@ -143,17 +155,46 @@ impl<'a> Txn<'a> {
         }
     }
 
-    /// The node at `p` as this transaction sees it.
-    pub fn get(&self, p: &str) -> Option<&Node> {
-        match self.staged.nodes.get(p) {
+    /// Starts a transaction that sees `base` changed by `prior` (transactions staged
+    /// before it in one batch, whose last id is `last_zxid`).
+    pub fn after(
+        base: &'a Tree,
+        prior: &'a Overlay,
+        last_zxid: i64,
+        session: i64,
+        now: i64,
+    ) -> Txn<'a> {
+        Txn {
+            base,
+            prior: Some(prior),
+            staged: Staged {
+                zxid: last_zxid + 1,
+                ..Staged::default()
+            },
+            now,
+            session,
+        }
+    }
+
+    /// The node at `p` before this transaction.
+    fn before(&self, p: &str) -> Option<&'a Node> {
+        match self.prior.and_then(|o| o.get(p)) {
             Some(n) => n.as_ref(),
             None => self.base.nodes.get(p),
         }
     }
 
+    /// The node at `p` as this transaction sees it.
+    pub fn get(&self, p: &str) -> Option<&Node> {
+        match self.staged.nodes.get(p) {
+            Some(n) => n.as_ref(),
+            None => self.before(p),
+        }
+    }
+
     fn get_mut(&mut self, p: &str) -> Option<&mut Node> {
         if !self.staged.nodes.contains_key(p) {
-            let copy = self.base.nodes.get(p)?.clone();
+            let copy = self.before(p)?.clone();
             self.staged.nodes.insert(p.to_owned(), Some(copy));
         }
         self.staged.nodes.get_mut(p).and_then(Option::as_mut)
@@ -186,6 +227,7 @@ impl<'a> Txn<'a> {
         }
         let name = path::name(&actual).to_owned();
         let owner = if mode.is_ephemeral() { self.session } else { 0 };
+        self.staged.durable |= owner == 0;
         let parent_node = self.get_mut(&parent_path).expect("parent checked above");
         parent_node.children.insert(name);
         parent_node.stat.cversion += 1;
@@ -237,6 +279,7 @@ impl<'a> Txn<'a> {
         node.stat.mtime = now;
         node.stat.data_length = data.len() as i32;
         let stat = node.stat;
+        self.staged.durable |= stat.ephemeral_owner == 0;
         self.staged
             .events
             .push((EventKind::NodeDataChanged, p.to_owned()));
@@ -261,6 +304,7 @@ impl<'a> Txn<'a> {
             return Err(Error::NotEmpty(p.to_owned()));
         }
         let owner = node.stat.ephemeral_owner;
+        self.staged.durable |= owner == 0;
         let parent_path = parent(p).unwrap_or("/").to_owned();
         self.staged.nodes.insert(p.to_owned(), None);
         if let Some(parent_node) = self.get_mut(&parent_path) {

@@ -10,12 +10,17 @@ use tokio::sync::{mpsc, oneshot};
 use crate::node::{EventKind, WatchedEvent};
 
 type Oneshots = HashMap<String, Vec<(i64, oneshot::Sender<WatchedEvent>)>>;
+type Streams = HashMap<String, Vec<(i64, mpsc::UnboundedSender<WatchedEvent>)>>;
 
 #[derive(Default)]
 pub(crate) struct Watches {
     data: Oneshots,
     child: Oneshots,
-    persistent: Vec<(i64, String, mpsc::UnboundedSender<WatchedEvent>)>,
+    /// Persistent recursive watches by root. An event is delivered by looking up the
+    /// event's path and each of its ancestors (a few lookups), never by scanning every
+    /// watch: a thousand jobs each watching their subtree must not make every write cost
+    /// a thousand comparisons under the write lock.
+    persistent: Streams,
 }
 
 fn event(kind: EventKind, path: &str) -> WatchedEvent {
@@ -25,8 +30,19 @@ fn event(kind: EventKind, path: &str) -> WatchedEvent {
     }
 }
 
-fn under(root: &str, path: &str) -> bool {
-    root == "/" || path == root || path.strip_prefix(root).is_some_and(|r| r.starts_with('/'))
+/// `path`, each of its ancestors, and `/`.
+fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut next = Some(path);
+    std::iter::from_fn(move || {
+        let cur = next?;
+        next = match cur.rfind('/') {
+            _ if cur == "/" => None,
+            Some(0) => Some("/"),
+            Some(i) => Some(&cur[..i]),
+            None => None,
+        };
+        Some(cur)
+    })
 }
 
 fn fire(map: &mut Oneshots, path: &str, kind: EventKind) {
@@ -60,7 +76,10 @@ impl Watches {
         root: &str,
     ) -> mpsc::UnboundedReceiver<WatchedEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.persistent.push((session, root.to_owned(), tx));
+        self.persistent
+            .entry(root.to_owned())
+            .or_default()
+            .push((session, tx));
         rx
     }
 
@@ -79,10 +98,16 @@ impl Watches {
                 EventKind::SessionEnded => {}
             }
             if *kind != EventKind::NodeChildrenChanged {
-                // A closed receiver drops its watch.
-                self.persistent.retain(|(_, root, tx)| {
-                    !under(root, path) || tx.send(event(*kind, path)).is_ok()
-                });
+                for root in self_and_ancestors(path) {
+                    let Some(list) = self.persistent.get_mut(root) else {
+                        continue;
+                    };
+                    // A closed receiver drops its watch.
+                    list.retain(|(_, tx)| tx.send(event(*kind, path)).is_ok());
+                    if list.is_empty() {
+                        self.persistent.remove(root);
+                    }
+                }
             }
         }
     }
@@ -97,9 +122,12 @@ impl Watches {
             }
             map.retain(|_, list| !list.is_empty());
         }
-        for (_, _, tx) in self.persistent.extract_if(.., |(s, _, _)| *s == session) {
-            let _ = tx.send(event(EventKind::SessionEnded, ""));
+        for list in self.persistent.values_mut() {
+            for (_, tx) in list.extract_if(.., |(s, _)| *s == session) {
+                let _ = tx.send(event(EventKind::SessionEnded, ""));
+            }
         }
+        self.persistent.retain(|_, list| !list.is_empty());
     }
 }
 
@@ -140,6 +168,16 @@ mod tests {
         // Siblings with a common prefix are not "below".
         w.fire(&[(EventKind::NodeDataChanged, "/ab".into())]);
         assert!(tree.try_recv().is_err());
+        let mut everything = w.add_persistent(1, "/");
+        w.fire(&[(EventKind::NodeDeleted, "/b/c/d".into())]);
+        assert_eq!(everything.try_recv().expect("root").path, "/b/c/d");
+        assert_eq!(other.try_recv().expect("b").path, "/b/c/d");
+        assert!(tree.try_recv().is_err());
+        assert_eq!(
+            self_and_ancestors("/a/b/c").collect::<Vec<_>>(),
+            ["/a/b/c", "/a/b", "/a", "/"]
+        );
+        assert_eq!(self_and_ancestors("/").collect::<Vec<_>>(), ["/"]);
         let mut gone = w.add_data(2, "/c");
         w.end_session(2);
         assert_eq!(

@@ -149,36 +149,11 @@ async fn run(env: ItemEnv) -> ItemOutcome {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::config::JobConfig;
-    use crate::context::ShardingContext;
 
-    fn env(props: &[(&str, &str)]) -> ItemEnv {
-        let mut config = JobConfig {
-            job_name: "h".into(),
-            sharding_total_count: 1,
-            ..JobConfig::default()
-        };
-        for (k, v) in props {
-            config.props.insert((*k).into(), (*v).into());
-        }
-        ItemEnv {
-            context: ShardingContext {
-                job_name: "h".into(),
-                task_id: "t".into(),
-                sharding_total_count: 1,
-                job_parameter: None,
-                sharding_item: 0,
-                sharding_parameter: None,
-            },
-            config: Arc::new(config),
-            keep_streaming: Arc::new(|| true),
-        }
-    }
+    use crate::kinds::test_env as env;
 
     /// A one-request HTTP server on 127.0.0.1 answering `status`; returns what it read.
     async fn serve_once(status: &'static str) -> (String, tokio::task::JoinHandle<String>) {
@@ -229,7 +204,7 @@ mod tests {
         let request = server.await.expect("server");
         assert!(request.starts_with("POST /hook"), "{request}");
         assert!(
-            request.contains(r#"shardingcontext: {"jobName":"h""#),
+            request.contains(r#"shardingcontext: {"jobName":"j""#),
             "{request}"
         );
         assert!(request.ends_with("{\"x\":1}"), "{request}");

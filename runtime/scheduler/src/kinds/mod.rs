@@ -315,31 +315,37 @@ fn truncate(text: &str, max: usize) -> String {
     )
 }
 
+/// An item environment for tests: job `j`, item 0 of 1, with `props`.
+#[cfg(test)]
+pub(crate) fn test_env(props: &[(&str, &str)]) -> ItemEnv {
+    let mut config = JobConfig {
+        job_name: "j".into(),
+        sharding_total_count: 1,
+        ..JobConfig::default()
+    };
+    for (k, v) in props {
+        config.props.insert((*k).into(), (*v).into());
+    }
+    ItemEnv {
+        context: ShardingContext {
+            job_name: "j".into(),
+            task_id: "j@-@0@-@READY@-@10.0.0.1@-@1".into(),
+            sharding_total_count: 1,
+            job_parameter: None,
+            sharding_item: 0,
+            sharding_parameter: None,
+        },
+        config: Arc::new(config),
+        keep_streaming: Arc::new(|| true),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env(props: &[(&str, &str)]) -> ItemEnv {
-        let mut config = JobConfig {
-            job_name: "j".into(),
-            sharding_total_count: 1,
-            ..JobConfig::default()
-        };
-        for (k, v) in props {
-            config.props.insert((*k).into(), (*v).into());
-        }
-        ItemEnv {
-            context: ShardingContext {
-                job_name: "j".into(),
-                task_id: "t".into(),
-                sharding_total_count: 1,
-                job_parameter: None,
-                sharding_item: 0,
-                sharding_parameter: None,
-            },
-            config: Arc::new(config),
-            keep_streaming: Arc::new(|| true),
-        }
+        test_env(props)
     }
 
     struct Batches(std::sync::Mutex<Vec<Vec<u32>>>);

@@ -169,11 +169,7 @@ async fn run(env: ItemEnv) -> ItemOutcome {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::config::JobConfig;
-    use crate::context::ShardingContext;
 
     #[test]
     fn command_lines_split_like_commons_exec() {
@@ -186,27 +182,9 @@ mod tests {
     }
 
     fn env(line: &str, timeout_ms: Option<&str>) -> ItemEnv {
-        let mut config = JobConfig {
-            job_name: "s".into(),
-            sharding_total_count: 2,
-            ..JobConfig::default()
-        };
-        config.props.insert(COMMAND_LINE.into(), line.into());
-        if let Some(t) = timeout_ms {
-            config.props.insert(TIMEOUT.into(), t.into());
-        }
-        ItemEnv {
-            context: ShardingContext {
-                job_name: "s".into(),
-                task_id: "s@-@1@-@READY@-@10.0.0.1@-@1".into(),
-                sharding_total_count: 2,
-                job_parameter: Some("p".into()),
-                sharding_item: 1,
-                sharding_parameter: None,
-            },
-            config: Arc::new(config),
-            keep_streaming: Arc::new(|| true),
-        }
+        let mut props = vec![(COMMAND_LINE, line)];
+        props.extend(timeout_ms.map(|t| (TIMEOUT, t)));
+        crate::kinds::test_env(&props)
     }
 
     #[tokio::test]
@@ -216,8 +194,8 @@ mod tests {
             .await;
         assert_eq!(ok.failure, None);
         let out = ok.output.expect("output");
-        assert!(out.contains(r#"got {"jobName":"s""#), "{out}");
-        assert!(out.contains(r#""shardingItem":1"#), "{out}");
+        assert!(out.contains(r#"got {"jobName":"j""#), "{out}");
+        assert!(out.contains(r#""shardingItem":0"#), "{out}");
         assert!(out.contains("[stderr]\nwarn"), "{out}");
 
         let failed = Script.run(env("/bin/sh -c 'exit 3'", None)).await;

@@ -40,6 +40,16 @@ async fn item_leaves(shared: &JobShared, total: u32) -> Result<Vec<[Option<Strin
         .collect())
 }
 
+/// Runs `f` holding the job's failover latch, releasing it whatever `f` returns.
+async fn under_latch<T>(shared: &JobShared, f: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
+    let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
+        .acquire()
+        .await?;
+    let result = f().await;
+    guard.release().await?;
+    result
+}
+
 /// Flags `item` for failover and removes the crashed owner's `running` marker.
 async fn flag(shared: &JobShared, item: u32, crashed: &str) -> Result<()> {
     create_if_absent(
@@ -75,10 +85,7 @@ pub(crate) async fn flag_crashed_items(
     crashed: &str,
     total: u32,
 ) -> Result<Vec<u32>> {
-    let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
-        .acquire()
-        .await?;
-    let result = async {
+    under_latch(shared, async || {
         let leaves = item_leaves(shared, total).await?;
         // Items the crashed instance had itself taken over.
         let taken: Vec<u32> = (0..total)
@@ -116,10 +123,8 @@ pub(crate) async fn flag_crashed_items(
             }
         }
         Ok(flagged)
-    }
-    .await;
-    guard.release().await?;
-    result
+    })
+    .await
 }
 
 /// `LegacyCrashedRunningItemListener` (§4.6): when this instance starts, or comes back,
@@ -130,10 +135,7 @@ pub(crate) async fn flag_crashed_items(
 /// A registry error.
 pub(crate) async fn flag_legacy_items(shared: &JobShared, total: u32) -> Result<Vec<u32>> {
     let live = children(&shared.registry, &shared.nodes.instances()).await?;
-    let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
-        .acquire()
-        .await?;
-    let result = async {
+    under_latch(shared, async || {
         let leaves = item_leaves(shared, total).await?;
         let mut flagged = Vec::new();
         for item in 0..total {
@@ -158,10 +160,8 @@ pub(crate) async fn flag_legacy_items(shared: &JobShared, total: u32) -> Result<
             }
         }
         Ok(flagged)
-    }
-    .await;
-    guard.release().await?;
-    result
+    })
+    .await
 }
 
 /// `failoverIfNecessary` (§4.6): takes one flagged item, if any, under the latch: writes
@@ -177,10 +177,7 @@ pub(crate) async fn take_one(shared: &JobShared) -> Result<Option<u32>> {
     {
         return Ok(None);
     }
-    let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
-        .acquire()
-        .await?;
-    let result = async {
+    under_latch(shared, async || {
         let mut pending = children(&shared.registry, &shared.nodes.failover_items()).await?;
         sort_descending(&mut pending);
         let Some(first) = pending.first() else {
@@ -210,8 +207,6 @@ pub(crate) async fn take_one(shared: &JobShared) -> Result<Option<u32>> {
         .await?;
         remove(&shared.registry, &shared.nodes.failover_item(item)).await?;
         Ok(Some(item))
-    }
-    .await;
-    guard.release().await?;
-    result
+    })
+    .await
 }

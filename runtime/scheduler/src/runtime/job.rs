@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use capstan_registry::Registry;
-use capstan_registry::cache::TreeCache;
-use tokio::sync::{mpsc, watch};
+use capstan_registry::cache::{CacheEvent, TreeCache};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::registration::{self, register, setup_config};
@@ -317,6 +317,11 @@ async fn join_run(run: &mut Option<JoinHandle<RunReport>>) -> Option<RunReport> 
     }
 }
 
+/// `…/sharding/{item}/running` and `…/misfire`: written and removed by every fire.
+fn is_run_marker(path: &str) -> bool {
+    (path.ends_with("/running") || path.ends_with("/misfire")) && path.contains("/sharding/")
+}
+
 fn deadline_of(fire_ms: i64) -> tokio::time::Instant {
     let wait = (fire_ms - now_ms()).max(0) as u64;
     tokio::time::Instant::now() + Duration::from_millis(wait)
@@ -324,7 +329,7 @@ fn deadline_of(fire_ms: i64) -> tokio::time::Instant {
 
 impl Actor {
     async fn run(mut self) {
-        let mut generation = self.shared.cache.generation();
+        let mut events = self.shared.cache.subscribe();
         let mut link = self.shared.link.clone();
         let mut reconcile = tokio::time::interval(Duration::from_secs(60));
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -354,12 +359,17 @@ impl Actor {
                         return;
                     }
                 }
-                changed = generation.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    if !self.on_change().await {
-                        return;
+                event = events.recv() => {
+                    match event {
+                        // Markers of runs (this instance's own, mostly) never call for a
+                        // reaction; skipping them keeps a fire from costing two diffs.
+                        Ok(CacheEvent::Upserted(p) | CacheEvent::Removed(p)) if is_run_marker(&p) => {}
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                            if !self.on_change().await {
+                                return;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
                     }
                 }
                 report = join_run(&mut self.run) => {

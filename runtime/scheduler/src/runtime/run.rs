@@ -23,7 +23,7 @@ use crate::context::{ShardingContext, item_parameters, task_id};
 use crate::history::{ItemFinished, ItemStarted, Source, StatusTrace, TraceState, now_ms};
 use crate::kinds::ItemEnv;
 use crate::protocol::sharding::{ShardOutcome, ShardingPlan, shard_if_necessary};
-use crate::protocol::storage::{create_if_absent, delete_if_value, remove};
+use crate::protocol::storage::{create_if_absent, remove};
 use crate::sharding::Strategy;
 
 /// Why a fire happens.
@@ -395,13 +395,18 @@ async fn execute(
         let item = *item;
         let config = config.clone();
         async move {
+            // This run created the node, and nobody else deletes a live holder's node (a
+            // failover detector only acts once the holder's session is gone), so a plain
+            // delete releases it, as Java's does, without reading it back first.
             if config.monitor_execution {
-                let _ = delete_if_value(
-                    &shared.registry,
-                    &shared.nodes.item_leaf(item, "running"),
-                    me,
-                )
-                .await;
+                match shared
+                    .registry
+                    .delete(&shared.nodes.item_leaf(item, "running"), None)
+                    .await
+                {
+                    Ok(()) | Err(capstan_registry::Error::NoNode(_)) => {}
+                    Err(e) => tracing::warn!(job = %shared.name, item, error = %e, "cannot release the running marker"),
+                }
             }
             if config.failover && source == Source::Failover {
                 let _ = remove(&shared.registry, &shared.nodes.item_leaf(item, "failover")).await;
