@@ -81,12 +81,6 @@ impl HttpSettings {
 
 pub(crate) struct Http;
 
-impl Http {
-    pub(crate) fn new() -> Http {
-        Http
-    }
-}
-
 /// rustls needs one process-wide crypto provider; ring is the one compiled in.
 fn install_crypto() {
     static DONE: OnceLock<()> = OnceLock::new();

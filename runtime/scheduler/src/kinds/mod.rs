@@ -232,7 +232,7 @@ impl JobKind {
     /// An HTTP job: calls `http.uri` from the config (read at each run).
     pub fn http() -> JobKind {
         JobKind {
-            exec: Arc::new(self::http::Http::new()),
+            exec: Arc::new(self::http::Http),
             type_name: HTTP_TYPE.into(),
         }
     }

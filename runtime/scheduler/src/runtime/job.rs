@@ -99,8 +99,12 @@ impl JobShared {
         self.link.borrow().connection == Connection::Connected
     }
 
-    pub fn current_config(&self) -> Option<JobConfig> {
-        Some((**self.config.read().unwrap_or_else(|p| p.into_inner())).clone())
+    /// The config in force (shared, not copied: a fire reads it many times).
+    pub fn current_config(&self) -> Arc<JobConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn set_config(&self, config: JobConfig) {
@@ -429,7 +433,7 @@ impl Actor {
     }
 
     fn config(&self) -> JobConfig {
-        self.shared.current_config().unwrap_or_default()
+        (*self.shared.current_config()).clone()
     }
 
     async fn on_timer(&mut self) {

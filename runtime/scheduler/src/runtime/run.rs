@@ -53,9 +53,7 @@ const SHARDING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(crate) async fn fire(shared: Arc<JobShared>, cause: Cause) -> RunReport {
     let mut report = RunReport::default();
-    let Some(config) = shared.current_config() else {
-        return report;
-    };
+    let config = shared.current_config();
     if !shared.connected() {
         tracing::debug!(job = %shared.name, "fire skipped: registry connection not usable");
         return report;
@@ -478,11 +476,11 @@ async fn run_item(
             let shared = shared.clone();
             Arc::new(move || {
                 let snap: Snapshot = shared.snapshot();
-                let still_on = shared.current_config().is_some_and(|c| {
-                    c.props
-                        .get("streaming.process")
-                        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-                });
+                let still_on = shared
+                    .current_config()
+                    .props
+                    .get("streaming.process")
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
                 still_on
                     && !snap.necessary
                     && shared.link.borrow().connection == Connection::Connected
