@@ -239,7 +239,9 @@ async fn three_agents_share_move_trigger_and_fail_over() {
     let f = Fixture::new().await;
     f.job("sweep", Some("* * * * * ?"), 3, "0.2", false);
     f.job("adhoc", None, 3, "0.1", false);
-    f.job("longrun", Some("0/4 * * * * ?"), 3, "2.5", true);
+    // Every 10 s, held 4 s: a kill during a run expires (4 s session) and fails over before
+    // the next fire, which would otherwise reshard and run the item as a normal fire.
+    f.job("longrun", Some("0/10 * * * * ?"), 3, "4", true);
     let ips = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
     let mut agents: Vec<Agent> = ips.iter().map(|ip| f.agent(ip, 0)).collect();
 
@@ -378,33 +380,44 @@ async fn three_agents_share_move_trigger_and_fail_over() {
         },
     )
     .await;
-    // A survivor recorded the take-over as a failover run.
-    let mut failover_seen = false;
+    // A survivor recorded the take-over as a failover run (its history is written a
+    // moment after the script starts).
+    let mut histories = Vec::new();
     for a in &agents {
-        let history = History::open(&a.data.join("agent-history.db"), Retention::default())
-            .await
-            .expect("history");
-        let page = history
-            .runs(
-                &RunQuery {
-                    job: Some("longrun".into()),
-                    ..RunQuery::default()
-                },
-                1,
-                200,
-            )
-            .await
-            .expect("runs");
-        failover_seen |= page
-            .rows
-            .iter()
-            .any(|r| r.item == victim.item && r.source == "FAILOVER");
+        histories.push(
+            History::open(&a.data.join("agent-history.db"), Retention::default())
+                .await
+                .expect("history"),
+        );
     }
-    assert!(
-        failover_seen,
-        "no survivor recorded a FAILOVER run of item {}",
-        victim.item
-    );
+    eventually(
+        &format!("a survivor records a FAILOVER run of item {}", victim.item),
+        15,
+        async || {
+            for history in &histories {
+                let page = history
+                    .runs(
+                        &RunQuery {
+                            job: Some("longrun".into()),
+                            ..RunQuery::default()
+                        },
+                        1,
+                        200,
+                    )
+                    .await
+                    .expect("runs");
+                if page
+                    .rows
+                    .iter()
+                    .any(|r| r.item == victim.item && r.source == "FAILOVER")
+                {
+                    return true;
+                }
+            }
+            false
+        },
+    )
+    .await;
 
     // SIGTERM: a clean exit that removes the agent's instance nodes.
     let leaving = agents.pop().expect("agent");
