@@ -178,7 +178,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 }
 
 /// Applies the history retention every ten minutes.
-async fn prune_history(history: History) {
+pub(crate) async fn prune_history(history: History) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;

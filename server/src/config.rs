@@ -67,6 +67,15 @@ pub struct ServeArgs {
     /// Log filter, in `tracing` env-filter syntax.
     #[arg(long, env = "CAPSTAN_LOG", default_value = "info")]
     pub log: String,
+
+    /// Do not register the demo jobs on `local`.
+    #[arg(long, env = "CAPSTAN_NO_DEMO", default_value_t = false)]
+    pub no_demo: bool,
+
+    /// Also run script and HTTP jobs on these registry centres (names, comma-separated),
+    /// besides `local`.
+    #[arg(long, env = "CAPSTAN_RUN_JOBS_ON", value_delimiter = ',')]
+    pub run_jobs_on: Vec<String>,
 }
 
 /// `capstan reset-password`.

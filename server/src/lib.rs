@@ -6,6 +6,8 @@ pub mod config;
 mod guard;
 mod metrics;
 pub mod rest;
+mod runtimes;
+mod sse;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use axum::routing::get;
 use capstan_app::ssr::allow_list::AllowList;
 use capstan_app::ssr::audit::Audit;
 use capstan_app::ssr::auth::{Bootstrap, ensure_admin, generate_password, hash_password};
+use capstan_app::ssr::registries::Registries;
 use capstan_app::ssr::{AppState, ConsoleSettings, db};
 use capstan_app::{App, shell};
 use capstan_registry::{Durability, EmbeddedStore};
@@ -60,6 +63,11 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
             secure_cookies: args.secure_cookies,
             probe_timeout: Duration::from_millis(args.probe_timeout_ms.max(100)),
         }),
+        registries: Arc::new(Registries::new(
+            embedded.clone(),
+            Duration::from_millis(args.probe_timeout_ms.max(100)),
+        )),
+        runtimes: Arc::default(),
         embedded,
     };
     let outcome = ensure_admin(&state.db, args.admin_password.as_deref())
@@ -102,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", rest::router())
         .route("/healthz", get(healthz))
+        .route("/rc/{rc}/events", get(sse::events))
         .route("/metrics", get(metrics::render))
         .merge(pages)
         // A route layer sees the matched route, so metric labels stay bounded.
@@ -145,19 +154,35 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(site_root = %args.site_root.display(),
             "no browser bundle found: pages render but will not hydrate (run `make site`)");
     }
+    runtimes::start(&state, &args.data_dir, &args.run_jobs_on, !args.no_demo, args.bind).await?;
     let app = router(state.clone());
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {}", args.bind))?;
     tracing::info!("Capstan console on http://{}", args.bind);
-    tokio::spawn(purge_sessions(state));
-    axum::serve(
+    tokio::spawn(purge_sessions(state.clone()));
+    tokio::spawn(close_idle_registries(state.clone()));
+    let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("server error")
+    .context("server error");
+    // Running items may finish; then this process's instance and leader nodes go, so the
+    // other instances take over at once instead of after the session timeout.
+    for scheduler in state.runtimes.all() {
+        scheduler.shutdown().await;
+    }
+    served
+}
+
+async fn close_idle_registries(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        state.registries.close_idle();
+    }
 }
 
 /// Expired sessions are refused anyway; this only keeps the table small.

@@ -2,6 +2,7 @@
 
 mod audit;
 pub mod centre;
+mod jobs;
 mod prefs;
 mod time;
 mod user;
@@ -10,6 +11,11 @@ pub use audit::{AuditEntry, AuditFilter, AuditPage, AuditResult};
 pub use centre::{
     CentreInput, CentreKind, ProbeResult, RegistryCentre, validate_centre_name, validate_color,
     validate_namespace,
+};
+pub use jobs::{
+    Dashboard, HourFires, HourOutcomes, ITEM_STATUSES, ImportFailure, ImportReport, InstanceRow,
+    ItemRow, JOB_STATUSES, JobDetail, JobFilter, JobPage, JobRow, JobServerRow, NewJob, RunFilter,
+    RunPage, RunRow, ServerRow, TraceRow, tags_of,
 };
 pub use prefs::{Lang, Theme};
 pub use time::{format_ms, parse_date_ms};

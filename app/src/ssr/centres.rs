@@ -196,6 +196,8 @@ pub async fn update(
                     internal(e)
                 }
             })?;
+        // The old session (and a renamed centre's entry) must not serve the new settings.
+        state.registries.forget(name);
         Ok(public(&write))
     }
     .await;
@@ -212,7 +214,9 @@ pub async fn delete(state: &AppState, actor: &Actor, name: &str) -> Result<(), A
         audit = audit.clone().before(&current.public());
         centres::delete(&state.db, current.id)
             .await
-            .map_err(internal)
+            .map_err(internal)?;
+        state.registries.forget(name);
+        Ok(())
     }
     .await;
     audit.finish(state, &result).await;

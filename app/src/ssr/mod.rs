@@ -6,7 +6,10 @@ pub mod audit;
 pub mod auth;
 pub mod centres;
 pub mod db;
+pub mod jobs;
 pub mod limiter;
+pub mod registries;
+pub mod runtimes;
 mod state;
 pub mod users;
 

@@ -8,6 +8,8 @@ use sqlx::SqlitePool;
 
 use super::allow_list::AllowList;
 use super::limiter::LoginLimiter;
+use super::registries::Registries;
+use super::runtimes::Runtimes;
 
 /// Console settings that come from the command line.
 #[derive(Debug, Clone)]
@@ -36,4 +38,8 @@ pub struct AppState {
     /// The store behind every embedded registry centre (`data/registry.db`); each
     /// embedded centre is a namespace in it.
     pub embedded: EmbeddedStore,
+    /// One live session and tree cache per connected centre.
+    pub registries: Arc<Registries>,
+    /// The scheduler runtimes this console runs jobs with.
+    pub runtimes: Arc<Runtimes>,
 }

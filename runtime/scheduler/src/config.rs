@@ -390,6 +390,11 @@ impl JobConfig {
         entries.into_values().collect()
     }
 
+    /// The config as JSON, keys as in the YAML (what an API returns).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_norway::from_str(&self.to_yaml()).unwrap_or(serde_json::Value::Null)
+    }
+
     /// Checks every field; returns all problems at once.
     pub fn validate(&self) -> Vec<FieldError> {
         let mut errors = Vec::new();

@@ -212,6 +212,7 @@ pub struct History {
     tx: mpsc::UnboundedSender<Record>,
     hostname: std::sync::Arc<str>,
     retention: Retention,
+    commits: tokio::sync::watch::Receiver<u64>,
 }
 
 /// One item execution, as queries return it.
@@ -422,12 +423,14 @@ impl History {
             },
         })?;
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(pool.clone(), rx));
+        let (commits_tx, commits) = tokio::sync::watch::channel(0);
+        tokio::spawn(writer(pool.clone(), rx, commits_tx));
         Ok(History {
             pool,
             tx,
             hostname: host_name().into(),
             retention,
+            commits,
         })
     }
 
@@ -441,6 +444,12 @@ impl History {
 
     pub(crate) fn trace(&self, r: StatusTrace) {
         let _ = self.tx.send(Record::Trace(r));
+    }
+
+    /// A counter bumped after each committed batch of records: what a live view waits on
+    /// to show new runs.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.clone()
     }
 
     /// This host's name, as recorded.
@@ -845,7 +854,11 @@ async fn write(
 }
 
 /// Commits records in batches; answers flushes once what came before them is committed.
-async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Record>) {
+async fn writer(
+    pool: SqlitePool,
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    commits: tokio::sync::watch::Sender<u64>,
+) {
     let hostname = host_name();
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -872,6 +885,7 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Record>) {
                 }
             }
         }
+        commits.send_modify(|n| *n += 1);
         for r in batch.drain(..) {
             if let Record::Flush(done) = r {
                 let _ = done.send(());

@@ -4,6 +4,7 @@
 //! validation and audit are identical whichever way a change arrives.
 
 mod audit;
+mod jobs;
 mod registries;
 mod session;
 
@@ -11,7 +12,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use capstan_app::error::AppError;
 use capstan_app::ssr::AppState;
@@ -36,6 +37,37 @@ pub fn router() -> Router<AppState> {
                 .delete(registries::delete),
         )
         .route("/registries/{name}/test", post(registries::test))
+        // Path parameters are positional in the handlers; the router wants one name per
+        // position, hence `{name}` for the centre everywhere.
+        .route(
+            "/registries/{name}/jobs",
+            get(jobs::list).post(jobs::create),
+        )
+        .route("/registries/{name}/jobs-export", get(jobs::export))
+        .route("/registries/{name}/jobs-import", post(jobs::import))
+        .route(
+            "/registries/{name}/jobs/{job}",
+            get(jobs::get_one).delete(jobs::delete),
+        )
+        .route("/registries/{name}/jobs/{job}/config", put(jobs::put_config))
+        .route("/registries/{name}/jobs/{job}/{action}", post(jobs::job_action))
+        .route(
+            "/registries/{name}/jobs/{job}/items/{item}/{action}",
+            post(jobs::item_action),
+        )
+        .route(
+            "/registries/{name}/servers",
+            get(jobs::servers).delete(jobs::delete_stale),
+        )
+        .route(
+            "/registries/{name}/servers/{ip}",
+            axum::routing::delete(jobs::delete_server),
+        )
+        .route(
+            "/registries/{name}/servers/{ip}/{action}",
+            post(jobs::server_action),
+        )
+        .route("/runs", get(jobs::runs))
         .route("/audit", get(audit::list))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError(AppError::NotFound("no such API route".into())) })
@@ -148,7 +180,7 @@ impl Modify for BearerAuth {
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Capstan API", description = "Registry centres, audit log and sessions of a Capstan console."),
+    info(title = "Capstan API", description = "Registry centres, jobs, items, servers, runs, audit log and sessions of a Capstan console."),
     paths(
         session::login,
         session::logout,
@@ -159,6 +191,20 @@ impl Modify for BearerAuth {
         registries::delete,
         registries::test,
         audit::list,
+        jobs::list,
+        jobs::get_one,
+        jobs::put_config,
+        jobs::job_action,
+        jobs::delete,
+        jobs::item_action,
+        jobs::create,
+        jobs::export,
+        jobs::import,
+        jobs::servers,
+        jobs::server_action,
+        jobs::delete_server,
+        jobs::delete_stale,
+        jobs::runs,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

@@ -11,5 +11,6 @@ pub mod operations;
 mod status;
 
 pub use status::{
-    ItemState, ItemStatus, JobStatus, JobSummary, ServerSummary, job_items, job_summaries, servers,
+    ItemState, ItemStatus, JobHealth, JobStatus, JobSummary, ServerSummary, job_health, job_items,
+    job_summaries, read_config, servers,
 };

@@ -140,6 +140,23 @@ pub async fn remove_server(registry: &Registry, ip: &str) -> Result<usize> {
     Ok(count)
 }
 
+/// Whether any job has an instance online on `ip`, read from the registry (not a cache):
+/// the check a stale-server clean-up makes right before removing a server.
+///
+/// # Errors
+/// A registry error.
+pub async fn server_has_instances(registry: &Registry, ip: &str) -> Result<bool> {
+    for job in children(registry, "/").await? {
+        let nodes = JobNodes::new(&job);
+        for id in children(registry, &nodes.instances()).await? {
+            if instance_ip(registry, &nodes, &id).await? == ip {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Removes a job's whole subtree.
 ///
 /// # Errors

@@ -124,7 +124,25 @@ pub fn job_summaries(view: &TreeView<'_>) -> Vec<JobSummary> {
 }
 
 fn summary(view: &TreeView<'_>, job: &str) -> JobSummary {
-    let (config, config_problem) = match text(view, &format!("/{job}/config")) {
+    let (config, config_problem) = read_config(view, job);
+    let health = job_health(view, job);
+    let reason = match &config_problem {
+        Some(p) => format!("{}; {p}", health.reason),
+        None => health.reason,
+    };
+    JobSummary {
+        name: job.to_owned(),
+        status: health.status,
+        reason,
+        config,
+        config_problem,
+        instance_count: health.instance_count,
+    }
+}
+
+/// A job's config node, read leniently: the config, or what is wrong with the node.
+pub fn read_config(view: &TreeView<'_>, job: &str) -> (Option<JobConfig>, Option<String>) {
+    match text(view, &format!("/{job}/config")) {
         None => (
             None,
             Some("no config node: not an ElasticJob job, or one being removed".to_owned()),
@@ -133,7 +151,22 @@ fn summary(view: &TreeView<'_>, job: &str) -> JobSummary {
             Ok(c) => (Some(c), None),
             Err(e) => (None, Some(format!("malformed config: {e}"))),
         },
-    };
+    }
+}
+
+/// A job's status without its config (which a caller may have parsed and memoised).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobHealth {
+    /// Status, computed as ElasticJob's lifecycle API does.
+    pub status: JobStatus,
+    /// Why.
+    pub reason: String,
+    /// Instances online.
+    pub instance_count: usize,
+}
+
+/// The status of `job` (spec §7.4, plus `PAUSED`), from the registry nodes alone.
+pub fn job_health(view: &TreeView<'_>, job: &str) -> JobHealth {
     let instances: BTreeSet<&str> = view
         .children(&format!("/{job}/instances"))
         .into_iter()
@@ -188,16 +221,9 @@ fn summary(view: &TreeView<'_>, job: &str) -> JobSummary {
             format!("{} instance(s) online", instances.len()),
         )
     };
-    let reason = match &config_problem {
-        Some(p) => format!("{reason}; {p}"),
-        None => reason,
-    };
-    JobSummary {
-        name: job.to_owned(),
+    JobHealth {
         status,
         reason,
-        config,
-        config_problem,
         instance_count: instances.len(),
     }
 }
