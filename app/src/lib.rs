@@ -31,6 +31,11 @@ use crate::pages::home_page::HomePage;
 use crate::pages::login_page::LoginPage;
 use crate::pages::not_found_page::NotFoundPage;
 use crate::pages::rc::centre_page::CentrePage;
+use crate::pages::rc::history_page::HistoryPage;
+use crate::pages::rc::job_page::JobPage;
+use crate::pages::rc::jobs_page::JobsPage;
+use crate::pages::rc::new_job_page::NewJobPage;
+use crate::pages::rc::servers_page::ServersPage;
 
 /// The HTML document around the app; rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -65,6 +70,11 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/rc/:rc") view=CentrePage ssr=SsrMode::Async />
+                    <Route path=path!("/rc/:rc/jobs") view=JobsPage ssr=SsrMode::Async />
+                    <Route path=path!("/rc/:rc/jobs/new") view=NewJobPage ssr=SsrMode::Async />
+                    <Route path=path!("/rc/:rc/jobs/:job") view=JobPage ssr=SsrMode::Async />
+                    <Route path=path!("/rc/:rc/servers") view=ServersPage ssr=SsrMode::Async />
+                    <Route path=path!("/rc/:rc/history") view=HistoryPage ssr=SsrMode::Async />
                     <Route path=path!("/centres") view=CentresPage ssr=SsrMode::Async />
                     <Route path=path!("/centres/new") view=CentreFormPage ssr=SsrMode::Async />
                     <Route path=path!("/centres/:rc/edit") view=CentreFormPage ssr=SsrMode::Async />

@@ -1,5 +1,9 @@
 //! Shared widgets.
 
+pub mod centre_tabs;
 pub mod errors;
 pub mod frame;
+pub mod job_actions;
+pub mod live;
 pub mod shell;
+pub mod url;

@@ -66,6 +66,22 @@ where
     }
 }
 
+/// The centres the signed-in user sees, for pages that need a centre's flags.
+#[derive(Clone)]
+pub struct Centres(pub Vec<RegistryCentre>);
+
+/// Whether centre `rc` is flagged production, as a function of the centre name. Reads
+/// the context once, where components are built, so it can be called anywhere later.
+pub fn production_flag() -> impl Fn(&str) -> bool + Clone + Send + Sync + 'static {
+    let centres = use_context::<Centres>().map(|c| c.0).unwrap_or_default();
+    move |rc: &str| centres.iter().any(|c| c.name == rc && c.production)
+}
+
+/// Whether the signed-in user has `role`.
+pub fn can(role: Role) -> bool {
+    use_context::<Me>().is_some_and(|m| m.role.allows(role))
+}
+
 /// Layout of every signed-in page.
 #[component]
 pub fn Layout() -> impl IntoView {
@@ -76,6 +92,7 @@ pub fn Layout() -> impl IntoView {
                 match session.await {
                     Ok(Some(SessionInfo { me, centres })) => {
                         provide_context(me.clone());
+                        provide_context(Centres(centres.clone()));
                         view! { <Shell me centres /> }.into_any()
                     }
                     Ok(None) => view! {

@@ -33,27 +33,12 @@ fn filter_from(q: &ParamsMap) -> AuditFilter {
 
 /// The same query with another page number.
 fn page_href(q: &ParamsMap, page: u32) -> String {
-    let mut pairs: Vec<String> = ["actor", "action", "target", "result", "from", "to"]
-        .iter()
-        .filter_map(|k| {
-            q.get(k)
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{k}={}", encode(&v)))
-        })
-        .collect();
-    pairs.push(format!("page={page}"));
-    format!("/admin/audit?{}", pairs.join("&"))
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::components::url::page_href(
+        "/admin/audit",
+        q,
+        &["actor", "action", "target", "result", "from", "to"],
+        page,
+    )
 }
 
 /// `/admin/audit`: the audit log, filtered and paged on the server. The filter lives in the

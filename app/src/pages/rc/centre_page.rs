@@ -3,6 +3,9 @@ use leptos_router::components::Form;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::api::centres::{get_centre, test_centre};
+use crate::api::jobs::get_dashboard;
+use crate::components::centre_tabs::CentreTabs;
+use crate::pages::rc::dashboard::DashboardView;
 use crate::components::errors::ErrorBox;
 use crate::i18n::{t, use_lang};
 use crate::model::{CentreKind, ProbeResult, RegistryCentre};
@@ -15,7 +18,10 @@ pub fn CentrePage() -> impl IntoView {
     let params = use_params_map();
     let query = use_query_map();
     let name = move || params.with(|p| p.get("rc").unwrap_or_default());
+    let rc = Signal::derive(name);
+    let tick = RwSignal::new(0u64);
     let centre = Resource::new(name, get_centre);
+    let board = Resource::new(move || (name(), tick.get()), |(rc, _)| get_dashboard(rc));
     let probe = Resource::new(
         move || (name(), query.with(|q| q.get("test").is_some())),
         |(name, wanted)| async move {
@@ -45,6 +51,15 @@ pub fn CentrePage() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <CentreTabs rc tick />
+        <Transition>
+            {move || Suspend::new(async move {
+                match board.await {
+                    Err(e) => view! { <ErrorBox error=Signal::stored(Some(e)) /> }.into_any(),
+                    Ok(d) => view! { <DashboardView d rc=name() /> }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }
 
@@ -74,7 +89,6 @@ fn CentreDetail(
                 <dd>{if c.has_digest { t(lang, "centres.digest_set") } else { t(lang, "centres.digest_none") }}</dd>
             })}
         </dl>
-        {embedded.then(|| view! { <p class="alert alert-info">{t(lang, "rc.embedded_pending")}</p> })}
         <Form method="GET" action="">
             <input type="hidden" name="test" value="1" />
             <button type="submit" data-testid="test-connection">{t(lang, "centres.test")}</button>
