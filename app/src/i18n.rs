@@ -129,6 +129,7 @@ messages! {
     "dash.failed" => "failed", "失败";
     "dash.failures" => "failed items, last hour", "近一小时失败分片";
     "dash.instances" => "instances online", "在线实例";
+    "dash.now" => "now", "现在";
     "dash.ok" => "succeeded", "成功";
     "dash.outcomes" => "Run outcomes, last 24 hours", "近 24 小时运行结果";
     "dash.stale" => "stale servers", "失效服务器";

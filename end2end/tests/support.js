@@ -108,3 +108,54 @@ export async function shot(page, name) {
   fs.mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
+
+// A `capstan agent` on a ZooKeeper namespace, claiming `ip` as its server address.
+export async function startAgent(connect, namespace, ip) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capstan-e2e-agent-'));
+  let output = '';
+  const child = spawn(process.env.CAPSTAN_BIN, [
+    'agent', '--registry', `zookeeper://${connect}/${namespace}`, '--ip', ip,
+    '--data-dir', dir, '--session-timeout-ms', '6000',
+  ], { env: { ...process.env, CAPSTAN_LOG: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  await waitFor('agent', async () => {
+    if (child.exitCode !== null) throw new Error(`agent exited:\n${output}`);
+    return output.includes('agent started');
+  }, 30_000);
+  return { output: () => output, stop: stopper(child, dir) };
+}
+
+// Signs in through the login page and waits for the app to hydrate.
+export async function signIn(page, url, username, password) {
+  await page.goto(`${url}/login`);
+  await hydrated(page);
+  await page.fill('input[name=username]', username);
+  await page.fill('input[name=password]', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+}
+
+// A bearer token for the REST API.
+export async function apiToken(url, username, password) {
+  const res = await fetch(`${url}/api/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (!res.ok) throw new Error(`login ${res.status}: ${await res.text()}`);
+  return (await res.json()).token;
+}
+
+// Calls the REST API; returns { status, body }.
+export async function api(url, token, method, route, body) {
+  const res = await fetch(`${url}/api/v1${route}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed = text;
+  try { parsed = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, body: parsed };
+}

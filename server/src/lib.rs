@@ -154,7 +154,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(site_root = %args.site_root.display(),
             "no browser bundle found: pages render but will not hydrate (run `make site`)");
     }
-    runtimes::start(&state, &args.data_dir, &args.run_jobs_on, !args.no_demo, args.bind).await?;
+    runtimes::start(
+        &state,
+        &args.data_dir,
+        &args.run_jobs_on,
+        !args.no_demo,
+        args.bind,
+    )
+    .await?;
     let app = router(state.clone());
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await

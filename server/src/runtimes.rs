@@ -60,7 +60,11 @@ pub async fn start(
     Ok(())
 }
 
-async fn start_one(state: &AppState, row: &CentreRow, data_dir: &Path) -> anyhow::Result<Scheduler> {
+async fn start_one(
+    state: &AppState,
+    row: &CentreRow,
+    data_dir: &Path,
+) -> anyhow::Result<Scheduler> {
     let registry = match row.kind() {
         CentreKind::Embedded => Registry::embedded(&state.embedded, &row.namespace).await?,
         CentreKind::Zookeeper => {
@@ -91,13 +95,20 @@ async fn start_one(state: &AppState, row: &CentreRow, data_dir: &Path) -> anyhow
         async move { s.run_registry_jobs().await }
     });
     tokio::spawn(crate::agent::prune_history(history));
-    state
-        .runtimes
-        .insert(identity(row.kind(), &row.connect, &row.namespace), scheduler.clone());
+    state.runtimes.insert(
+        identity(row.kind(), &row.connect, &row.namespace),
+        scheduler.clone(),
+    );
     Ok(scheduler)
 }
 
-fn config(name: &str, cron: &str, items: i32, params: Option<&str>, description: &str) -> JobConfig {
+fn config(
+    name: &str,
+    cron: &str,
+    items: i32,
+    params: Option<&str>,
+    description: &str,
+) -> JobConfig {
     JobConfig {
         job_name: name.to_owned(),
         cron: Some(cron.to_owned()),
@@ -147,11 +158,14 @@ async fn add_demo_jobs(scheduler: &Scheduler, bind: SocketAddr) -> anyhow::Resul
         Some("0=Beijing,1=Shanghai,2=Guangzhou"),
         "Simple job: three items, each sleeps a moment",
     );
-    let kind = JobKind::simple_fn("capstan.demo.SimpleJob", |ctx: ShardingContext| async move {
-        let ms = 100 + u64::from(ctx.sharding_item) * 150;
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        Ok(())
-    });
+    let kind = JobKind::simple_fn(
+        "capstan.demo.SimpleJob",
+        |ctx: ShardingContext| async move {
+            let ms = 100 + u64::from(ctx.sharding_item) * 150;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(())
+        },
+    );
     scheduler.add_job(JobDefinition::new(simple, kind)).await?;
     let pending = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let backlog = Backlog {
@@ -217,7 +231,11 @@ async fn add_demo_jobs(scheduler: &Scheduler, bind: SocketAddr) -> anyhow::Resul
 
 /// Writes a registry job unless it exists: an operator's edits of a demo job survive a
 /// restart.
-async fn create_if_absent(registry: &Registry, config: &JobConfig, kind: &str) -> anyhow::Result<()> {
+async fn create_if_absent(
+    registry: &Registry,
+    config: &JobConfig,
+    kind: &str,
+) -> anyhow::Result<()> {
     match admin::create_job(registry, config, kind).await {
         Ok(()) | Err(capstan_scheduler::Error::Conflict(_)) => Ok(()),
         Err(e) => Err(e.into()),

@@ -97,7 +97,9 @@ pub async fn events(
     };
     let stream = futures::stream::unfold(feed, |mut feed| async move {
         let generation = feed.next().await?;
-        let event = Event::default().event("change").data(generation.to_string());
+        let event = Event::default()
+            .event("change")
+            .data(generation.to_string());
         Some((Ok(event), feed))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(20))))

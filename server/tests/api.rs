@@ -29,6 +29,8 @@ async fn console_with(admin_password: Option<&str>) -> Console {
         secure_cookies: false,
         probe_timeout_ms: 2000,
         log: "warn".into(),
+        no_demo: true,
+        run_jobs_on: Vec::new(),
     };
     let state = build_state(&args).await.expect("state");
     Console {
@@ -406,3 +408,450 @@ trait Pipe: Sized {
     }
 }
 impl<T> Pipe for T {}
+
+/// Writes registry nodes (parents created) into the console's embedded `local` centre, as
+/// another process would.
+async fn put_nodes(c: &Console, nodes: &[(&str, &str)]) {
+    use capstan_registry::{CreateMode, CreateOptions, Registry};
+    let r = Registry::embedded(&c.state.embedded, "capstan")
+        .await
+        .expect("registry");
+    for (path, data) in nodes {
+        r.create_with(
+            path,
+            data.as_bytes(),
+            CreateOptions {
+                mode: CreateMode::Persistent,
+                create_parents: true,
+            },
+        )
+        .await
+        .expect("node");
+    }
+    r.close().await;
+}
+
+/// Polls the jobs list until `check` holds (the centre's tree cache follows the registry
+/// asynchronously).
+async fn jobs_until(
+    c: &Console,
+    token: &str,
+    query: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = c
+            .json(
+                "GET",
+                &format!("/api/v1/registries/local/jobs{query}"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if check(&body) {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_create_validate_read_and_operate() {
+    let c = console().await;
+    let admin = c.login("admin", ADMIN_PASSWORD).await;
+    let base = "/api/v1/registries/local/jobs";
+    // Field by field refusals.
+    let (status, body) = c
+        .json(
+            "POST",
+            base,
+            Some(&admin),
+            Some(
+                json!({"kind": "SCRIPT", "name": "report", "cron": "0 0 * * *", "command": "true"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["fields"]["cron"]
+            .as_str()
+            .unwrap_or("")
+            .contains("6 or 7 fields"),
+        "{body}"
+    );
+    let (status, body) = c
+        .json(
+            "POST",
+            base,
+            Some(&admin),
+            Some(json!({"kind": "SCRIPT", "name": "report", "cron": "0 0 1 * * ?"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["fields"]["command"].is_string(), "{body}");
+    // Created; with no runtime on this console (no_demo and no serve), nobody runs it.
+    let (status, body) = c
+        .json(
+            "POST",
+            base,
+            Some(&admin),
+            Some(
+                json!({"kind": "SCRIPT", "name": "report", "cron": "0 0 1 * * ?",
+                "sharding_total_count": 2, "command": "echo hi", "tags": "billing, nightly"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "CRASHED", "{body}");
+    assert_eq!(body["reason"], "no instance is online");
+    assert_eq!(body["job_type"], "SCRIPT");
+    assert_eq!(body["next_fires"].as_array().map(Vec::len), Some(10));
+    // Never sharded: the config's items are shown, awaiting sharding.
+    let items: Vec<&str> = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(items, ["SHARDING_FLAG", "SHARDING_FLAG"]);
+    let (status, body) = c.json("POST", base, Some(&admin), Some(json!({"kind": "SCRIPT", "name": "report", "cron": "0 0 1 * * ?", "command": "true"}))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let list = jobs_until(&c, &admin, "?status=CRASHED", |b| b["total"] == 1).await;
+    assert_eq!(list["items"][0]["tags"], json!(["billing", "nightly"]));
+    let list = jobs_until(&c, &admin, "?tag=nightly&q=REP", |b| b["total"] == 1).await;
+    assert_eq!(list["items"][0]["name"], "report");
+    jobs_until(&c, &admin, "?q=nomatch", |b| b["total"] == 0).await;
+    let (status, body) = c
+        .json("GET", &format!("{base}?status=BOGUS"), Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // A trigger with nobody to run it is refused, not silently dropped.
+    let (status, body) = c
+        .json(
+            "POST",
+            &format!("{base}/report/trigger"),
+            Some(&admin),
+            Some(json!({"parameter": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = c
+        .json(
+            "POST",
+            &format!("{base}/report/disable"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = c
+        .json("POST", &format!("{base}/nope/pause"), Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = c
+        .json(
+            "POST",
+            &format!("{base}/report/explode"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Config as JSON, then as bad YAML.
+    let put = |body: &str| {
+        Request::builder()
+            .method("PUT")
+            .uri(format!("{base}/report/config"))
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    };
+    let (status, _, body) = c
+        .call(put(r#"{"jobName": "report", "cron": "0 0 2 * * ?", "shardingTotalCount": 3, "props": {"script.command.line": "echo hi"}}"#))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["config"]["cron"], "0 0 2 * * ?");
+    assert_eq!(body["config"]["shardingTotalCount"], 3);
+    let (status, _, body) = c.call(put("cron: [unclosed")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Export, then import: one update, one new HTTP job, one refused.
+    let (status, export) = c
+        .json(
+            "GET",
+            "/api/v1/registries/local/jobs-export",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let export = export.as_str().expect("yaml").to_owned();
+    assert!(export.contains("jobName: report"), "{export}");
+    let import = format!(
+        "{export}---\njobName: ping\ncron: 0 0/5 * * * ?\nshardingTotalCount: 1\nprops:\n  http.uri: http://127.0.0.1:9/x\n  http.method: GET\n---\njobName: javaJob\ncron: 0 * * * * ?\nshardingTotalCount: 1\n"
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/registries/local/jobs-import")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .body(Body::from(import))
+        .expect("request");
+    let (status, _, report) = c.call(req).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["updated"], json!(["report"]));
+    assert_eq!(report["created"], json!(["ping"]), "{report}");
+    assert_eq!(report["failed"][0]["name"], "javaJob");
+
+    // A viewer reads and is refused operations.
+    let viewer = c.add_user("vera", capstan_app::model::Role::Viewer).await;
+    let (status, _) = c
+        .json("GET", &format!("{base}/report"), Some(&viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = c
+        .json("POST", &format!("{base}/report/pause"), Some(&viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let operator = c.add_user("otto", capstan_app::model::Role::Operator).await;
+    let (status, body) = c
+        .json("DELETE", &format!("{base}/report"), Some(&operator), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "removal is for admins: {body}"
+    );
+
+    // On a production centre, removal needs the job's name typed.
+    let (status, body) = c
+        .json(
+            "PUT",
+            "/api/v1/registries/local",
+            Some(&admin),
+            Some(json!({"name": "local", "kind": "embedded", "namespace": "capstan", "production": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = c
+        .json("DELETE", &format!("{base}/report"), Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]["fields"]["confirm"].is_string(), "{body}");
+    let (status, _) = c
+        .json(
+            "DELETE",
+            &format!("{base}/report?confirm=report"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    jobs_until(&c, &admin, "?q=report", |b| b["total"] == 0).await;
+
+    // Runs: this console runs nothing here, and says so.
+    let (status, body) = c
+        .json("GET", "/api/v1/runs?rc=local", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["has_history"], false);
+    let (status, _) = c
+        .json("GET", "/api/v1/runs?rc=nowhere", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Every operation is audited, refusals included.
+    let (_, audit) = c
+        .json("GET", "/api/v1/audit?action=job.pause", Some(&admin), None)
+        .await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|e| e["result"] == "denied" && e["actor"] == "vera"),
+        "{audit}"
+    );
+    let (_, audit) = c
+        .json("GET", "/api/v1/audit?action=job.remove", Some(&admin), None)
+        .await;
+    let results: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["result"].as_str())
+        .collect();
+    assert!(
+        results.contains(&"ok") && results.contains(&"failed") && results.contains(&"denied"),
+        "{results:?}"
+    );
+}
+
+#[tokio::test]
+async fn foreign_and_odd_registry_data_is_explained_not_fatal() {
+    let c = console().await;
+    let admin = c.login("admin", ADMIN_PASSWORD).await;
+    let java = "10.0.0.7@-@311";
+    put_nodes(
+        &c,
+        &[
+            // A malformed config.
+            ("/broken/config", "cron: [unclosed\njobName: broken"),
+            (
+                "/broken/instances/10.0.0.8@-@1",
+                "jobInstanceId: 10.0.0.8@-@1\n",
+            ),
+            ("/broken/servers/10.0.0.8", "ENABLED"),
+            // A sharding owner whose instance is gone.
+            ("/orphan", "com.example.OrderJob"),
+            (
+                "/orphan/config",
+                "cron: 0/5 * * * * ?\njobName: orphan\nshardingTotalCount: 2\n",
+            ),
+            ("/orphan/servers/10.0.0.8", "ENABLED"),
+            ("/orphan/servers/10.9.9.9", "ENABLED"),
+            (
+                "/orphan/instances/10.0.0.8@-@1",
+                "jobInstanceId: 10.0.0.8@-@1\nserverIp: 10.0.0.8\n",
+            ),
+            ("/orphan/sharding/0/instance", java),
+            ("/orphan/sharding/1/instance", "10.0.0.8@-@1"),
+            // Missing nodes: no config at all.
+            ("/bare/servers/10.0.0.8", "ENABLED"),
+            // An unknown job type.
+            ("/mystery", "SOMETHING_ELSE"),
+            (
+                "/mystery/config",
+                "cron: 0 0 1 * * ?\njobName: mystery\nshardingTotalCount: 1\nunknownKey: kept\n",
+            ),
+        ],
+    )
+    .await;
+    let list = jobs_until(&c, &admin, "", |b| b["total"] == 4).await;
+    let row = |name: &str| {
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|j| j["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} missing: {list}"))
+    };
+    assert!(
+        row("broken")["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("malformed config"),
+        "{list}"
+    );
+    assert!(
+        row("bare")["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no config node"),
+        "{list}"
+    );
+    let orphan = row("orphan");
+    assert_eq!(orphan["status"], "SHARDING_FLAG");
+    assert_eq!(
+        orphan["reason"],
+        format!("owner {java} of items 0 is offline")
+    );
+    assert_eq!(orphan["job_type"], "com.example.OrderJob");
+    assert_eq!(row("mystery")["job_type"], "SOMETHING_ELSE");
+    // Every job's page renders, odd data and all.
+    for job in ["broken", "bare", "orphan", "mystery"] {
+        let (status, body) = c
+            .json(
+                "GET",
+                &format!("/api/v1/registries/local/jobs/{job}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{job}: {body}");
+    }
+    let (_, orphan) = c
+        .json(
+            "GET",
+            "/api/v1/registries/local/jobs/orphan",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(orphan["items"][0]["status"], "SHARDING_FLAG");
+    assert_eq!(orphan["items"][0]["instance"], java);
+    assert_eq!(orphan["items"][0]["server_ip"], "10.0.0.7");
+    assert_eq!(orphan["items"][1]["status"], "PENDING");
+    // Pausing is refused while a Java instance would ignore it.
+    let (status, body) = c
+        .json(
+            "POST",
+            "/api/v1/registries/local/jobs/orphan/pause",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // 10.9.9.9 has no instance: stale, and cleaned up in bulk.
+    let (status, servers) = c
+        .json(
+            "GET",
+            "/api/v1/registries/local/servers",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let stale: Vec<&str> = servers
+        .as_array()
+        .expect("servers")
+        .iter()
+        .filter(|s| s["stale"] == true)
+        .filter_map(|s| s["ip"].as_str())
+        .collect();
+    assert_eq!(stale, ["10.9.9.9"]);
+    let (status, removed) = c
+        .json(
+            "DELETE",
+            "/api/v1/registries/local/servers?stale=true",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(removed, json!(["10.9.9.9"]));
+    let (status, body) = c
+        .json(
+            "POST",
+            "/api/v1/registries/local/servers/10.0.0.8/disable",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // `bare` and `mystery` have no instance: CRASHED comes before DISABLED (§7.4).
+    let list = jobs_until(&c, &admin, "?status=DISABLED", |b| b["total"] == 2).await;
+    assert!(
+        list["items"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("servers disabled"),
+        "{list}"
+    );
+    let (status, _) = c
+        .json(
+            "POST",
+            "/api/v1/registries/local/servers/10.1.1.1/disable",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

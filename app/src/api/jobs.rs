@@ -4,7 +4,8 @@ use leptos::prelude::*;
 
 use crate::error::AppError;
 use crate::model::{
-    Dashboard, ImportReport, JobDetail, JobFilter, JobPage, NewJob, RunFilter, RunPage, ServerRow,
+    ConfigEdit, Dashboard, ImportReport, JobDetail, JobFilter, JobPage, NewJob, RunFilter, RunPage,
+    ServerRow,
 };
 
 /// The centre's dashboard.
@@ -106,38 +107,15 @@ pub async fn set_item_enabled(
 
 /// Saves the job page's config edit (admin).
 #[server(prefix = "/fn", endpoint = "edit_job_config")]
-pub async fn edit_job_config(
-    rc: String,
-    job: String,
-    cron: String,
-    sharding_total_count: String,
-    sharding_item_parameters: String,
-    job_parameter: String,
-    description: String,
-    label: String,
-    failover: Option<String>,
-    misfire: Option<String>,
-    monitor_execution: Option<String>,
-) -> Result<(), AppError> {
-    use crate::ssr::jobs::configs::{self, ConfigEdit};
-    use crate::ssr::{app_state, auth, respond};
+pub async fn edit_job_config(rc: String, job: String, edit: ConfigEdit) -> Result<(), AppError> {
+    use crate::ssr::{app_state, auth, jobs::configs, respond};
     respond(
         async {
             let state = app_state()?;
             let actor = auth::current_actor(&state).await?;
-            let edit = ConfigEdit {
-                cron,
-                sharding_total_count,
-                sharding_item_parameters,
-                job_parameter,
-                description,
-                label,
-                // Checkboxes: present when ticked.
-                failover: failover.is_some(),
-                misfire: misfire.is_some(),
-                monitor_execution: monitor_execution.is_some(),
-            };
-            configs::edit(&state, &actor, &rc, &job, &edit).await.map(drop)
+            configs::edit(&state, &actor, &rc, &job, &edit)
+                .await
+                .map(drop)
         }
         .await,
     )

@@ -54,7 +54,10 @@ pub fn JobActions(
             .into_any()
         }
     };
-    let confirmed = move |name: &'static str, label: &'static str, allowed: bool, reason: &'static str| {
+    let confirmed = move |name: &'static str,
+                          label: &'static str,
+                          allowed: bool,
+                          reason: &'static str| {
         let hidden = h2.clone();
         if allowed {
             view! {

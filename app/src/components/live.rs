@@ -54,8 +54,8 @@ mod browser {
         let on_change = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |_| {
             tick.update(|t| *t += 1);
         });
-        let _ = source
-            .add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref());
+        let _ =
+            source.add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref());
         on_change.forget();
         let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             // A reconnect may have missed changes: refresh once.

@@ -303,9 +303,34 @@ pub struct Dashboard {
     pub has_history: bool,
 }
 
+/// The fields the job page edits; the rest of the config is kept as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigEdit {
+    /// `cron` (empty: fires only when triggered).
+    pub cron: String,
+    /// `shardingTotalCount`, as typed.
+    pub sharding_total_count: String,
+    /// `shardingItemParameters`.
+    pub sharding_item_parameters: String,
+    /// `jobParameter`.
+    pub job_parameter: String,
+    /// `description`.
+    pub description: String,
+    /// Tags, comma-separated (`label`).
+    pub label: String,
+    /// `failover`: present (any value) when ticked, as a form checkbox sends it.
+    pub failover: Option<String>,
+    /// `misfire`, likewise.
+    pub misfire: Option<String>,
+    /// `monitorExecution`, likewise.
+    pub monitor_execution: Option<String>,
+}
+
 /// A job created from the console: a script or an HTTP job.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(default)]
 pub struct NewJob {
     /// `SCRIPT` or `HTTP`.
     pub kind: String,

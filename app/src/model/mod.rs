@@ -13,9 +13,9 @@ pub use centre::{
     validate_namespace,
 };
 pub use jobs::{
-    Dashboard, HourFires, HourOutcomes, ITEM_STATUSES, ImportFailure, ImportReport, InstanceRow,
-    ItemRow, JOB_STATUSES, JobDetail, JobFilter, JobPage, JobRow, JobServerRow, NewJob, RunFilter,
-    RunPage, RunRow, ServerRow, TraceRow, tags_of,
+    ConfigEdit, Dashboard, HourFires, HourOutcomes, ITEM_STATUSES, ImportFailure, ImportReport,
+    InstanceRow, ItemRow, JOB_STATUSES, JobDetail, JobFilter, JobPage, JobRow, JobServerRow,
+    NewJob, RunFilter, RunPage, RunRow, ServerRow, TraceRow, tags_of,
 };
 pub use prefs::{Lang, Theme};
 pub use time::{format_ms, parse_date_ms};

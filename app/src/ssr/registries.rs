@@ -36,6 +36,29 @@ pub struct Connection {
     pub configs: ConfigMemo,
 }
 
+impl Connection {
+    /// Waits (at most `limit`) until the cache shows what `check` looks for: a write this
+    /// console just made is then visible to its next read. Returns whether it did.
+    pub async fn settle(
+        &self,
+        limit: Duration,
+        check: impl Fn(&capstan_registry::cache::TreeView<'_>) -> bool,
+    ) -> bool {
+        let mut generation = self.cache.generation();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            generation.borrow_and_update();
+            if self.cache.read(&check) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, generation.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
 struct Entry {
     key: String,
     conn: OnceCell<Arc<Connection>>,
@@ -103,14 +126,13 @@ impl Registries {
                 .clone()
         };
         *entry.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        let result = entry
-            .conn
-            .get_or_try_init(|| self.open(row))
-            .await
-            .cloned();
+        let result = entry.conn.get_or_try_init(|| self.open(row)).await.cloned();
         if result.is_err() {
             let mut entries = self.lock();
-            if entries.get(&row.name).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+            if entries
+                .get(&row.name)
+                .is_some_and(|e| Arc::ptr_eq(e, &entry))
+            {
                 entries.remove(&row.name);
             }
         }
@@ -130,22 +152,24 @@ impl Registries {
         };
         let connecting = async {
             Ok::<Registry, AppError>(match row.kind() {
-            CentreKind::Embedded => Registry::embedded(&self.embedded, &row.namespace)
-                .await
-                .map_err(unreachable)?,
-            CentreKind::Zookeeper => {
-                let connect: ConnectString = row.connect.parse().map_err(|e| {
-                    AppError::Unreachable(format!("registry centre {}: {e}", row.name))
-                })?;
-                Registry::zookeeper(ZkSettings {
-                    connect,
-                    namespace: row.namespace.clone(),
-                    digest: row.digest.clone(),
-                    session_timeout: Duration::from_millis(row.session_timeout_ms.max(1000) as u64),
-                })
-                .await
-                .map_err(unreachable)?
-            }
+                CentreKind::Embedded => Registry::embedded(&self.embedded, &row.namespace)
+                    .await
+                    .map_err(unreachable)?,
+                CentreKind::Zookeeper => {
+                    let connect: ConnectString = row.connect.parse().map_err(|e| {
+                        AppError::Unreachable(format!("registry centre {}: {e}", row.name))
+                    })?;
+                    Registry::zookeeper(ZkSettings {
+                        connect,
+                        namespace: row.namespace.clone(),
+                        digest: row.digest.clone(),
+                        session_timeout: Duration::from_millis(
+                            row.session_timeout_ms.max(1000) as u64
+                        ),
+                    })
+                    .await
+                    .map_err(unreachable)?
+                }
             })
         };
         let registry = tokio::time::timeout(self.connect_timeout, connecting)
@@ -153,19 +177,18 @@ impl Registries {
             .map_err(|_| timed_out("connecting", self.connect_timeout))??;
         // The first load of a large namespace (10,000 jobs) takes seconds on ZooKeeper; it
         // has its own, longer bound.
-        let cache = match tokio::time::timeout(LOAD_LIMIT, TreeCache::start(registry.clone(), "/"))
-            .await
-        {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                registry.close().await;
-                return Err(unreachable(e));
-            }
-            Err(_) => {
-                registry.close().await;
-                return Err(timed_out("loading the tree", LOAD_LIMIT));
-            }
-        };
+        let cache =
+            match tokio::time::timeout(LOAD_LIMIT, TreeCache::start(registry.clone(), "/")).await {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    registry.close().await;
+                    return Err(unreachable(e));
+                }
+                Err(_) => {
+                    registry.close().await;
+                    return Err(timed_out("loading the tree", LOAD_LIMIT));
+                }
+            };
         tracing::info!(centre = %row.name, "registry centre connected");
         Ok(Arc::new(Connection {
             registry,

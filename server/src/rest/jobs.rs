@@ -219,7 +219,10 @@ pub async fn export(
     let yaml = configs::export(&state, &actor, &rc).await?;
     Ok((
         [
-            (http::header::CONTENT_TYPE, "application/yaml; charset=utf-8".to_owned()),
+            (
+                http::header::CONTENT_TYPE,
+                "application/yaml; charset=utf-8".to_owned(),
+            ),
             (
                 http::header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{rc}-jobs.yaml\""),
@@ -319,7 +322,11 @@ pub async fn delete_stale(
     Query(q): Query<StaleQuery>,
 ) -> Result<Json<Vec<String>>, ApiError> {
     if q.stale != Some(true) {
-        return Err(AppError::field("stale", "only ?stale=true (remove stale servers) is supported").into());
+        return Err(AppError::field(
+            "stale",
+            "only ?stale=true (remove stale servers) is supported",
+        )
+        .into());
     }
     Ok(Json(
         ops::remove_stale_servers(&state, &actor, &rc, q.confirm.as_deref()).await?,

@@ -49,8 +49,14 @@ pub fn router() -> Router<AppState> {
             "/registries/{name}/jobs/{job}",
             get(jobs::get_one).delete(jobs::delete),
         )
-        .route("/registries/{name}/jobs/{job}/config", put(jobs::put_config))
-        .route("/registries/{name}/jobs/{job}/{action}", post(jobs::job_action))
+        .route(
+            "/registries/{name}/jobs/{job}/config",
+            put(jobs::put_config),
+        )
+        .route(
+            "/registries/{name}/jobs/{job}/{action}",
+            post(jobs::job_action),
+        )
         .route(
             "/registries/{name}/jobs/{job}/items/{item}/{action}",
             post(jobs::item_action),

@@ -5,10 +5,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 use crate::api::centres::{get_centre, test_centre};
 use crate::api::jobs::get_dashboard;
 use crate::components::centre_tabs::CentreTabs;
-use crate::pages::rc::dashboard::DashboardView;
 use crate::components::errors::ErrorBox;
 use crate::i18n::{t, use_lang};
 use crate::model::{CentreKind, ProbeResult, RegistryCentre};
+use crate::pages::rc::dashboard::DashboardView;
 
 /// `/rc/{name}`: one registry centre. `?test=1` runs a connection test on the server, so
 /// the button is a plain GET form that works with and without JavaScript.

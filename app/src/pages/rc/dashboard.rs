@@ -8,7 +8,10 @@ use crate::model::{Dashboard, HourFires, HourOutcomes, format_ms};
 
 fn hour_label(ms: i64) -> String {
     // "YYYY-MM-DD HH:MM:SS" → "HH:00"
-    format_ms(ms).get(11..13).map(|h| format!("{h}:00")).unwrap_or_default()
+    format_ms(ms)
+        .get(11..13)
+        .map(|h| format!("{h}:00"))
+        .unwrap_or_default()
 }
 
 /// The dashboard panels.
@@ -60,9 +63,9 @@ fn Outcomes(hours: Vec<HourOutcomes>) -> impl IntoView {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let (ok, failed): (u64, u64) = hours
-        .iter()
-        .fold((0, 0), |(o, f), h| (o + h.succeeded, f + h.failed + h.abandoned));
+    let (ok, failed): (u64, u64) = hours.iter().fold((0, 0), |(o, f), h| {
+        (o + h.succeeded, f + h.failed + h.abandoned)
+    });
     let rate = if ok + failed == 0 {
         "—".to_owned()
     } else {
@@ -85,6 +88,7 @@ fn Outcomes(hours: Vec<HourOutcomes>) -> impl IntoView {
                 }
             }).collect_view()}
         </div>
+        <p class="axis-ends small muted"><span>"−24 h"</span><span>{t(lang, "dash.now")}</span></p>
         <p class="small">
             {format!("24 h: {ok} {} · {failed} {} · {} {rate}", t(lang, "dash.ok"), t(lang, "dash.failed"), t(lang, "dash.success_rate"))}
         </p>
@@ -101,9 +105,9 @@ fn Upcoming(hours: Vec<HourFires>) -> impl IntoView {
                 let label = if h.estimated { format!("≈{}", h.fires) } else { h.fires.to_string() };
                 view! {
                     <div class="bar" title=format!("{} UTC", format_ms(h.hour_ms))>
-                        <span class="count">{label}</span>
-                        <span class="seg fires" style=format!("height:{:.1}%", h.fires as f64 / max * 100.0)></span>
                         <span class="axis">{hour_label(h.hour_ms)}</span>
+                        <span class="seg fires" style=format!("height:{:.1}%", h.fires as f64 / max * 85.0)></span>
+                        <span class="count">{label}</span>
                     </div>
                 }
             }).collect_view()}

@@ -31,7 +31,10 @@ pub fn JobPage() -> impl IntoView {
                 rc.get(),
                 job.get(),
                 tick.get(),
-                action.version().get() + edit.version().get() + replace.version().get() + item.version().get(),
+                action.version().get()
+                    + edit.version().get()
+                    + replace.version().get()
+                    + item.version().get(),
             )
         },
         |(rc, job, _, _)| get_job(rc, job),
@@ -130,42 +133,42 @@ fn JobView(
             <section>
                 <h2>{t(lang, "job.config")}</h2>
                 <ErrorBox error=edit_err />
-                <ActionForm action=edit attr:class="stack" attr:data-testid="config-form">
+                <ActionForm action=edit attr:class="stack form" attr:data-testid="config-form">
                     <input type="hidden" name="rc" value=rc_edit />
                     <input type="hidden" name="job" value=job_edit />
                     <fieldset disabled=!admin>
                         <label>
                             {t(lang, "jobs.cron")}
-                            <input type="text" name="cron" value=c_cron class="mono" data-testid="cron-input" />
+                            <input type="text" name="edit[cron]" value=c_cron class="mono" data-testid="cron-input" />
                             <FieldError error=edit_err field="cron" />
                             <FieldError error=edit_err field="timeZone" />
                         </label>
                         <label>
                             {t(lang, "jobs.items")}
-                            <input type="number" name="sharding_total_count" min="1" max="10000" value=c_total />
+                            <input type="number" name="edit[sharding_total_count]" min="1" max="10000" value=c_total />
                             <FieldError error=edit_err field="shardingTotalCount" />
                         </label>
                         <label>
                             {t(lang, "job.item_parameters")}
-                            <input type="text" name="sharding_item_parameters" value=c_params placeholder="0=A,1=B" />
+                            <input type="text" name="edit[sharding_item_parameters]" value=c_params placeholder="0=A,1=B" />
                             <FieldError error=edit_err field="shardingItemParameters" />
                         </label>
                         <label>
                             {t(lang, "job.job_parameter")}
-                            <input type="text" name="job_parameter" value=c_job_param />
+                            <input type="text" name="edit[job_parameter]" value=c_job_param />
                         </label>
                         <label>
                             {t(lang, "job.description")}
-                            <input type="text" name="description" value=c_description />
+                            <input type="text" name="edit[description]" value=c_description />
                         </label>
                         <label>
                             {t(lang, "jobs.tags")}
-                            <input type="text" name="label" value=c_label placeholder="billing,nightly" />
+                            <input type="text" name="edit[label]" value=c_label placeholder="billing,nightly" />
                         </label>
                         <div class="checks">
-                            <label><input type="checkbox" name="failover" value="on" checked=b_failover /> "failover"</label>
-                            <label><input type="checkbox" name="misfire" value="on" checked=b_misfire /> "misfire"</label>
-                            <label><input type="checkbox" name="monitor_execution" value="on" checked=b_monitor /> "monitorExecution"</label>
+                            <label class="check"><input type="checkbox" name="edit[failover]" value="on" checked=b_failover /> "failover"</label>
+                            <label class="check"><input type="checkbox" name="edit[misfire]" value="on" checked=b_misfire /> "misfire"</label>
+                            <label class="check"><input type="checkbox" name="edit[monitor_execution]" value="on" checked=b_monitor /> "monitorExecution"</label>
                         </div>
                         <button type="submit" class="primary" data-testid="save-config" title=(!admin).then(|| t(lang, "auth.admin_only"))>
                             {t(lang, "job.save")}
@@ -262,7 +265,11 @@ fn ItemLine(
 ) -> impl IntoView {
     let lang = use_lang();
     let disabled = i.status == "DISABLED";
-    let label = if disabled { "jobs.enable" } else { "jobs.disable" };
+    let label = if disabled {
+        "jobs.enable"
+    } else {
+        "jobs.disable"
+    };
     view! {
         <tr data-item=i.item data-status=i.status.clone() data-server=i.server_ip.clone().unwrap_or_default()>
             <td>{i.item}</td>

@@ -38,7 +38,14 @@ pub fn JobsPage() -> impl IntoView {
     let action = ServerAction::<RunJobAction>::new();
     let error = action_error(action);
     let jobs = Resource::new(
-        move || (rc.get(), query.with(filter_from), tick.get(), action.version().get()),
+        move || {
+            (
+                rc.get(),
+                query.with(filter_from),
+                tick.get(),
+                action.version().get(),
+            )
+        },
         |(rc, filter, _, _)| list_jobs(rc, filter),
     );
     let value = move |k: &'static str| query.with(|q| q.get(k).unwrap_or_default());
@@ -50,7 +57,7 @@ pub fn JobsPage() -> impl IntoView {
                 if can(Role::Admin) {
                     view! { <a class="button primary" href=href data-testid="new-job">{t(lang, "jobs.new")}</a> }.into_any()
                 } else {
-                    view! { <button class="primary" disabled title=t(lang, "auth.admin_only")>{t(lang, "jobs.new")}</button> }.into_any()
+                    view! { <button class="primary" disabled title=t(lang, "auth.admin_only") data-testid="new-job">{t(lang, "jobs.new")}</button> }.into_any()
                 }
             }}
         </div>

@@ -117,15 +117,21 @@ fn ServerLine(
     let admin = can(Role::Admin);
     let all_disabled = s.disabled_jobs > 0 && s.disabled_jobs == s.jobs.len();
     let server_ip = s.ip.clone();
-    let form = move |name: &'static str, label: &'static str, allowed: bool, confirm: bool, reason: &'static str| {
+    let form = move |name: &'static str,
+                     label: &'static str,
+                     allowed: bool,
+                     confirm: bool,
+                     reason: &'static str| {
         let (rc, ip) = (rc.clone(), server_ip.clone());
         if !allowed {
             return view! { <button disabled title=t(lang, reason) data-action=name>{t(lang, label)}</button> }.into_any();
         }
-        let body = move || view! {
-            <input type="hidden" name="rc" value=rc.clone() />
-            <input type="hidden" name="ip" value=ip.clone() />
-            <input type="hidden" name="action" value=name />
+        let body = move || {
+            view! {
+                <input type="hidden" name="rc" value=rc.clone() />
+                <input type="hidden" name="ip" value=ip.clone() />
+                <input type="hidden" name="action" value=name />
+            }
         };
         if confirm {
             view! {

@@ -7,42 +7,20 @@ use capstan_scheduler::config::JobConfig;
 use capstan_scheduler::cron::{Schedule, Zone};
 use capstan_scheduler::history::now_ms;
 use capstan_scheduler::kinds::{HTTP_TYPE, SCRIPT_TYPE};
-use serde::{Deserialize, Serialize};
 
 use super::{open, scheduler_error};
 use crate::error::AppError;
-use crate::model::{ImportFailure, ImportReport, NewJob, Role};
+use crate::model::{ConfigEdit, ImportFailure, ImportReport, NewJob, Role};
 use crate::ssr::AppState;
 use crate::ssr::audit::Audit;
 use crate::ssr::auth::Actor;
 
 /// Largest config document accepted (Java's are a few hundred bytes).
 const MAX_YAML: usize = 64 * 1024;
+/// How long a write waits to be visible in the centre's cache before answering.
+pub(crate) const SETTLE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Most documents one import takes.
 const MAX_IMPORT: usize = 1000;
-
-/// The fields the job page edits; the rest of the config is kept as it is.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ConfigEdit {
-    /// `cron` (empty: fires only when triggered).
-    pub cron: String,
-    /// `shardingTotalCount`.
-    pub sharding_total_count: String,
-    /// `shardingItemParameters`.
-    pub sharding_item_parameters: String,
-    /// `jobParameter`.
-    pub job_parameter: String,
-    /// `description`.
-    pub description: String,
-    /// Tags, comma-separated (`label`).
-    pub label: String,
-    /// `failover`.
-    pub failover: bool,
-    /// `misfire`.
-    pub misfire: bool,
-    /// `monitorExecution`.
-    pub monitor_execution: bool,
-}
 
 fn opt(s: &str) -> Option<String> {
     Some(s.trim().to_owned()).filter(|s| !s.is_empty())
@@ -85,9 +63,10 @@ pub async fn edit(
     config.job_parameter = opt(&edit.job_parameter);
     config.description = opt(&edit.description);
     config.label = opt(&edit.label);
-    config.failover = edit.failover;
-    config.misfire = edit.misfire;
-    config.monitor_execution = edit.monitor_execution;
+    // Checkboxes: present when ticked.
+    config.failover = edit.failover.is_some();
+    config.misfire = edit.misfire.is_some();
+    config.monitor_execution = edit.monitor_execution.is_some();
     save(state, actor, rc, job, config).await
 }
 
@@ -216,7 +195,11 @@ pub async fn create(
                         .collect(),
                 },
                 other => other,
-            })
+            })?;
+        // Read-your-writes: the job page the user lands on next reads the cache.
+        let config_path = format!("/{}/config", config.job_name);
+        conn.settle(SETTLE, |v| v.get(&config_path).is_some()).await;
+        Ok(())
     }
     .await;
     audit.finish(state, &result).await;

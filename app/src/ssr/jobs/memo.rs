@@ -116,6 +116,13 @@ impl ConfigMemo {
             .unwrap_or_else(|p| p.into_inner())
             .get(job)
             .is_some_and(|(s, _)| *s == stamp);
-        (stamp, if known { None } else { node.map(|n| n.data.clone()) })
+        (
+            stamp,
+            if known {
+                None
+            } else {
+                node.map(|n| n.data.clone())
+            },
+        )
     }
 }

@@ -46,7 +46,9 @@ pub(crate) fn scheduler_error(e: SchedulerError) -> AppError {
             let mut fields = std::collections::BTreeMap::new();
             for p in &problems {
                 if let Some((field, why)) = p.split_once(": ") {
-                    fields.entry(field.to_owned()).or_insert_with(|| why.to_owned());
+                    fields
+                        .entry(field.to_owned())
+                        .or_insert_with(|| why.to_owned());
                 }
             }
             AppError::Validation {

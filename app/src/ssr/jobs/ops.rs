@@ -89,8 +89,12 @@ pub async fn job(
     parameter: Option<&str>,
     confirm: Option<&str>,
 ) -> Result<(), AppError> {
-    let mut audit = Audit::new(&format!("job.{}", action.as_str()), "job", format!("{rc}/{job}"))
-        .by(actor);
+    let mut audit = Audit::new(
+        &format!("job.{}", action.as_str()),
+        "job",
+        format!("{rc}/{job}"),
+    )
+    .by(actor);
     if let Some(p) = parameter.filter(|p| !p.is_empty()) {
         audit = audit.after(&serde_json::json!({ "parameter": p }));
     }
@@ -106,7 +110,9 @@ pub async fn job(
                 if parameter.is_some_and(|p| p.len() > 4096) {
                     return Err(AppError::field("parameter", "use at most 4096 bytes"));
                 }
-                let n = admin::trigger(r, job, parameter).await.map_err(scheduler_error)?;
+                let n = admin::trigger(r, job, parameter)
+                    .await
+                    .map_err(scheduler_error)?;
                 if n == 0 {
                     return Err(AppError::Conflict(format!(
                         "{job} has no instance online: nothing would run the trigger"
@@ -121,7 +127,13 @@ pub async fn job(
             JobAction::Shutdown => admin::shutdown(r, job, None).await.map(drop),
             JobAction::Remove => admin::remove_job(r, job).await,
         }
-        .map_err(scheduler_error)
+        .map_err(scheduler_error)?;
+        if action == JobAction::Remove {
+            let root = format!("/{job}");
+            conn.settle(super::configs::SETTLE, |v| v.get(&root).is_none())
+                .await;
+        }
+        Ok(())
     }
     .await;
     audit.finish(state, &result).await;
@@ -137,7 +149,11 @@ pub async fn item(
     item: u32,
     enabled: bool,
 ) -> Result<(), AppError> {
-    let action = if enabled { "item.enable" } else { "item.disable" };
+    let action = if enabled {
+        "item.enable"
+    } else {
+        "item.disable"
+    };
     let audit = Audit::new(action, "item", format!("{rc}/{job}/{item}")).by(actor);
     let result = async {
         let (_, conn) = open(state, actor, rc, Role::Operator).await?;

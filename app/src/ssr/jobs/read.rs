@@ -37,6 +37,27 @@ fn fires(status: JobStatus) -> bool {
     matches!(status, JobStatus::Ok | JobStatus::ShardingFlag)
 }
 
+/// Fires of `schedule` in `[start, end)`: counted one by one up to [`FIRES_COUNTED`], then
+/// extrapolated from the period seen so far (exact for the periodic schedules that fire
+/// that often, e.g. `0/5 * * * * ?`).
+fn fires_in(schedule: &capstan_scheduler::cron::Schedule, start: i64, end: i64) -> (u64, bool) {
+    let Some(first) = schedule.next_after(start - 1).filter(|t| *t < end) else {
+        return (0, false);
+    };
+    let mut last = first;
+    let mut n = 1;
+    while let Some(next) = schedule.next_after(last).filter(|t| *t < end) {
+        n += 1;
+        last = next;
+        if n == FIRES_COUNTED {
+            let period = (last - first) as f64 / (n - 1) as f64;
+            let total = ((end - first) as f64 / period).ceil() as u64;
+            return (total.max(n), true);
+        }
+    }
+    (n, false)
+}
+
 /// One page of the centre's jobs, filtered, with statuses and next fires.
 pub async fn list(
     state: &AppState,
@@ -69,12 +90,18 @@ pub async fn list(
         .map(|q| q.trim().to_lowercase())
         .filter(|q| !q.is_empty());
     let status = filter.status.as_deref().filter(|s| !s.is_empty());
-    let tag = filter.tag.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let tag = filter
+        .tag
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     let mut tags = BTreeSet::new();
     let mut matching: Vec<usize> = Vec::new();
     for (i, info) in infos.iter().enumerate() {
         tags.extend(info.tags.iter().cloned());
-        let ok = q.as_ref().is_none_or(|q| info.haystack.contains(q.as_str()))
+        let ok = q
+            .as_ref()
+            .is_none_or(|q| info.haystack.contains(q.as_str()))
             && status.is_none_or(|s| healths[i].status.as_str() == s)
             && tag.is_none_or(|t| info.tags.iter().any(|x| x == t));
         if ok {
@@ -169,8 +196,7 @@ pub async fn detail(
                     leader: leader.as_deref() == Some(id),
                     capstan: yaml.as_deref().is_some_and(|y| {
                         y.lines().any(|l| {
-                            l.trim()
-                                == format!("labels: {}", admin::operations::CAPSTAN_LABEL)
+                            l.trim() == format!("labels: {}", admin::operations::CAPSTAN_LABEL)
                         })
                     }),
                 }
@@ -208,7 +234,9 @@ pub async fn detail(
     };
     let parameters = config
         .as_ref()
-        .and_then(|c| capstan_scheduler::context::item_parameters(c.sharding_item_parameters.as_deref()).ok())
+        .and_then(|c| {
+            capstan_scheduler::context::item_parameters(c.sharding_item_parameters.as_deref()).ok()
+        })
         .unwrap_or_default();
     let mut rows: BTreeMap<u32, ItemRow> = items
         .into_iter()
@@ -229,7 +257,9 @@ pub async fn detail(
         .collect();
     // Items the config declares but the registry has no node for yet (never sharded, or
     // the count was raised): shown as awaiting sharding rather than hidden.
-    let total = config.as_ref().map_or(0, |c| c.sharding_total_count.max(0) as u32);
+    let total = config
+        .as_ref()
+        .map_or(0, |c| c.sharding_total_count.max(0) as u32);
     for item in 0..total {
         rows.entry(item).or_insert_with(|| ItemRow {
             item,
@@ -242,11 +272,17 @@ pub async fn detail(
         });
     }
     let now = now_ms();
-    let schedule = match config.as_ref().and_then(|c| c.cron.clone()).filter(|c| !c.trim().is_empty()) {
+    let schedule = match config
+        .as_ref()
+        .and_then(|c| c.cron.clone())
+        .filter(|c| !c.trim().is_empty())
+    {
         None => Err("no cron: the job fires only when triggered".to_owned()),
-        Some(expr) => capstan_scheduler::cron::Zone::parse(config.as_ref().and_then(|c| c.time_zone.as_deref()))
-            .and_then(|z| capstan_scheduler::cron::Schedule::parse(&expr, z))
-            .map_err(|e| e.to_string()),
+        Some(expr) => capstan_scheduler::cron::Zone::parse(
+            config.as_ref().and_then(|c| c.time_zone.as_deref()),
+        )
+        .and_then(|z| capstan_scheduler::cron::Schedule::parse(&expr, z))
+        .map_err(|e| e.to_string()),
     };
     let (next_fires, schedule_problem) = match schedule {
         Ok(s) => (s.next_n(now, 10), None),
@@ -311,7 +347,11 @@ async fn runs_of(h: &History, job: &str) -> Result<(Vec<RunRow>, Vec<RunRow>), A
 }
 
 /// Every server of the centre.
-pub async fn servers(state: &AppState, actor: &Actor, rc: &str) -> Result<Vec<ServerRow>, AppError> {
+pub async fn servers(
+    state: &AppState,
+    actor: &Actor,
+    rc: &str,
+) -> Result<Vec<ServerRow>, AppError> {
     let (_, conn) = open(state, actor, rc, Role::Viewer).await?;
     Ok(conn.cache.read(|v| {
         admin::servers(v)
@@ -335,8 +375,10 @@ pub async fn dashboard(state: &AppState, actor: &Actor, rc: &str) -> Result<Dash
         let healths: Vec<_> = names.iter().map(|j| admin::job_health(v, j)).collect();
         let stamps: Vec<_> = names.iter().map(|j| conn.configs.stamp(v, j)).collect();
         let servers = admin::servers(v);
-        let instances: BTreeSet<String> =
-            servers.iter().flat_map(|s| s.instances.iter().cloned()).collect();
+        let instances: BTreeSet<String> = servers
+            .iter()
+            .flat_map(|s| s.instances.iter().cloned())
+            .collect();
         let stale = servers.iter().filter(|s| s.stale).count() as u64;
         let unassigned = names
             .iter()
@@ -347,7 +389,14 @@ pub async fn dashboard(state: &AppState, actor: &Actor, rc: &str) -> Result<Dash
                     .count() as u64
             })
             .sum::<u64>();
-        (names, healths, stamps, instances.len() as u64, stale, unassigned)
+        (
+            names,
+            healths,
+            stamps,
+            instances.len() as u64,
+            stale,
+            unassigned,
+        )
     });
     let infos = conn.configs.infos(&names, stamps);
     let mut by_status: BTreeMap<String, u64> = crate::model::JOB_STATUSES
@@ -368,26 +417,17 @@ pub async fn dashboard(state: &AppState, actor: &Actor, rc: &str) -> Result<Dash
         })
         .collect();
     for (h, info) in healths.iter().zip(&infos) {
-        let Ok(schedule) = &info.schedule else { continue };
+        let Ok(schedule) = &info.schedule else {
+            continue;
+        };
         if !fires(h.status) {
             continue;
         }
         for bucket in &mut upcoming {
-            let start = bucket.hour_ms.max(now);
-            let end = bucket.hour_ms + HOUR_MS;
-            let mut t = start;
-            let mut n = 0;
-            while let Some(next) = schedule.next_after(t).filter(|x| *x < end) {
-                n += 1;
-                t = next;
-                if n == FIRES_COUNTED {
-                    let covered = (t - start).max(1) as f64;
-                    n = (n as f64 * (end - start) as f64 / covered).round() as u64;
-                    bucket.estimated = true;
-                    break;
-                }
-            }
+            let (n, estimated) =
+                fires_in(schedule, bucket.hour_ms.max(now), bucket.hour_ms + HOUR_MS);
             bucket.fires += n;
+            bucket.estimated |= estimated;
         }
     }
     let history = state.runtimes.history(&row);
@@ -461,7 +501,10 @@ pub async fn runs(
             traces: Vec::new(),
         });
     };
-    let state_filter = match (filter.state.as_deref().filter(|s| !s.is_empty()), filter.success) {
+    let state_filter = match (
+        filter.state.as_deref().filter(|s| !s.is_empty()),
+        filter.success,
+    ) {
         (Some(s), _) => Some(s.parse::<RunState>().map_err(|_| {
             AppError::field("state", "use RUNNING, SUCCEEDED, FAILED or ABANDONED")
         })?),
@@ -469,7 +512,12 @@ pub async fn runs(
         (None, Some(false)) => Some(RunState::Failed),
         (None, None) => None,
     };
-    let text = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let q = RunQuery {
         job: text(&filter.job),
         ip: text(&filter.server),
@@ -512,4 +560,44 @@ pub async fn runs(
         has_history: true,
         traces,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use capstan_scheduler::cron::{Schedule, Zone};
+
+    use super::{FIRES_COUNTED, HOUR_MS, fires_in};
+
+    fn schedule(expr: &str) -> Schedule {
+        Schedule::parse(expr, Zone::parse(Some("UTC")).expect("zone")).expect("cron")
+    }
+
+    #[test]
+    fn upcoming_fires_are_counted_or_extrapolated_exactly_for_periodic_schedules() {
+        let hour = 1_796_140_800_000; // 2026-12-01 16:00:00 UTC
+        assert_eq!(hour % HOUR_MS, 0);
+        assert_eq!(
+            fires_in(&schedule("0 0/10 * * * ?"), hour, hour + HOUR_MS),
+            (6, false)
+        );
+        // 720 fires: more than FIRES_COUNTED, so extrapolated, and still exact.
+        const { assert!(720 > FIRES_COUNTED) };
+        assert_eq!(
+            fires_in(&schedule("0/5 * * * * ?"), hour, hour + HOUR_MS),
+            (720, true)
+        );
+        // From the middle of the hour, and a schedule that does not fire in it.
+        assert_eq!(
+            fires_in(
+                &schedule("0 0/10 * * * ?"),
+                hour + 25 * 60_000,
+                hour + HOUR_MS
+            ),
+            (3, false)
+        );
+        assert_eq!(
+            fires_in(&schedule("0 0 3 * * ?"), hour, hour + HOUR_MS),
+            (0, false)
+        );
+    }
 }
