@@ -80,6 +80,7 @@ e2e: build
 bench: deps-test
 	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan-registry --bench tree_cache
 	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan-scheduler --bench fire_lag
+	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan --bench console
 
 clean:
 	cargo clean

@@ -59,4 +59,24 @@ test.describe.serial('without JavaScript', () => {
     await page.click('.switcher a[data-centre=local]');
     await expect(page).toHaveURL(`${capstan.url}/rc/local`);
   });
+
+  test('jobs: pause posts a plain form and the reloaded page shows the state', async () => {
+    await page.goto(`${capstan.url}/rc/local/jobs`);
+    const row = page.locator('tr[data-job=demo-simple]');
+    const status = row.locator('[data-testid=job-status]');
+    // SHARDING_FLAG until the first fire shards the job; without JavaScript, reload.
+    await expect.poll(async () => {
+      await page.reload();
+      return status.textContent();
+    }, { timeout: 30_000 }).toBe('OK');
+    await row.locator('button[data-action=pause]').click();
+    // The server fn answers a plain form post with a redirect back to the page.
+    await expect(page).toHaveURL(/\/rc\/local\/jobs/);
+    await page.reload();
+    await expect(row.locator('[data-testid=job-status]')).toHaveText('PAUSED');
+    await row.locator('button[data-action=resume]').click();
+    await page.reload();
+    await expect(row.locator('[data-testid=job-status]')).toHaveText('OK');
+    await shot(page, 'nojs-jobs');
+  });
 });

@@ -14,7 +14,7 @@ use capstan_registry::{ConnectString, EmbeddedStore, Registry, ZkSettings};
 use tokio::sync::OnceCell;
 
 use super::db::centres::CentreRow;
-use super::jobs::ConfigMemo;
+use super::jobs::JobIndex;
 use crate::error::AppError;
 use crate::model::CentreKind;
 
@@ -32,8 +32,8 @@ pub struct Connection {
     pub registry: Registry,
     /// The whole namespace, mirrored.
     pub cache: TreeCache,
-    /// Parsed configs of the namespace's jobs.
-    pub configs: ConfigMemo,
+    /// Every job's status and parsed config, kept up to date from the cache's events.
+    pub jobs: Arc<JobIndex>,
 }
 
 impl Connection {
@@ -192,8 +192,8 @@ impl Registries {
         tracing::info!(centre = %row.name, "registry centre connected");
         Ok(Arc::new(Connection {
             registry,
+            jobs: JobIndex::start(&cache),
             cache,
-            configs: ConfigMemo::default(),
         }))
     }
 

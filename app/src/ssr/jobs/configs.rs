@@ -97,9 +97,15 @@ async fn save(
             audit = audit.clone().before(&before.to_json());
         }
         audit = audit.clone().after(&config.to_json());
-        admin::update_config(&conn.registry, job, config)
+        let saved = admin::update_config(&conn.registry, job, config)
             .await
-            .map_err(scheduler_error)
+            .map_err(scheduler_error)?;
+        let (path, yaml) = (format!("/{job}/config"), saved.to_yaml());
+        conn.settle(SETTLE, |v| {
+            v.get(&path).is_some_and(|n| *n.data == *yaml.as_bytes())
+        })
+        .await;
+        Ok(saved)
     }
     .await;
     audit.finish(state, &result).await;

@@ -3,7 +3,7 @@
 //! the REST API. Every operation checks the role and lands in the audit log.
 
 pub mod configs;
-mod memo;
+pub mod index;
 pub mod ops;
 pub mod read;
 
@@ -18,7 +18,7 @@ use super::{AppState, internal};
 use crate::error::AppError;
 use crate::model::Role;
 
-pub use memo::ConfigMemo;
+pub use index::JobIndex;
 
 /// A centre's row and live connection, for a user allowed `role`.
 pub async fn open(

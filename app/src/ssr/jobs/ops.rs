@@ -5,6 +5,9 @@
 use capstan_scheduler::admin::operations as admin;
 use serde::{Deserialize, Serialize};
 
+use capstan_registry::cache::TreeView;
+
+use super::configs::SETTLE;
 use super::{confirm_destructive, open, scheduler_error};
 use crate::error::AppError;
 use crate::model::Role;
@@ -128,11 +131,28 @@ pub async fn job(
             JobAction::Remove => admin::remove_job(r, job).await,
         }
         .map_err(scheduler_error)?;
-        if action == JobAction::Remove {
-            let root = format!("/{job}");
-            conn.settle(super::configs::SETTLE, |v| v.get(&root).is_none())
-                .await;
-        }
+        // Read-your-writes: what the caller reads next (the page, or an API client's
+        // GET) comes from the cache, so wait until the cache shows the change.
+        let root = format!("/{job}");
+        let paused = format!("/{job}/paused");
+        let servers = format!("/{job}/servers");
+        let instances = format!("/{job}/instances");
+        let all_servers = |v: &TreeView<'_>, value: &str| {
+            v.children(&servers).iter().all(|ip| {
+                v.get(&format!("{servers}/{ip}"))
+                    .is_some_and(|n| n.data.eq_ignore_ascii_case(value.as_bytes()))
+            })
+        };
+        conn.settle(SETTLE, |v| match action {
+            JobAction::Trigger => true,
+            JobAction::Pause => v.get(&paused).is_some(),
+            JobAction::Resume => v.get(&paused).is_none(),
+            JobAction::Disable => all_servers(v, "DISABLED"),
+            JobAction::Enable => all_servers(v, "ENABLED"),
+            JobAction::Shutdown => v.children(&instances).is_empty(),
+            JobAction::Remove => v.get(&root).is_none(),
+        })
+        .await;
         Ok(())
     }
     .await;
@@ -159,7 +179,11 @@ pub async fn item(
         let (_, conn) = open(state, actor, rc, Role::Operator).await?;
         admin::set_item_enabled(&conn.registry, job, item, enabled)
             .await
-            .map_err(scheduler_error)
+            .map_err(scheduler_error)?;
+        let flag = format!("/{job}/sharding/{item}/disabled");
+        conn.settle(SETTLE, |v| v.get(&flag).is_some() != enabled)
+            .await;
+        Ok(())
     }
     .await;
     audit.finish(state, &result).await;
@@ -237,6 +261,20 @@ pub async fn server(
             ServerAction::Remove => admin::remove_server(r, ip).await,
         }
         .map_err(scheduler_error)?;
+        let value = match action {
+            ServerAction::Disable => Some("DISABLED"),
+            ServerAction::Enable => Some("ENABLED"),
+            _ => None,
+        };
+        if let Some(value) = value {
+            conn.settle(SETTLE, |v| {
+                v.children("/").iter().all(|job| {
+                    v.get(&format!("/{job}/servers/{ip}"))
+                        .is_none_or(|n| n.data.eq_ignore_ascii_case(value.as_bytes()))
+                })
+            })
+            .await;
+        }
         if touched == 0 && action != ServerAction::Shutdown {
             return Err(AppError::NotFound(format!(
                 "no job of {rc} has the server {ip}"

@@ -76,14 +76,7 @@ pub async fn list(
     }
     let per_page = filter.per_page.unwrap_or(50).clamp(1, 200);
     let page = filter.page.unwrap_or(1).max(1);
-    let (names, healths, types, stamps) = conn.cache.read(|v| {
-        let names: Vec<String> = v.children("/").into_iter().map(str::to_owned).collect();
-        let healths: Vec<_> = names.iter().map(|j| admin::job_health(v, j)).collect();
-        let types: Vec<_> = names.iter().map(|j| job_type(v, j)).collect();
-        let stamps: Vec<_> = names.iter().map(|j| conn.configs.stamp(v, j)).collect();
-        (names, healths, types, stamps)
-    });
-    let infos = conn.configs.infos(&names, stamps);
+    let jobs = conn.jobs.jobs(&conn.cache);
     let q = filter
         .q
         .as_deref()
@@ -96,30 +89,31 @@ pub async fn list(
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let mut tags = BTreeSet::new();
-    let mut matching: Vec<usize> = Vec::new();
-    for (i, info) in infos.iter().enumerate() {
+    let mut matching = Vec::new();
+    // Already sorted by name.
+    for job in jobs.iter() {
+        let info = &job.info;
         tags.extend(info.tags.iter().cloned());
         let ok = q
             .as_ref()
             .is_none_or(|q| info.haystack.contains(q.as_str()))
-            && status.is_none_or(|s| healths[i].status.as_str() == s)
+            && status.is_none_or(|s| job.health.status.as_str() == s)
             && tag.is_none_or(|t| info.tags.iter().any(|x| x == t));
         if ok {
-            matching.push(i);
+            matching.push(job);
         }
     }
-    matching.sort_by(|a, b| names[*a].cmp(&names[*b]));
     let now = now_ms();
     let start = ((page - 1) * per_page) as usize;
     let items = matching
         .iter()
         .skip(start)
         .take(per_page as usize)
-        .map(|&i| {
-            let (h, info) = (&healths[i], &infos[i]);
+        .map(|job| {
+            let (h, info) = (&job.health, &job.info);
             let config = info.config.as_ref();
             JobRow {
-                name: names[i].clone(),
+                name: job.name.clone(),
                 status: h.status.as_str().to_owned(),
                 reason: match &info.problem {
                     Some(p) => format!("{}; {p}", h.reason),
@@ -133,7 +127,7 @@ pub async fn list(
                     .then(|| info.schedule.as_ref().ok()?.next_after(now))
                     .flatten(),
                 tags: info.tags.clone(),
-                job_type: types[i].clone(),
+                job_type: job.job_type.clone(),
                 config_problem: info.problem.clone(),
             }
         })
@@ -370,66 +364,51 @@ pub async fn servers(
 /// The centre's dashboard.
 pub async fn dashboard(state: &AppState, actor: &Actor, rc: &str) -> Result<Dashboard, AppError> {
     let (row, conn) = open(state, actor, rc, Role::Viewer).await?;
-    let (names, healths, stamps, instances, stale, unassigned) = conn.cache.read(|v| {
-        let names: Vec<String> = v.children("/").into_iter().map(str::to_owned).collect();
-        let healths: Vec<_> = names.iter().map(|j| admin::job_health(v, j)).collect();
-        let stamps: Vec<_> = names.iter().map(|j| conn.configs.stamp(v, j)).collect();
+    let jobs = conn.jobs.jobs(&conn.cache);
+    let (instances, stale) = conn.cache.read(|v| {
         let servers = admin::servers(v);
-        let instances: BTreeSet<String> = servers
-            .iter()
-            .flat_map(|s| s.instances.iter().cloned())
-            .collect();
-        let stale = servers.iter().filter(|s| s.stale).count() as u64;
-        let unassigned = names
-            .iter()
-            .map(|j| {
-                admin::job_items(v, j)
-                    .iter()
-                    .filter(|i| i.state == ItemState::ShardingFlag)
-                    .count() as u64
-            })
-            .sum::<u64>();
+        let instances: BTreeSet<&String> = servers.iter().flat_map(|s| &s.instances).collect();
         (
-            names,
-            healths,
-            stamps,
             instances.len() as u64,
-            stale,
-            unassigned,
+            servers.iter().filter(|s| s.stale).count() as u64,
         )
     });
-    let infos = conn.configs.infos(&names, stamps);
     let mut by_status: BTreeMap<String, u64> = crate::model::JOB_STATUSES
         .iter()
         .map(|s| ((*s).to_owned(), 0))
         .collect();
-    for h in &healths {
-        *by_status.entry(h.status.as_str().to_owned()).or_default() += 1;
+    for job in jobs.iter() {
+        *by_status
+            .entry(job.health.status.as_str().to_owned())
+            .or_default() += 1;
     }
     let now = now_ms();
     let this_hour = now - now.rem_euclid(HOUR_MS);
     // Upcoming fires: counted per job and hour, extrapolated past FIRES_COUNTED so a
-    // job firing every second cannot make the dashboard slow.
-    let mut upcoming: Vec<HourFires> = (0..6)
-        .map(|h| HourFires {
-            hour_ms: this_hour + h * HOUR_MS,
-            ..HourFires::default()
-        })
-        .collect();
-    for (h, info) in healths.iter().zip(&infos) {
-        let Ok(schedule) = &info.schedule else {
-            continue;
-        };
-        if !fires(h.status) {
-            continue;
+    // job firing every second cannot make the dashboard slow; memoised for a minute.
+    let upcoming = conn.jobs.upcoming(now, 60_000, || {
+        let mut hours: Vec<HourFires> = (0..6)
+            .map(|h| HourFires {
+                hour_ms: this_hour + h * HOUR_MS,
+                ..HourFires::default()
+            })
+            .collect();
+        for job in jobs.iter() {
+            let Ok(schedule) = &job.info.schedule else {
+                continue;
+            };
+            if !fires(job.health.status) {
+                continue;
+            }
+            for bucket in &mut hours {
+                let (n, estimated) =
+                    fires_in(schedule, bucket.hour_ms.max(now), bucket.hour_ms + HOUR_MS);
+                bucket.fires += n;
+                bucket.estimated |= estimated;
+            }
         }
-        for bucket in &mut upcoming {
-            let (n, estimated) =
-                fires_in(schedule, bucket.hour_ms.max(now), bucket.hour_ms + HOUR_MS);
-            bucket.fires += n;
-            bucket.estimated |= estimated;
-        }
-    }
+        hours
+    });
     let history = state.runtimes.history(&row);
     let mut outcomes: Vec<HourOutcomes> = (0..24)
         .rev()
@@ -462,14 +441,14 @@ pub async fn dashboard(state: &AppState, actor: &Actor, rc: &str) -> Result<Dash
     }
     Ok(Dashboard {
         by_status,
-        jobs: names.len() as u64,
+        jobs: jobs.len() as u64,
         instances_online: instances,
         stale_servers: stale,
-        unassigned_items: unassigned,
-        broken_jobs: infos.iter().filter(|i| i.problem.is_some()).count() as u64,
+        unassigned_items: jobs.iter().map(|j| j.health.unassigned_items as u64).sum(),
+        broken_jobs: jobs.iter().filter(|j| j.info.problem.is_some()).count() as u64,
         failures_last_hour,
         outcomes,
-        upcoming,
+        upcoming: upcoming.as_ref().clone(),
         has_history: history.is_some(),
     })
 }

@@ -163,6 +163,8 @@ pub struct JobHealth {
     pub reason: String,
     /// Instances online.
     pub instance_count: usize,
+    /// Items whose owner is missing or offline (the console's "unassigned items").
+    pub unassigned_items: usize,
 }
 
 /// The status of `job` (spec §7.4, plus `PAUSED`), from the registry nodes alone.
@@ -178,12 +180,12 @@ pub fn job_health(view: &TreeView<'_>, job: &str) -> JobHealth {
         .count();
     // Owners of items, as ElasticJob reads them: non-empty `sharding/*/instance` values.
     let mut owners: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut ownerless = 0;
     for item in view.children(&format!("/{job}/sharding")) {
         let Ok(n) = item.parse::<u32>() else { continue };
-        if let Some(owner) =
-            text(view, &format!("/{job}/sharding/{item}/instance")).filter(|o| !o.is_empty())
-        {
-            owners.entry(owner).or_default().push(n);
+        match text(view, &format!("/{job}/sharding/{item}/instance")).filter(|o| !o.is_empty()) {
+            Some(owner) => owners.entry(owner).or_default().push(n),
+            None => ownerless += 1,
         }
     }
     let offline: Vec<(&String, &Vec<u32>)> = owners
@@ -221,10 +223,12 @@ pub fn job_health(view: &TreeView<'_>, job: &str) -> JobHealth {
             format!("{} instance(s) online", instances.len()),
         )
     };
+    let unassigned_items = ownerless + offline.iter().map(|(_, items)| items.len()).sum::<usize>();
     JobHealth {
         status,
         reason,
         instance_count: instances.len(),
+        unassigned_items,
     }
 }
 
