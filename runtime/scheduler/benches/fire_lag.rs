@@ -12,7 +12,9 @@
 //! misfire off, and run history on, as a console would run them. Each fire is due on a
 //! whole second, so an item's lag is the time since the last whole second.
 //!
-//! `CAPSTAN_BENCH_FIRE_JOBS` (default 1000) and `CAPSTAN_BENCH_SECONDS` (default 20).
+//! `CAPSTAN_BENCH_FIRE_JOBS` (default 1000) and `CAPSTAN_BENCH_SECONDS` (default 20);
+//! `CAPSTAN_BENCH_NO_HISTORY` turns run history off, `CAPSTAN_BENCH_EMBEDDED_ONLY` skips
+//! ZooKeeper (for profiling).
 
 #[path = "../../registry/tests/support/mod.rs"]
 mod support;
@@ -204,6 +206,9 @@ fn main() {
         measure("embedded", registry, jobs, seconds, None).await
     });
     print(&embedded);
+    if std::env::var_os("CAPSTAN_BENCH_EMBEDDED_ONLY").is_some() {
+        return;
+    }
     let zk = support::ZooKeeper::start();
     let zookeeper = runtime.block_on(async {
         let registry = Registry::zookeeper(ZkSettings {
