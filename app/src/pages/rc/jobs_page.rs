@@ -153,7 +153,7 @@ fn JobLine(
                 </span>
                 <div class="small reason" data-testid="job-reason">{j.reason.clone()}</div>
             </td>
-            <td class="mono">{j.cron.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="mono nowrap">{j.cron.clone().unwrap_or_else(|| "—".into())}</td>
             <td>{j.sharding_total_count}</td>
             <td>{j.instance_count}</td>
             <td class="nowrap">{j.next_fire.map(format_ms).unwrap_or_else(|| "—".into())}</td>
