@@ -25,6 +25,34 @@ pub enum Command {
     /// Run the scheduler runtime without the console: every script and HTTP job of a
     /// registry, and those in job files.
     Agent(AgentArgs),
+    /// Stream pipelines.
+    #[command(subcommand)]
+    Pipeline(PipelineCommand),
+}
+
+/// `capstan pipeline …`.
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Replay JSON-lines input through a pipeline spec, deterministically, in event time.
+    Run(PipelineRunArgs),
+    /// Validate a pipeline spec.
+    Check {
+        /// The pipeline spec (YAML).
+        spec: PathBuf,
+    },
+}
+
+/// `capstan pipeline run`.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineRunArgs {
+    /// The pipeline spec (YAML).
+    pub spec: PathBuf,
+    /// JSON-lines input, in processing order (`-` for standard input).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where the output goes, JSON lines (`-` for standard output).
+    #[arg(long, default_value = "-")]
+    pub output: PathBuf,
 }
 
 /// `capstan serve`.

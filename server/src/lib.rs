@@ -5,6 +5,7 @@ pub mod agent;
 pub mod config;
 mod guard;
 mod metrics;
+pub mod pipeline;
 pub mod rest;
 mod runtimes;
 mod sse;

@@ -1,0 +1,757 @@
+//! Deterministic execution of a pipeline spec over an ordered input, in event time: what
+//! `capstan pipeline run` does, and the reference the golden tests check. Results are a
+//! pure function of the input and the spec (`stream-semantics.md`): no wall clock.
+//!
+//! The watermark of the windowing operator is the minimum over the stream sources of
+//! `max_ts_seen − max_out_of_orderness` (tables carry no event-time progress). It is
+//! read *before* a record is applied (lateness), and advanced after it (completion). At
+//! the end of the input it becomes +∞, so every open window completes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value, json};
+
+use crate::expr::{Expr, Scope, truthy};
+use crate::spec::{
+    AggOp, Aggregate, Emit, JoinKind, JoinType, PipelineSpec, SourceKind, Step, Window,
+};
+
+/// A record between operators.
+#[derive(Debug, Clone, PartialEq)]
+struct Rec {
+    key: Value,
+    /// For tables, `Null` is a delete.
+    value: Value,
+    ts: i64,
+}
+
+/// Counters of one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Input lines read.
+    pub records_in: u64,
+    /// Output records written.
+    pub records_out: u64,
+    /// Late records no window would take.
+    pub late_records_dropped: u64,
+}
+
+/// A bad input line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("input line {line}: {message}")]
+pub struct InputError {
+    /// 1-based.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn key_text(v: &Value) -> String {
+    v.to_string()
+}
+
+fn scope<'a>(r: &'a Rec) -> Scope<'a> {
+    Scope {
+        key: &r.key,
+        value: &r.value,
+        ts: r.ts,
+    }
+}
+
+/// One aggregation's running value; every kind merges (sessions) and counts and sums
+/// also subtract (tables).
+#[derive(Debug, Clone, PartialEq)]
+enum Acc {
+    Count(i64),
+    Sum(f64, bool),
+    Min(Option<f64>),
+    Max(Option<f64>),
+    Avg(f64, i64),
+}
+
+impl Acc {
+    fn new(op: &AggOp) -> Acc {
+        match op {
+            AggOp::Count => Acc::Count(0),
+            AggOp::Sum(_) => Acc::Sum(0.0, true),
+            AggOp::Min(_) => Acc::Min(None),
+            AggOp::Max(_) => Acc::Max(None),
+            AggOp::Avg(_) => Acc::Avg(0.0, 0),
+        }
+    }
+
+    fn input(op: &AggOp, r: &Rec) -> Option<f64> {
+        match op {
+            AggOp::Count => Some(1.0),
+            AggOp::Sum(e) | AggOp::Min(e) | AggOp::Max(e) | AggOp::Avg(e) => {
+                e.eval(&scope(r)).as_f64()
+            }
+        }
+    }
+
+    /// Adds (`sign` 1) or subtracts (`sign` -1) one input; a non-number is skipped.
+    fn apply(&mut self, x: Option<f64>, sign: f64, integral: bool) {
+        match (self, x) {
+            (Acc::Count(n), _) => *n += sign as i64,
+            (Acc::Sum(s, int), Some(x)) => {
+                *s += sign * x;
+                *int &= integral;
+            }
+            (Acc::Min(m), Some(x)) => *m = Some(m.map_or(x, |m| m.min(x))),
+            (Acc::Max(m), Some(x)) => *m = Some(m.map_or(x, |m| m.max(x))),
+            (Acc::Avg(s, n), Some(x)) => {
+                *s += sign * x;
+                *n += sign as i64;
+            }
+            _ => {}
+        }
+    }
+
+    fn merge(&mut self, other: &Acc) {
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::Sum(a, ia), Acc::Sum(b, ib)) => {
+                *a += b;
+                *ia &= ib;
+            }
+            (Acc::Min(a), Acc::Min(b)) => *a = a.zip(*b).map(|(x, y)| x.min(y)).or(*a).or(*b),
+            (Acc::Max(a), Acc::Max(b)) => *a = a.zip(*b).map(|(x, y)| x.max(y)).or(*a).or(*b),
+            (Acc::Avg(a, n), Acc::Avg(b, m)) => {
+                *a += b;
+                *n += m;
+            }
+            _ => {}
+        }
+    }
+
+    fn value(&self) -> Value {
+        let num = |f: f64, integral: bool| {
+            if integral && f.fract() == 0.0 {
+                json!(f as i64)
+            } else {
+                json!(f)
+            }
+        };
+        match self {
+            Acc::Count(n) => json!(n),
+            Acc::Sum(s, int) => num(*s, *int),
+            Acc::Min(m) | Acc::Max(m) => m.map_or(Value::Null, |m| num(m, true)),
+            Acc::Avg(_, 0) => Value::Null,
+            Acc::Avg(s, n) => json!(s / *n as f64),
+        }
+    }
+}
+
+fn integral(op: &AggOp, r: &Rec) -> bool {
+    match op {
+        AggOp::Sum(e) => e.eval(&scope(r)).is_i64(),
+        _ => true,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Accs(Vec<Acc>);
+
+impl Accs {
+    fn new(a: &Aggregate) -> Accs {
+        Accs(a.ops.iter().map(|(_, op)| Acc::new(op)).collect())
+    }
+
+    fn add(&mut self, a: &Aggregate, r: &Rec, sign: f64) {
+        for (acc, (_, op)) in self.0.iter_mut().zip(&a.ops) {
+            acc.apply(Acc::input(op, r), sign, integral(op, r));
+        }
+    }
+
+    fn merge(&mut self, other: &Accs) {
+        for (a, b) in self.0.iter_mut().zip(&other.0) {
+            a.merge(b);
+        }
+    }
+
+    fn fields(&self, a: &Aggregate, out: &mut Map<String, Value>) {
+        for (acc, (name, _)) in self.0.iter().zip(&a.ops) {
+            out.insert(name.clone(), acc.value());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Win {
+    key: Value,
+    accs: Accs,
+    closed: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    start: i64,
+    last: i64,
+    accs: Accs,
+    /// The window last emitted for this session, if any.
+    emitted: Option<(i64, i64)>,
+    closed: bool,
+}
+
+/// State of the one aggregate step.
+#[derive(Default)]
+struct AggState {
+    /// Unwindowed streams and tables: per group.
+    groups: HashMap<String, (Value, Accs)>,
+    /// Tables: each row's group and the row, to subtract on change.
+    rows: HashMap<String, (Value, Rec)>,
+    /// Tumbling and hopping windows by (end, start, key).
+    windows: BTreeMap<(i64, i64, String), Win>,
+    /// Sessions per key.
+    sessions: BTreeMap<String, (Value, Vec<Session>)>,
+}
+
+/// A pipeline being run.
+pub struct Runner {
+    spec: PipelineSpec,
+    /// Per stream source: the highest timestamp seen.
+    max_ts: HashMap<String, i64>,
+    /// Join state: the tables' rows by key, per side (`left`, `right`).
+    tables: [HashMap<String, Value>; 2],
+    agg: AggState,
+    out: Vec<Value>,
+    metrics: Metrics,
+}
+
+impl Runner {
+    /// A runner for `spec`.
+    pub fn new(spec: PipelineSpec) -> Runner {
+        Runner {
+            spec,
+            max_ts: HashMap::new(),
+            tables: [HashMap::new(), HashMap::new()],
+            agg: AggState::default(),
+            out: Vec::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The watermark now: `i64::MIN` until every stream source has a record.
+    fn watermark(&self) -> i64 {
+        self.spec
+            .sources
+            .iter()
+            .filter(|s| s.kind == SourceKind::Stream)
+            .map(|s| {
+                self.max_ts
+                    .get(&s.name)
+                    .map_or(i64::MIN, |m| m.saturating_sub(s.max_out_of_orderness_ms))
+            })
+            .min()
+            .unwrap_or(i64::MIN)
+    }
+
+    fn emit(&mut self, v: Value) {
+        self.metrics.records_out += 1;
+        self.out.push(v);
+    }
+
+    /// Takes what was emitted so far.
+    pub fn drain(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Applies one input line (a JSON object).
+    ///
+    /// # Errors
+    /// A line that is not an object, names no or an unknown source, or lacks its
+    /// timestamp.
+    pub fn push(&mut self, line_no: usize, line: Value) -> Result<(), InputError> {
+        let bad = |m: String| InputError {
+            line: line_no,
+            message: m,
+        };
+        self.metrics.records_in += 1;
+        let Value::Object(mut obj) = line else {
+            return Err(bad("expected a JSON object".into()));
+        };
+        let source = match obj.remove("source") {
+            Some(Value::String(s)) => s,
+            None if self.spec.sources.len() == 1 => self.spec.sources[0].name.clone(),
+            _ => return Err(bad("name the source: {\"source\": NAME, ...}".into())),
+        };
+        let Some(src) = self.spec.sources.iter().find(|s| s.name == source).cloned() else {
+            return Err(bad(format!("no source named {source:?}")));
+        };
+        let ts_field = obj.get(&src.timestamp).cloned();
+        let ts = match (src.kind, ts_field.as_ref().and_then(Value::as_i64)) {
+            (_, Some(ts)) => ts,
+            (SourceKind::Table, None) => self.max_ts.values().copied().max().unwrap_or(0),
+            (SourceKind::Stream, None) => {
+                return Err(bad(format!(
+                    "no integer event time in field {:?}",
+                    src.timestamp
+                )));
+            }
+        };
+        let rec = match src.kind {
+            SourceKind::Stream => Rec {
+                key: obj.get("key").cloned().unwrap_or(Value::Null),
+                value: Value::Object(obj),
+                ts,
+            },
+            SourceKind::Table => Rec {
+                key: obj.get("key").cloned().unwrap_or(Value::Null),
+                value: obj.get("value").cloned().unwrap_or(Value::Null),
+                ts,
+            },
+        };
+        // Lateness is judged against the watermark before this record.
+        let w = self.watermark();
+        let recs = match self.spec.join.clone() {
+            None => vec![rec],
+            Some(j) => {
+                let left = source == j.left;
+                self.join(&j, left, rec)
+            }
+        };
+        if src.kind == SourceKind::Stream {
+            let m = self.max_ts.entry(source).or_insert(i64::MIN);
+            *m = (*m).max(ts);
+        }
+        for r in recs {
+            self.steps(r, w);
+        }
+        self.advance(self.watermark());
+        Ok(())
+    }
+
+    /// The end of the input: every window completes.
+    pub fn finish(&mut self) {
+        self.advance(i64::MAX);
+    }
+
+    fn join(&mut self, j: &crate::spec::Join, left: bool, r: Rec) -> Vec<Rec> {
+        let k = key_text(&r.key);
+        if r.key.is_null() {
+            return Vec::new();
+        }
+        let joined = |l: Option<&Value>, rt: Option<&Value>| -> Option<Value> {
+            let present = match j.join_type {
+                JoinType::Inner => l.is_some() && rt.is_some(),
+                JoinType::Left => l.is_some(),
+                JoinType::Outer => l.is_some() || rt.is_some(),
+            };
+            present.then(|| json!({"left": l.cloned(), "right": rt.cloned()}))
+        };
+        match j.kind {
+            JoinKind::StreamTable if left => {
+                let right = self.tables[1].get(&k);
+                if right.is_none() && j.join_type == JoinType::Inner {
+                    return Vec::new();
+                }
+                vec![Rec {
+                    value: json!({"left": r.value, "right": right.cloned()}),
+                    ..r
+                }]
+            }
+            JoinKind::StreamTable => {
+                // A table update never re-joins earlier stream records.
+                if r.value.is_null() {
+                    self.tables[1].remove(&k);
+                } else {
+                    self.tables[1].insert(k, r.value);
+                }
+                Vec::new()
+            }
+            JoinKind::TableTable => {
+                let side = usize::from(!left);
+                let before = joined(self.tables[0].get(&k), self.tables[1].get(&k));
+                if r.value.is_null() {
+                    self.tables[side].remove(&k);
+                } else {
+                    self.tables[side].insert(k.clone(), r.value.clone());
+                }
+                let after = joined(self.tables[0].get(&k), self.tables[1].get(&k));
+                match (before, after) {
+                    (_, Some(v)) => vec![Rec { value: v, ..r }],
+                    (Some(_), None) => vec![Rec {
+                        value: Value::Null,
+                        ..r
+                    }],
+                    (None, None) => Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn is_table(&self) -> bool {
+        match &self.spec.join {
+            Some(j) => j.kind == JoinKind::TableTable,
+            None => self.spec.sources[0].kind == SourceKind::Table,
+        }
+    }
+
+    fn steps(&mut self, rec: Rec, w: i64) {
+        let table = self.is_table();
+        let steps = self.spec.steps.clone();
+        let mut recs = vec![rec];
+        // For tables, `group_by` does not re-key the row here: the aggregate needs the
+        // row's own key to subtract its previous contribution.
+        let mut group: Option<Expr> = None;
+        for step in &steps {
+            let mut next = Vec::with_capacity(recs.len());
+            for r in recs {
+                match step {
+                    Step::Filter(e) => {
+                        // A table row that stops matching is a delete downstream.
+                        if truthy(&e.eval(&scope(&r))) {
+                            next.push(r);
+                        } else if table {
+                            next.push(Rec {
+                                value: Value::Null,
+                                ..r
+                            });
+                        }
+                    }
+                    Step::Map(fields) if !(table && r.value.is_null()) => {
+                        let s = scope(&r);
+                        let value = Value::Object(
+                            fields
+                                .iter()
+                                .map(|(f, e)| (f.clone(), e.eval(&s)))
+                                .collect(),
+                        );
+                        next.push(Rec { value, ..r });
+                    }
+                    Step::Map(_) => next.push(r),
+                    Step::FlatMap(e) => {
+                        if let Value::Array(items) = e.eval(&scope(&r)) {
+                            next.extend(items.into_iter().map(|value| Rec {
+                                value,
+                                key: r.key.clone(),
+                                ts: r.ts,
+                            }));
+                        }
+                    }
+                    Step::KeyBy(e) => {
+                        let key = e.eval(&scope(&r));
+                        next.push(Rec { key, ..r });
+                    }
+                    Step::GroupBy(e) => {
+                        group = Some(e.clone());
+                        next.push(r);
+                    }
+                    Step::Aggregate(a) => {
+                        if table {
+                            self.table_aggregate(a, group.as_ref(), r);
+                        } else {
+                            self.stream_aggregate(a, r, w);
+                        }
+                    }
+                }
+            }
+            recs = next;
+        }
+        for r in recs {
+            let v = if table {
+                json!({"key": r.key, "value": r.value})
+            } else {
+                json!({"key": r.key, "ts": r.ts, "value": r.value})
+            };
+            self.emit(v);
+        }
+    }
+
+    fn group_row(a: &Aggregate, key: &Value, accs: &Accs) -> Value {
+        let mut m = Map::new();
+        m.insert("key".into(), key.clone());
+        accs.fields(a, &mut m);
+        Value::Object(m)
+    }
+
+    fn table_aggregate(&mut self, a: &Aggregate, group: Option<&Expr>, r: Rec) {
+        if r.key.is_null() {
+            return; // a row without a key is no row
+        }
+        let k = key_text(&r.key);
+        let new_group = if r.value.is_null() {
+            Value::Null
+        } else {
+            match group {
+                Some(e) => e.eval(&scope(&r)),
+                None => r.key.clone(),
+            }
+        };
+        // Subtract the row's old contribution from its old group, then add the new one
+        // to its new group; each changed group emits its new state, once (a row that
+        // stays in its group is one change).
+        let old = self.agg.rows.remove(&k);
+        let same = old.as_ref().is_some_and(|(g, _)| *g == new_group);
+        if let Some((old_group, old)) = &old {
+            let g = key_text(old_group);
+            if let Some((gk, accs)) = self.agg.groups.get_mut(&g) {
+                accs.add(a, old, -1.0);
+                if !same {
+                    let row = Self::group_row(a, gk, accs);
+                    self.emit(row);
+                }
+            }
+        }
+        if new_group.is_null() {
+            return;
+        }
+        let g = key_text(&new_group);
+        let (gk, accs) = self
+            .agg
+            .groups
+            .entry(g)
+            .or_insert_with(|| (new_group.clone(), Accs::new(a)));
+        accs.add(a, &r, 1.0);
+        let row = Self::group_row(a, gk, accs);
+        self.agg.rows.insert(k, (new_group, r));
+        self.emit(row);
+    }
+
+    fn window_row(a: &Aggregate, key: &Value, start: i64, end: i64, accs: &Accs) -> Value {
+        let mut m = Map::new();
+        m.insert("key".into(), key.clone());
+        m.insert("window_start".into(), json!(start));
+        m.insert("window_end".into(), json!(end));
+        accs.fields(a, &mut m);
+        Value::Object(m)
+    }
+
+    fn late(&mut self, r: &Rec) {
+        self.metrics.late_records_dropped += 1;
+        if self.spec.late_output {
+            let v = json!({"late": {"key": r.key, "ts": r.ts, "value": r.value}});
+            self.emit(v);
+        }
+    }
+
+    fn stream_aggregate(&mut self, a: &Aggregate, r: Rec, w: i64) {
+        let late = r.ts < w;
+        let l = a.allowed_lateness_ms;
+        // A late record still updates a window that is not past its lateness.
+        let open = |end: i64| !late || end.saturating_add(l) > w;
+        match a.window {
+            None => {
+                let k = key_text(&r.key);
+                let (gk, accs) = self
+                    .agg
+                    .groups
+                    .entry(k)
+                    .or_insert_with(|| (r.key.clone(), Accs::new(a)));
+                accs.add(a, &r, 1.0);
+                let row = Self::group_row(a, gk, accs);
+                self.emit(row);
+            }
+            Some(Window::Tumbling { size }) => {
+                let start = r.ts.div_euclid(size) * size;
+                self.window_update(a, &r, &[(start, start + size)], w, &open);
+            }
+            Some(Window::Hopping { size, advance }) => {
+                // Every [k·advance, k·advance+size), k ≥ 0, holding ts.
+                let last = r.ts.div_euclid(advance);
+                let windows: Vec<(i64, i64)> = (0..=last)
+                    .rev()
+                    .map(|k| (k * advance, k * advance + size))
+                    .take_while(|(s, e)| *s <= r.ts && r.ts < *e)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                self.window_update(a, &r, &windows, w, &open);
+            }
+            Some(Window::Session { gap }) => self.session_update(a, r, gap, w, &open),
+        }
+    }
+
+    fn window_update(
+        &mut self,
+        a: &Aggregate,
+        r: &Rec,
+        windows: &[(i64, i64)],
+        w: i64,
+        open: &dyn Fn(i64) -> bool,
+    ) {
+        let accepted: Vec<(i64, i64)> = windows.iter().copied().filter(|(_, e)| open(*e)).collect();
+        if accepted.is_empty() {
+            self.late(r);
+            return;
+        }
+        let k = key_text(&r.key);
+        for (start, end) in accepted {
+            let win = self
+                .agg
+                .windows
+                .entry((end, start, k.clone()))
+                .or_insert_with(|| Win {
+                    key: r.key.clone(),
+                    accs: Accs::new(a),
+                    closed: false,
+                });
+            win.accs.add(a, r, 1.0);
+            // on_update: every change; on_close: a change to a window that already
+            // completed (a late record within the lateness) is emitted at once.
+            if a.emit == Emit::OnUpdate || win.closed || end <= w {
+                win.closed |= end <= w;
+                let row = Self::window_row(a, &win.key, start, end, &win.accs);
+                self.emit(row);
+            }
+        }
+    }
+
+    fn session_update(
+        &mut self,
+        a: &Aggregate,
+        r: Rec,
+        gap: i64,
+        w: i64,
+        open: &dyn Fn(i64) -> bool,
+    ) {
+        let k = key_text(&r.key);
+        let (key, sessions) = self
+            .agg
+            .sessions
+            .entry(k)
+            .or_insert_with(|| (r.key.clone(), Vec::new()));
+        // Sessions that overlap or touch [ts, ts + gap) merge with the record.
+        let (merging, rest): (Vec<Session>, Vec<Session>) = std::mem::take(sessions)
+            .into_iter()
+            .partition(|s| s.start <= r.ts + gap && r.ts <= s.last + gap);
+        let mut merged = Session {
+            start: r.ts,
+            last: r.ts,
+            accs: Accs::new(a),
+            emitted: None,
+            closed: false,
+        };
+        for s in &merging {
+            merged.start = merged.start.min(s.start);
+            merged.last = merged.last.max(s.last);
+            merged.accs.merge(&s.accs);
+        }
+        let end = merged.last + gap;
+        if !open(end) {
+            *sessions = merging.into_iter().chain(rest).collect();
+            sessions.sort_by_key(|s| s.start);
+            self.late(&r);
+            return;
+        }
+        merged.accs.add(a, &r, 1.0);
+        let key = key.clone();
+        let window = (merged.start, end);
+        let mut retractions = Vec::new();
+        for s in &merging {
+            if let Some(old) = s.emitted
+                && old != window
+            {
+                retractions.push(json!({"key": key, "window_start": old.0, "window_end": old.1, "retract": true}));
+            }
+        }
+        // Complete only if its (possibly extended) end is behind the watermark: a merge
+        // can reopen a completed session, whose old result was retracted above.
+        merged.closed = end <= w;
+        let emit_now = a.emit == Emit::OnUpdate || merged.closed;
+        if emit_now {
+            merged.emitted = Some(window);
+        }
+        let row = Self::window_row(a, &key, window.0, window.1, &merged.accs);
+        let (_, sessions) = self.agg.sessions.get_mut(&key_text(&key)).expect("entry");
+        *sessions = rest;
+        sessions.push(merged);
+        sessions.sort_by_key(|s| s.start);
+        for v in retractions {
+            self.emit(v);
+        }
+        if emit_now {
+            self.emit(row);
+        }
+    }
+
+    /// Completes windows with `end ≤ w` (on_close emits them), in (end, start, key)
+    /// order, and frees those past their lateness.
+    fn advance(&mut self, w: i64) {
+        let Some(a) = self.spec.steps.iter().find_map(|s| match s {
+            Step::Aggregate(a) if a.window.is_some() => Some(a.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        let l = a.allowed_lateness_ms;
+        let mut closing: Vec<((i64, i64, String), Value)> = Vec::new();
+        for ((end, start, k), win) in self
+            .agg
+            .windows
+            .range_mut(..(w.saturating_add(1), i64::MIN, String::new()))
+        {
+            if *end <= w && !win.closed {
+                win.closed = true;
+                if a.emit == Emit::OnClose {
+                    closing.push((
+                        (*end, *start, k.clone()),
+                        Self::window_row(&a, &win.key, *start, *end, &win.accs),
+                    ));
+                }
+            }
+        }
+        for (k, (key, sessions)) in &mut self.agg.sessions {
+            for s in sessions.iter_mut() {
+                let end = s.last + window_gap(&a);
+                if end <= w && !s.closed {
+                    s.closed = true;
+                    if a.emit == Emit::OnClose {
+                        s.emitted = Some((s.start, end));
+                        closing.push((
+                            (end, s.start, k.clone()),
+                            Self::window_row(&a, key, s.start, end, &s.accs),
+                        ));
+                    }
+                }
+            }
+        }
+        closing.sort_by(|x, y| x.0.cmp(&y.0));
+        for (_, v) in closing {
+            self.emit(v);
+        }
+        // Free what no late record can reach any more.
+        self.agg
+            .windows
+            .retain(|(end, _, _), _| end.saturating_add(l) > w);
+        let gap = window_gap(&a);
+        for (_, sessions) in self.agg.sessions.values_mut() {
+            sessions.retain(|s| (s.last + gap).saturating_add(l) > w);
+        }
+        self.agg.sessions.retain(|_, (_, s)| !s.is_empty());
+    }
+}
+
+fn window_gap(a: &Aggregate) -> i64 {
+    match a.window {
+        Some(Window::Session { gap }) => gap,
+        _ => 0,
+    }
+}
+
+/// Runs a spec over JSON-lines input text; returns the output records and counters.
+///
+/// # Errors
+/// The first bad input line.
+pub fn run_lines(spec: &PipelineSpec, input: &str) -> Result<(Vec<Value>, Metrics), InputError> {
+    let mut runner = Runner::new(spec.clone());
+    for (i, line) in input.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line).map_err(|e| InputError {
+            line: i + 1,
+            message: format!("not JSON: {e}"),
+        })?;
+        runner.push(i + 1, v)?;
+    }
+    runner.finish();
+    let out = runner.drain();
+    Ok((out, runner.metrics().clone()))
+}

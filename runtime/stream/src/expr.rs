@@ -1,0 +1,372 @@
+//! The small expression language of pipeline specs: field references (`price`,
+//! `bid.auction`, and `$key`, `$ts`, `$value` for the record itself), numbers, strings,
+//! `true`/`false`/`null`, arithmetic (`+ - * / %`), comparisons (`== != < <= > >=`),
+//! `and`/`or`/`not`, parentheses, and `len(x)`. Not SQL: just enough for map, filter and
+//! key selectors.
+
+use serde_json::{Number, Value};
+
+/// A parsed expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A literal.
+    Lit(Value),
+    /// A field path of the record's value; `$key`/`$ts`/`$value` are the record itself.
+    Field(Vec<String>),
+    /// `op(a, b)`.
+    Bin(Op, Box<Expr>, Box<Expr>),
+    /// `not a`, `-a`.
+    Not(Box<Expr>),
+    /// `-a`.
+    Neg(Box<Expr>),
+    /// `len(a)`: characters of a string, elements of an array.
+    Len(Box<Expr>),
+}
+
+/// Binary operators, by precedence group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Op {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+/// What an expression sees of a record.
+pub struct Scope<'a> {
+    /// The key.
+    pub key: &'a Value,
+    /// The value.
+    pub value: &'a Value,
+    /// Event time, ms.
+    pub ts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Num(f64),
+    Str(String),
+    Ident(String),
+    Sym(&'static str),
+}
+
+fn lex(src: &str) -> Result<Vec<Tok>, String> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = src.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            let text: String = chars[start..i].iter().collect();
+            out.push(Tok::Num(
+                text.parse().map_err(|_| format!("bad number {text:?}"))?,
+            ));
+        } else if c == '\'' || c == '"' {
+            let quote = c;
+            i += 1;
+            let start = i;
+            while i < chars.len() && chars[i] != quote {
+                i += 1;
+            }
+            if i == chars.len() {
+                return Err("unterminated string".into());
+            }
+            out.push(Tok::Str(chars[start..i].iter().collect()));
+            i += 1;
+        } else if c.is_alphabetic() || c == '_' || c == '$' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || "_$.".contains(chars[i])) {
+                i += 1;
+            }
+            out.push(Tok::Ident(chars[start..i].iter().collect()));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            let sym = ["==", "!=", "<=", ">="]
+                .into_iter()
+                .find(|s| *s == two)
+                .or_else(|| {
+                    ["+", "-", "*", "/", "%", "<", ">", "(", ")", ","]
+                        .into_iter()
+                        .find(|s| s.starts_with(c))
+                })
+                .ok_or_else(|| format!("unexpected {c:?}"))?;
+            i += sym.len();
+            out.push(Tok::Sym(sym));
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    toks: Vec<Tok>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.at)
+    }
+
+    fn eat_sym(&mut self, s: &str) -> bool {
+        if self.peek()
+            == Some(&Tok::Sym(match s {
+                "(" => "(",
+                ")" => ")",
+                "," => ",",
+                _ => return false,
+            }))
+        {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn binary(&mut self, level: usize) -> Result<Expr, String> {
+        const LEVELS: [&[(&str, Op)]; 5] = [
+            &[("or", Op::Or)],
+            &[("and", Op::And)],
+            &[
+                ("==", Op::Eq),
+                ("!=", Op::Ne),
+                ("<=", Op::Le),
+                (">=", Op::Ge),
+                ("<", Op::Lt),
+                (">", Op::Gt),
+            ],
+            &[("+", Op::Add), ("-", Op::Sub)],
+            &[("*", Op::Mul), ("/", Op::Div), ("%", Op::Rem)],
+        ];
+        if level == LEVELS.len() {
+            return self.unary();
+        }
+        let mut left = self.binary(level + 1)?;
+        loop {
+            let op = match self.peek() {
+                Some(Tok::Sym(s)) => LEVELS[level].iter().find(|(t, _)| t == s),
+                Some(Tok::Ident(w)) => LEVELS[level].iter().find(|(t, _)| t == w),
+                _ => None,
+            };
+            let Some((_, op)) = op else { return Ok(left) };
+            self.at += 1;
+            let right = self.binary(level + 1)?;
+            left = Expr::Bin(*op, Box::new(left), Box::new(right));
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, String> {
+        match self.peek().cloned() {
+            Some(Tok::Sym("-")) => {
+                self.at += 1;
+                Ok(Expr::Neg(Box::new(self.unary()?)))
+            }
+            Some(Tok::Ident(w)) if w == "not" => {
+                self.at += 1;
+                Ok(Expr::Not(Box::new(self.unary()?)))
+            }
+            _ => self.atom(),
+        }
+    }
+
+    fn atom(&mut self) -> Result<Expr, String> {
+        let tok = self.peek().cloned().ok_or("the expression ends early")?;
+        self.at += 1;
+        match tok {
+            Tok::Num(n) => Ok(Expr::Lit(number(n))),
+            Tok::Str(s) => Ok(Expr::Lit(Value::String(s))),
+            Tok::Sym("(") => {
+                let e = self.binary(0)?;
+                if !self.eat_sym(")") {
+                    return Err("missing ')'".into());
+                }
+                Ok(e)
+            }
+            Tok::Ident(w) => match w.as_str() {
+                "true" => Ok(Expr::Lit(Value::Bool(true))),
+                "false" => Ok(Expr::Lit(Value::Bool(false))),
+                "null" => Ok(Expr::Lit(Value::Null)),
+                "len" if self.peek() == Some(&Tok::Sym("(")) => {
+                    self.at += 1;
+                    let e = self.binary(0)?;
+                    if !self.eat_sym(")") {
+                        return Err("missing ')' after len(".into());
+                    }
+                    Ok(Expr::Len(Box::new(e)))
+                }
+                _ => Ok(Expr::Field(w.split('.').map(str::to_owned).collect())),
+            },
+            Tok::Sym(s) => Err(format!("unexpected {s:?}")),
+        }
+    }
+}
+
+fn number(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9e15 {
+        Value::Number(Number::from(n as i64))
+    } else {
+        Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+impl Expr {
+    /// Parses `src`.
+    ///
+    /// # Errors
+    /// What is wrong, in words.
+    pub fn parse(src: &str) -> Result<Expr, String> {
+        let mut p = Parser {
+            toks: lex(src)?,
+            at: 0,
+        };
+        let e = p.binary(0)?;
+        if p.at != p.toks.len() {
+            return Err(format!(
+                "unexpected {:?} after the expression",
+                p.toks[p.at]
+            ));
+        }
+        Ok(e)
+    }
+
+    /// Evaluates against a record; a missing field is `null`, arithmetic on non-numbers is
+    /// `null` (so a filter on it is false), never a panic.
+    pub fn eval(&self, s: &Scope<'_>) -> Value {
+        match self {
+            Expr::Lit(v) => v.clone(),
+            Expr::Field(path) => match path[0].as_str() {
+                "$key" => s.key.clone(),
+                "$ts" => Value::from(s.ts),
+                "$value" => s.value.clone(),
+                _ => {
+                    let mut v = s.value;
+                    for part in path {
+                        match v.get(part) {
+                            Some(x) => v = x,
+                            None => return Value::Null,
+                        }
+                    }
+                    v.clone()
+                }
+            },
+            Expr::Not(e) => Value::Bool(!truthy(&e.eval(s))),
+            Expr::Neg(e) => e.eval(s).as_f64().map_or(Value::Null, |n| number(-n)),
+            Expr::Len(e) => match e.eval(s) {
+                Value::String(t) => Value::from(t.chars().count()),
+                Value::Array(a) => Value::from(a.len()),
+                _ => Value::Null,
+            },
+            Expr::Bin(op, a, b) => {
+                let (x, y) = (a.eval(s), b.eval(s));
+                match op {
+                    Op::Or => Value::Bool(truthy(&x) || truthy(&y)),
+                    Op::And => Value::Bool(truthy(&x) && truthy(&y)),
+                    Op::Eq => Value::Bool(same(&x, &y)),
+                    Op::Ne => Value::Bool(!same(&x, &y)),
+                    Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                        let ord = match (&x, &y) {
+                            (Value::String(p), Value::String(q)) => Some(p.cmp(q)),
+                            _ => x
+                                .as_f64()
+                                .zip(y.as_f64())
+                                .and_then(|(p, q)| p.partial_cmp(&q)),
+                        };
+                        Value::Bool(ord.is_some_and(|o| match op {
+                            Op::Lt => o.is_lt(),
+                            Op::Le => o.is_le(),
+                            Op::Gt => o.is_gt(),
+                            _ => o.is_ge(),
+                        }))
+                    }
+                    Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Rem => {
+                        if let (Op::Add, Value::String(p), Value::String(q)) = (op, &x, &y) {
+                            return Value::String(format!("{p}{q}"));
+                        }
+                        let (Some(p), Some(q)) = (x.as_f64(), y.as_f64()) else {
+                            return Value::Null;
+                        };
+                        let r = match op {
+                            Op::Add => p + q,
+                            Op::Sub => p - q,
+                            Op::Mul => p * q,
+                            Op::Div if q == 0.0 => return Value::Null,
+                            Op::Div => p / q,
+                            _ if q == 0.0 => return Value::Null,
+                            _ => p % q,
+                        };
+                        number(r)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Numbers compare by value (`1 == 1.0`), everything else structurally.
+fn same(x: &Value, y: &Value) -> bool {
+    match (x.as_f64(), y.as_f64()) {
+        (Some(p), Some(q)) => p == q,
+        _ => x == y,
+    }
+}
+
+/// `false`, `null`, `0` and `""` are false.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn eval(src: &str, value: Value) -> Value {
+        Expr::parse(src).expect(src).eval(&Scope {
+            key: &json!("k"),
+            value: &value,
+            ts: 7,
+        })
+    }
+
+    #[test]
+    fn arithmetic_comparisons_fields_and_functions() {
+        let v = json!({"price": 100, "bid": {"auction": 246}, "name": "alice"});
+        assert_eq!(eval("price * 0.908", v.clone()), json!(90.8));
+        assert_eq!(eval("bid.auction % 123 == 0", v.clone()), json!(true));
+        assert_eq!(eval("len(name) + 1", v.clone()), json!(6));
+        assert_eq!(
+            eval("price > 10 and not (name == 'bob')", v.clone()),
+            json!(true)
+        );
+        assert_eq!(eval("$key + '-' + name", v.clone()), json!("k-alice"));
+        assert_eq!(eval("$ts", v.clone()), json!(7));
+        assert_eq!(eval("missing + 1", v.clone()), Value::Null);
+        assert_eq!(eval("price / 0", v), Value::Null);
+        assert!(Expr::parse("price >").is_err());
+        assert!(Expr::parse("(price").is_err());
+        assert!(Expr::parse("price # 2").is_err());
+    }
+}

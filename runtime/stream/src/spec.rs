@@ -1,0 +1,708 @@
+//! The declarative pipeline spec (YAML), validated with errors that name the offending
+//! field (`steps[2].aggregate.window.hopping.advance: must be at most size`).
+//!
+//! ```yaml
+//! name: clicks-per-user
+//! sources:
+//!   - name: clicks          # input lines carry {"source": "clicks", ...} when there are two
+//!     kind: stream          # or table: lines {"key": k, "value": v}, value null = delete
+//!     timestamp: ts         # field with event time, ms (default ts)
+//!     max_out_of_orderness_ms: 2000
+//! steps:
+//!   - filter: "amount > 0"
+//!   - map: {user: user, amount: "amount * 100"}
+//!   - key_by: user
+//!   - aggregate:
+//!       window: {tumbling: 5000}          # or {hopping: {size, advance}}, {session: {gap}}
+//!       emit: on_close                    # or on_update
+//!       allowed_lateness_ms: 1000
+//!       ops: {clicks: count, total: {sum: amount}}
+//! late_output: true                       # late records as {"late": record}
+//! ```
+//!
+//! Joins take two sources and no steps before them:
+//! `join: {left: L, right: R, kind: stream_table | table_table, type: inner | left | outer}`.
+
+use serde_norway::Value as Yaml;
+
+use crate::expr::Expr;
+
+/// A spec error: the field's path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SpecError {
+    /// e.g. `steps[1].filter`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Stream or table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Independent facts.
+    Stream,
+    /// An upsert changelog; a null value deletes.
+    Table,
+}
+
+/// One input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// Name, as input lines' `source` field gives it.
+    pub name: String,
+    /// Stream or table.
+    pub kind: SourceKind,
+    /// The event-time field.
+    pub timestamp: String,
+    /// The watermark bound.
+    pub max_out_of_orderness_ms: i64,
+}
+
+/// Window kinds (`stream-semantics.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// `[k·size, (k+1)·size)`.
+    Tumbling {
+        /// Width, ms.
+        size: i64,
+    },
+    /// Every `[k·advance, k·advance+size)`, `k ≥ 0`, containing the record.
+    Hopping {
+        /// Width, ms.
+        size: i64,
+        /// Distance between starts, ms.
+        advance: i64,
+    },
+    /// Per key; records at most `gap` apart share a session.
+    Session {
+        /// Inactivity that ends a session, ms.
+        gap: i64,
+    },
+}
+
+/// When a windowed aggregation emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// Once per window, when it completes (and again if a late record updates it).
+    OnClose,
+    /// After every change.
+    OnUpdate,
+}
+
+/// A built-in aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggOp {
+    /// Records.
+    Count,
+    /// Sum of an expression.
+    Sum(Expr),
+    /// Minimum.
+    Min(Expr),
+    /// Maximum.
+    Max(Expr),
+    /// Mean.
+    Avg(Expr),
+}
+
+/// `aggregate:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// Windowing, if any (none: a running table per key).
+    pub window: Option<Window>,
+    /// Emission.
+    pub emit: Emit,
+    /// Allowed lateness.
+    pub allowed_lateness_ms: i64,
+    /// Output field → aggregation, in spec order.
+    pub ops: Vec<(String, AggOp)>,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Keep records where the expression is true.
+    Filter(Expr),
+    /// Replace the value by these fields.
+    Map(Vec<(String, Expr)>),
+    /// One value to many: the array an expression gives, one record per element.
+    FlatMap(Expr),
+    /// Re-key a stream.
+    KeyBy(Expr),
+    /// Re-group a table (its rows move between groups: subtract, then add).
+    GroupBy(Expr),
+    /// Aggregate per key.
+    Aggregate(Aggregate),
+}
+
+/// Join kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Stream records look the table up.
+    StreamTable,
+    /// Both sides are tables.
+    TableTable,
+}
+
+/// Join types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinType {
+    /// Both sides.
+    Inner,
+    /// The left side.
+    Left,
+    /// Either side (tables only).
+    Outer,
+}
+
+/// `join:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    /// Left source.
+    pub left: String,
+    /// Right source.
+    pub right: String,
+    /// Kind.
+    pub kind: JoinKind,
+    /// Type.
+    pub join_type: JoinType,
+}
+
+/// A whole pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSpec {
+    /// Name.
+    pub name: String,
+    /// Inputs.
+    pub sources: Vec<Source>,
+    /// The join of two sources, if any; steps apply after it.
+    pub join: Option<Join>,
+    /// Steps, in order.
+    pub steps: Vec<Step>,
+    /// Send late records to the output as `{"late": record}`.
+    pub late_output: bool,
+}
+
+fn map_of<'a>(v: &'a Yaml, path: &str) -> Result<&'a serde_norway::Mapping, SpecError> {
+    v.as_mapping()
+        .ok_or_else(|| err(path, "expected a mapping"))
+}
+
+fn str_of(v: &Yaml, path: &str) -> Result<String, SpecError> {
+    match v {
+        Yaml::String(s) => Ok(s.clone()),
+        Yaml::Number(n) => Ok(n.to_string()),
+        Yaml::Bool(b) => Ok(b.to_string()),
+        _ => Err(err(path, "expected text")),
+    }
+}
+
+fn int_of(v: &Yaml, path: &str) -> Result<i64, SpecError> {
+    v.as_i64()
+        .ok_or_else(|| err(path, "expected a whole number of milliseconds"))
+}
+
+fn positive(v: &Yaml, path: &str) -> Result<i64, SpecError> {
+    let n = int_of(v, path)?;
+    if n <= 0 {
+        return Err(err(path, "must be more than 0"));
+    }
+    Ok(n)
+}
+
+fn expr_of(v: &Yaml, path: &str) -> Result<Expr, SpecError> {
+    let text = str_of(v, path)?;
+    Expr::parse(&text).map_err(|e| err(path, format!("{e} in {text:?}")))
+}
+
+fn known(m: &serde_norway::Mapping, path: &str, keys: &[&str]) -> Result<(), SpecError> {
+    for k in m.keys() {
+        let name = k.as_str().unwrap_or_default();
+        if !keys.contains(&name) {
+            let at = if path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{path}.{name}")
+            };
+            return Err(err(at, format!("unknown key; use {}", keys.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+impl PipelineSpec {
+    /// Parses and validates a spec.
+    ///
+    /// # Errors
+    /// The first problem, with the path of the field.
+    pub fn from_yaml(text: &str) -> Result<PipelineSpec, SpecError> {
+        let doc: Yaml =
+            serde_norway::from_str(text).map_err(|e| err("(document)", e.to_string()))?;
+        let root = map_of(&doc, "(document)")?;
+        known(
+            root,
+            "",
+            &["name", "sources", "steps", "join", "late_output"],
+        )?;
+        let name = match root.get("name") {
+            Some(v) => str_of(v, "name")?,
+            None => return Err(err("name", "a pipeline needs a name")),
+        };
+        let sources = match root.get("sources") {
+            Some(Yaml::Sequence(list)) if !list.is_empty() => list
+                .iter()
+                .enumerate()
+                .map(|(i, s)| source(s, &format!("sources[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(err("sources", "list at least one source")),
+        };
+        for (i, s) in sources.iter().enumerate() {
+            if sources[..i].iter().any(|o| o.name == s.name) {
+                return Err(err(format!("sources[{i}].name"), "names must be unique"));
+            }
+        }
+        let join = root.get("join").map(|j| join(j, &sources)).transpose()?;
+        if join.is_none() && sources.len() > 1 {
+            return Err(err("join", "two sources need a join"));
+        }
+        let steps = match root.get("steps") {
+            None => Vec::new(),
+            Some(Yaml::Sequence(list)) => list
+                .iter()
+                .enumerate()
+                .map(|(i, s)| step(s, &format!("steps[{i}]")))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(err("steps", "expected a list")),
+        };
+        let late_output = match root.get("late_output") {
+            None => false,
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| err("late_output", "expected true or false"))?,
+        };
+        let spec = PipelineSpec {
+            name,
+            sources,
+            join,
+            steps,
+            late_output,
+        };
+        spec.check_flow()?;
+        Ok(spec)
+    }
+
+    /// Whether records are a table at the input of step `i` (after the join).
+    fn check_flow(&self) -> Result<(), SpecError> {
+        let mut table = match &self.join {
+            Some(j) => j.kind == JoinKind::TableTable,
+            None => self.sources[0].kind == SourceKind::Table,
+        };
+        let mut aggregated = false;
+        for (i, s) in self.steps.iter().enumerate() {
+            let at = format!("steps[{i}]");
+            if aggregated {
+                return Err(err(at, "nothing may follow an aggregate yet"));
+            }
+            match s {
+                Step::KeyBy(_) if table => {
+                    return Err(err(
+                        format!("{at}.key_by"),
+                        "a table is regrouped with group_by",
+                    ));
+                }
+                Step::GroupBy(_) if !table => {
+                    return Err(err(
+                        format!("{at}.group_by"),
+                        "a stream is re-keyed with key_by",
+                    ));
+                }
+                Step::FlatMap(_) if table => {
+                    return Err(err(format!("{at}.flat_map"), "flat_map applies to streams"));
+                }
+                Step::Aggregate(a) => {
+                    if table && a.window.is_some() {
+                        return Err(err(
+                            format!("{at}.aggregate.window"),
+                            "tables are not windowed",
+                        ));
+                    }
+                    if table
+                        && let Some((name, _)) = a
+                            .ops
+                            .iter()
+                            .find(|(_, op)| matches!(op, AggOp::Min(_) | AggOp::Max(_)))
+                    {
+                        return Err(err(
+                            format!("{at}.aggregate.ops.{name}"),
+                            "min and max cannot subtract a changed row; use them on streams",
+                        ));
+                    }
+                    aggregated = true;
+                    table = true;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn source(v: &Yaml, path: &str) -> Result<Source, SpecError> {
+    let m = map_of(v, path)?;
+    known(
+        m,
+        path,
+        &["name", "kind", "timestamp", "max_out_of_orderness_ms"],
+    )?;
+    let name = m
+        .get("name")
+        .map(|n| str_of(n, &format!("{path}.name")))
+        .transpose()?
+        .unwrap_or_else(|| "in".to_owned());
+    let kind = match m
+        .get("kind")
+        .map(|k| str_of(k, &format!("{path}.kind")))
+        .transpose()?
+    {
+        None => SourceKind::Stream,
+        Some(k) if k == "stream" => SourceKind::Stream,
+        Some(k) if k == "table" => SourceKind::Table,
+        Some(k) => {
+            return Err(err(
+                format!("{path}.kind"),
+                format!("{k:?}: use stream or table"),
+            ));
+        }
+    };
+    let timestamp = m
+        .get("timestamp")
+        .map(|t| str_of(t, &format!("{path}.timestamp")))
+        .transpose()?
+        .unwrap_or_else(|| "ts".to_owned());
+    let max_out_of_orderness_ms = match m.get("max_out_of_orderness_ms") {
+        None => 0,
+        Some(v) => {
+            let n = int_of(v, &format!("{path}.max_out_of_orderness_ms"))?;
+            if n < 0 {
+                return Err(err(
+                    format!("{path}.max_out_of_orderness_ms"),
+                    "must be 0 or more",
+                ));
+            }
+            n
+        }
+    };
+    Ok(Source {
+        name,
+        kind,
+        timestamp,
+        max_out_of_orderness_ms,
+    })
+}
+
+fn join(v: &Yaml, sources: &[Source]) -> Result<Join, SpecError> {
+    let m = map_of(v, "join")?;
+    known(m, "join", &["left", "right", "kind", "type"])?;
+    let side = |k: &str| -> Result<String, SpecError> {
+        let name = m
+            .get(k)
+            .map(|s| str_of(s, &format!("join.{k}")))
+            .transpose()?
+            .ok_or_else(|| err(format!("join.{k}"), "name a source"))?;
+        if !sources.iter().any(|s| s.name == name) {
+            return Err(err(
+                format!("join.{k}"),
+                format!("no source named {name:?}"),
+            ));
+        }
+        Ok(name)
+    };
+    let (left, right) = (side("left")?, side("right")?);
+    if sources.len() != 2 || left == right {
+        return Err(err("join", "a join takes exactly two different sources"));
+    }
+    let kind_of = |n: &str| sources.iter().find(|s| s.name == n).map(|s| s.kind);
+    let kind = match (kind_of(&left), kind_of(&right)) {
+        (Some(SourceKind::Stream), Some(SourceKind::Table)) => JoinKind::StreamTable,
+        (Some(SourceKind::Table), Some(SourceKind::Table)) => JoinKind::TableTable,
+        _ => {
+            return Err(err(
+                "join",
+                "supported: stream-table (left a stream, right a table) and table-table; windowed stream-stream joins are not built yet",
+            ));
+        }
+    };
+    if let Some(k) = m.get("kind") {
+        let want = str_of(k, "join.kind")?;
+        let have = match kind {
+            JoinKind::StreamTable => "stream_table",
+            JoinKind::TableTable => "table_table",
+        };
+        if want != have {
+            return Err(err(
+                "join.kind",
+                format!("the sources make this a {have} join"),
+            ));
+        }
+    }
+    let join_type = match m
+        .get("type")
+        .map(|t| str_of(t, "join.type"))
+        .transpose()?
+        .as_deref()
+    {
+        None | Some("inner") => JoinType::Inner,
+        Some("left") => JoinType::Left,
+        Some("outer") if kind == JoinKind::TableTable => JoinType::Outer,
+        Some(t) => {
+            return Err(err(
+                "join.type",
+                format!("{t:?}: use inner, left or (tables) outer"),
+            ));
+        }
+    };
+    Ok(Join {
+        left,
+        right,
+        kind,
+        join_type,
+    })
+}
+
+fn step(v: &Yaml, path: &str) -> Result<Step, SpecError> {
+    let m = map_of(v, path)?;
+    if m.len() != 1 {
+        return Err(err(
+            path,
+            "a step is one of filter, map, flat_map, key_by, group_by, aggregate",
+        ));
+    }
+    let (k, body) = m.iter().next().expect("one entry");
+    let name = k.as_str().unwrap_or_default();
+    let at = format!("{path}.{name}");
+    Ok(match name {
+        "filter" => Step::Filter(expr_of(body, &at)?),
+        "key_by" => Step::KeyBy(expr_of(body, &at)?),
+        "group_by" => Step::GroupBy(expr_of(body, &at)?),
+        "flat_map" => Step::FlatMap(expr_of(body, &at)?),
+        "map" => {
+            let fields = map_of(body, &at)?;
+            if fields.is_empty() {
+                return Err(err(at, "name at least one output field"));
+            }
+            Step::Map(
+                fields
+                    .iter()
+                    .map(|(f, e)| {
+                        let f = str_of(f, &at)?;
+                        Ok((f.clone(), expr_of(e, &format!("{at}.{f}"))?))
+                    })
+                    .collect::<Result<_, SpecError>>()?,
+            )
+        }
+        "aggregate" => Step::Aggregate(aggregate(body, &at)?),
+        other => {
+            return Err(err(
+                at,
+                format!(
+                    "unknown step {other:?}; use filter, map, flat_map, key_by, group_by or aggregate"
+                ),
+            ));
+        }
+    })
+}
+
+fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
+    let m = map_of(v, path)?;
+    known(m, path, &["window", "emit", "allowed_lateness_ms", "ops"])?;
+    let window = m
+        .get("window")
+        .map(|w| window(w, &format!("{path}.window")))
+        .transpose()?;
+    let emit = match m
+        .get("emit")
+        .map(|e| str_of(e, &format!("{path}.emit")))
+        .transpose()?
+        .as_deref()
+    {
+        None if window.is_some() => Emit::OnClose,
+        None | Some("on_update") => Emit::OnUpdate,
+        Some("on_close") if window.is_some() => Emit::OnClose,
+        Some("on_close") => {
+            return Err(err(
+                format!("{path}.emit"),
+                "on_close needs a window (a table never closes)",
+            ));
+        }
+        Some(e) => {
+            return Err(err(
+                format!("{path}.emit"),
+                format!("{e:?}: use on_close or on_update"),
+            ));
+        }
+    };
+    let allowed_lateness_ms = match m.get("allowed_lateness_ms") {
+        None => 0,
+        Some(v) => {
+            let n = int_of(v, &format!("{path}.allowed_lateness_ms"))?;
+            if n < 0 {
+                return Err(err(
+                    format!("{path}.allowed_lateness_ms"),
+                    "must be 0 or more",
+                ));
+            }
+            n
+        }
+    };
+    let ops_path = format!("{path}.ops");
+    let ops = map_of(
+        m.get("ops")
+            .ok_or_else(|| err(&ops_path, "name at least one aggregation"))?,
+        &ops_path,
+    )?;
+    if ops.is_empty() {
+        return Err(err(ops_path, "name at least one aggregation"));
+    }
+    let ops = ops
+        .iter()
+        .map(|(name, op)| {
+            let name = str_of(name, &ops_path)?;
+            let at = format!("{ops_path}.{name}");
+            if ["key", "window_start", "window_end", "retract", "late"].contains(&name.as_str()) {
+                return Err(err(&at, "this output name is reserved"));
+            }
+            let op = match op {
+                Yaml::String(s) if s == "count" => AggOp::Count,
+                Yaml::Mapping(om) if om.len() == 1 => {
+                    let (k, e) = om.iter().next().expect("one");
+                    let kind = k.as_str().unwrap_or_default();
+                    let e = expr_of(e, &format!("{at}.{kind}"))?;
+                    match kind {
+                        "sum" => AggOp::Sum(e),
+                        "min" => AggOp::Min(e),
+                        "max" => AggOp::Max(e),
+                        "avg" => AggOp::Avg(e),
+                        _ => {
+                            return Err(err(
+                                format!("{at}.{kind}"),
+                                "use count, sum, min, max or avg",
+                            ));
+                        }
+                    }
+                }
+                _ => return Err(err(at, "use count, or {sum|min|max|avg: expression}")),
+            };
+            Ok((name, op))
+        })
+        .collect::<Result<Vec<_>, SpecError>>()?;
+    Ok(Aggregate {
+        window,
+        emit,
+        allowed_lateness_ms,
+        ops,
+    })
+}
+
+fn window(v: &Yaml, path: &str) -> Result<Window, SpecError> {
+    let m = map_of(v, path)?;
+    if m.len() != 1 {
+        return Err(err(path, "one of tumbling, hopping, session"));
+    }
+    let (k, body) = m.iter().next().expect("one");
+    let kind = k.as_str().unwrap_or_default();
+    let at = format!("{path}.{kind}");
+    match kind {
+        "tumbling" => Ok(Window::Tumbling {
+            size: positive(body, &at)?,
+        }),
+        "session" => {
+            let gap = match body {
+                Yaml::Mapping(b) => {
+                    known(b, &at, &["gap"])?;
+                    positive(
+                        b.get("gap")
+                            .ok_or_else(|| err(format!("{at}.gap"), "required"))?,
+                        &format!("{at}.gap"),
+                    )?
+                }
+                other => positive(other, &at)?,
+            };
+            Ok(Window::Session { gap })
+        }
+        "hopping" => {
+            let b = map_of(body, &at)?;
+            known(b, &at, &["size", "advance"])?;
+            let size = positive(
+                b.get("size")
+                    .ok_or_else(|| err(format!("{at}.size"), "required"))?,
+                &format!("{at}.size"),
+            )?;
+            let advance = positive(
+                b.get("advance")
+                    .ok_or_else(|| err(format!("{at}.advance"), "required"))?,
+                &format!("{at}.advance"),
+            )?;
+            if advance > size {
+                return Err(err(
+                    format!("{at}.advance"),
+                    "must be at most size (records would fall between windows)",
+                ));
+            }
+            Ok(Window::Hopping { size, advance })
+        }
+        other => Err(err(
+            at,
+            format!("{other:?}: use tumbling, hopping or session"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_point_at_the_offending_field() {
+        let base = "name: p\nsources: [{name: s}]\nsteps:\n";
+        let cases = [
+            ("  - filter: 'amount >'\n", "steps[0].filter"),
+            (
+                "  - aggregate: {window: {hopping: {size: 10, advance: 20}}, ops: {n: count}}\n",
+                "steps[0].aggregate.window.hopping.advance",
+            ),
+            (
+                "  - aggregate: {ops: {n: {median: x}}}\n",
+                "steps[0].aggregate.ops.n.median",
+            ),
+            (
+                "  - aggregate: {emit: on_close, ops: {n: count}}\n",
+                "steps[0].aggregate.emit",
+            ),
+            ("  - key_by: user\n  - explode: x\n", "steps[1].explode"),
+            ("  - group_by: region\n", "steps[0].group_by"),
+            (
+                "  - aggregate: {window: {tumbling: 0}, ops: {n: count}}\n",
+                "steps[0].aggregate.window.tumbling",
+            ),
+        ];
+        for (steps, path) in cases {
+            let e = PipelineSpec::from_yaml(&format!("{base}{steps}")).expect_err(steps);
+            assert_eq!(e.path, path, "{e}");
+        }
+        let e = PipelineSpec::from_yaml("name: p\nsources: [{name: s, kind: river}]\n")
+            .expect_err("kind");
+        assert_eq!(e.path, "sources[0].kind");
+        let e = PipelineSpec::from_yaml("sources: [{name: s}]\n").expect_err("name");
+        assert_eq!(e.path, "name");
+        let e =
+            PipelineSpec::from_yaml("name: p\nsources: [{name: s}]\nstep: []\n").expect_err("typo");
+        assert_eq!(e.path, "step");
+    }
+}
