@@ -5,6 +5,7 @@ use leptos_router::params::ParamsMap;
 
 use crate::api::audit::list_audit;
 use crate::components::errors::ErrorBox;
+use crate::components::url::Pager;
 use crate::i18n::{t, use_lang};
 use crate::model::{AuditEntry, AuditFilter, format_ms, parse_date_ms};
 
@@ -31,15 +32,8 @@ fn filter_from(q: &ParamsMap) -> AuditFilter {
     }
 }
 
-/// The same query with another page number.
-fn page_href(q: &ParamsMap, page: u32) -> String {
-    crate::components::url::page_href(
-        "/admin/audit",
-        q,
-        &["actor", "action", "target", "result", "from", "to"],
-        page,
-    )
-}
+/// The query keys of the filter, kept by the pager.
+const AUDIT_KEYS: [&str; 6] = ["actor", "action", "target", "result", "from", "to"];
 
 /// `/admin/audit`: the audit log, filtered and paged on the server. The filter lives in the
 /// URL, so it works without JavaScript and can be bookmarked.
@@ -71,10 +65,7 @@ pub fn AuditPage() -> impl IntoView {
                 match entries.await {
                     Err(e) => view! { <ErrorBox error=Signal::stored(Some(e)) /> }.into_any(),
                     Ok(page) => {
-                        let pages = ((page.total as u32).div_ceil(page.per_page)).max(1);
                         let q = query.get_untracked();
-                        let prev = (page.page > 1).then(|| page_href(&q, page.page - 1));
-                        let next = (page.page < pages).then(|| page_href(&q, page.page + 1));
                         view! {
                             <p class="muted" data-testid="audit-total">
                                 {format!("{} {}", page.total, t(lang, "audit.entries"))}
@@ -94,11 +85,7 @@ pub fn AuditPage() -> impl IntoView {
                                     {page.items.into_iter().map(|e| view! { <AuditRow e /> }).collect_view()}
                                 </tbody>
                             </table>
-                            <nav class="pager">
-                                {prev.map(|h| view! { <a href=h rel="prev">{t(lang, "pager.prev")}</a> })}
-                                <span>{format!("{} / {}", page.page, pages)}</span>
-                                {next.map(|h| view! { <a href=h rel="next">{t(lang, "pager.next")}</a> })}
-                            </nav>
+                            <Pager path="/admin/audit".to_owned() query=q keys=&AUDIT_KEYS page=page.page total=page.total.max(0) as u64 per_page=page.per_page />
                         }
                         .into_any()
                     }

@@ -6,7 +6,7 @@ use leptos_router::params::ParamsMap;
 use crate::api::jobs::list_runs;
 use crate::components::centre_tabs::CentreTabs;
 use crate::components::errors::ErrorBox;
-use crate::components::url::{page_href, param};
+use crate::components::url::{Pager, param};
 use crate::i18n::{t, use_lang};
 use crate::model::{RunFilter, format_ms, parse_date_ms};
 use crate::pages::rc::job_page::RunTable;
@@ -71,19 +71,12 @@ pub fn HistoryPage() -> impl IntoView {
                     }
                     .into_any(),
                     Ok(page) => {
-                        let pages = ((page.total as u32).div_ceil(page.per_page)).max(1);
                         let q = query.get_untracked();
                         let path = format!("/rc/{}/history", rc.get_untracked());
-                        let prev = (page.page > 1).then(|| page_href(&path, &q, &KEYS, page.page - 1));
-                        let next = (page.page < pages).then(|| page_href(&path, &q, &KEYS, page.page + 1));
                         view! {
                             <p class="muted" data-testid="runs-total">{format!("{} {}", page.total, t(lang, "history.runs"))}</p>
                             <RunTable runs=page.items />
-                            <nav class="pager">
-                                {prev.map(|h| view! { <a href=h rel="prev">{t(lang, "pager.prev")}</a> })}
-                                <span>{format!("{} / {}", page.page, pages)}</span>
-                                {next.map(|h| view! { <a href=h rel="next">{t(lang, "pager.next")}</a> })}
-                            </nav>
+                            <Pager path=path query=q keys=&KEYS page=page.page total=page.total per_page=page.per_page />
                             <h2>{t(lang, "history.trace")}</h2>
                             <table class="grid" data-testid="traces">
                                 <thead>

@@ -8,7 +8,7 @@ use crate::components::centre_tabs::CentreTabs;
 use crate::components::errors::{ErrorBox, action_error};
 use crate::components::job_actions::JobActions;
 use crate::components::shell::{can, production_flag};
-use crate::components::url::{page_href, param};
+use crate::components::url::{Pager, param};
 use crate::i18n::{t, use_lang};
 use crate::model::{JOB_STATUSES, JobFilter, JobRow, Role, format_ms};
 
@@ -84,11 +84,8 @@ pub fn JobsPage() -> impl IntoView {
                     Ok(page) => {
                         let rc = rc.get_untracked();
                         let production = is_production(&rc);
-                        let pages = ((page.total as u32).div_ceil(page.per_page)).max(1);
                         let q = query.get_untracked();
                         let path = format!("/rc/{rc}/jobs");
-                        let prev = (page.page > 1).then(|| page_href(&path, &q, &KEYS, page.page - 1));
-                        let next = (page.page < pages).then(|| page_href(&path, &q, &KEYS, page.page + 1));
                         view! {
                             <datalist id="job-tags">
                                 {page.tags.iter().map(|t| view! { <option value=t.clone()></option> }).collect_view()}
@@ -116,11 +113,7 @@ pub fn JobsPage() -> impl IntoView {
                                         .collect_view()}
                                 </tbody>
                             </table>
-                            <nav class="pager">
-                                {prev.map(|h| view! { <a href=h rel="prev">{t(lang, "pager.prev")}</a> })}
-                                <span>{format!("{} / {}", page.page, pages)}</span>
-                                {next.map(|h| view! { <a href=h rel="next">{t(lang, "pager.next")}</a> })}
-                            </nav>
+                            <Pager path=path query=q keys=&KEYS page=page.page total=page.total per_page=page.per_page />
                         }
                         .into_any()
                     }
