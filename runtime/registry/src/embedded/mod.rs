@@ -39,13 +39,6 @@ struct State {
     sessions: HashMap<i64, Session>,
 }
 
-/// How long a queued write waits for its answer before draining the queue itself: the
-/// safety net for a lock holder cancelled between releasing the lock and re-checking.
-const STRANDED_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Batches one caller commits before leaving the rest to their own callers.
-const DRAIN_ROUNDS: usize = 16;
-
 /// A queued transaction: its staging step, erased to one type.
 type Work = Box<dyn FnOnce(&mut Txn<'_>) -> Result<Box<dyn Any + Send>> + Send>;
 type Reply = oneshot::Sender<Result<Box<dyn Any + Send>>>;
@@ -58,7 +51,7 @@ struct Pending {
 
 struct Shared {
     /// Serialises committers across the durable commit; see [`EmbeddedSession::transact`].
-    writer: Arc<tokio::sync::Mutex<()>>,
+    writer: tokio::sync::Mutex<()>,
     /// Transactions waiting for the next commit.
     queue: std::sync::Mutex<Vec<Pending>>,
     state: RwLock<State>,
@@ -67,109 +60,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// Commits queued batches while work is queued, releasing the writer lock between
-    /// batches and re-taking it only if nobody else did (see [`Self::transact`]). At most
-    /// [`DRAIN_ROUNDS`] batches, so a caller is not kept committing other callers' writes
-    /// under a steady stream of them; what is left is drained by its own callers, who stop
-    /// waiting for an answer after [`STRANDED_AFTER`].
-    async fn drain(self: Arc<Self>, guard: tokio::sync::OwnedMutexGuard<()>) {
-        let mut writer = Some(guard);
-        let mut rounds = 0;
-        while let Some(guard) = writer.take() {
-            rounds += 1;
-            let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
-            if !batch.is_empty() {
-                self.commit_batch(batch).await;
-            }
-            drop(guard);
-            let queued = !self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty();
-            if queued && rounds < DRAIN_ROUNDS {
-                writer = self.writer.clone().try_lock_owned().ok();
-            }
-        }
-    }
-
-    /// Stages, commits and applies a batch of queued transactions (the caller holds the
-    /// writer lock).
-    async fn commit_batch(&self, batch: Vec<Pending>) {
-        let now = now_ms();
-        let mut staged_all: Vec<Staged> = Vec::with_capacity(batch.len());
-        let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
-        {
-            let state = self.read();
-            let mut overlay = tree::Overlay::new();
-            let mut last_zxid = state.tree.zxid;
-            for Pending {
-                session,
-                work,
-                reply,
-            } in batch
-            {
-                // A caller that gave up before its turn: its write never happens.
-                if reply.is_closed() {
-                    continue;
-                }
-                if !state.sessions.contains_key(&session) {
-                    let _ = reply.send(Err(Error::SessionExpired));
-                    continue;
-                }
-                let mut txn = Txn::after(&state.tree, &overlay, last_zxid, session, now);
-                match work(&mut txn) {
-                    Ok(value) => {
-                        let staged = txn.finish();
-                        last_zxid = staged.zxid;
-                        overlay.extend(staged.nodes.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        staged_all.push(staged);
-                        answers.push((reply, value));
-                    }
-                    // Failed during staging: nothing of it is kept; the rest go on.
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-        }
-        if staged_all.is_empty() {
-            return;
-        }
-        if let Some(db) = &self.db
-            && let Err(e) = persist::commit(db, &staged_all).await
-        {
-            // None of the batch is applied: every caller hears why.
-            for (reply, _) in answers {
-                let _ = reply.send(Err(Error::Storage(e.to_string())));
-            }
-            return;
-        }
-        for staged in staged_all {
-            self.apply(staged);
-        }
-        for (reply, value) in answers {
-            let _ = reply.send(Ok(value));
-        }
-    }
-
-    fn apply(&self, mut staged: Staged) {
-        let mut state = self.write();
-        for (owner, p) in &staged.ephemerals_created {
-            if let Some(s) = state.sessions.get_mut(owner) {
-                s.ephemerals.insert(p.clone());
-            }
-        }
-        for (owner, p) in &staged.ephemerals_deleted {
-            if let Some(s) = state.sessions.get_mut(owner) {
-                s.ephemerals.remove(p);
-            }
-        }
-        let events = std::mem::take(&mut staged.events);
-        state.tree.apply(staged);
-        state.watches.fire(&events);
-    }
-
     fn read(&self) -> RwLockReadGuard<'_, State> {
         // A panic while holding the lock cannot leave the tree half-applied (apply is a
         // plain map update), so a poisoned lock is still consistent.
@@ -216,7 +106,7 @@ impl EmbeddedStore {
     fn with(tree: Tree, db: Option<SqlitePool>) -> EmbeddedStore {
         EmbeddedStore {
             shared: Arc::new(Shared {
-                writer: Arc::new(tokio::sync::Mutex::new(())),
+                writer: tokio::sync::Mutex::new(()),
                 queue: std::sync::Mutex::new(Vec::new()),
                 state: RwLock::new(State {
                     tree,
@@ -285,19 +175,13 @@ impl EmbeddedSession {
     /// Stages `f` as one transaction of `session`, commits it, applies it, and returns
     /// what `f` returned.
     ///
-    /// Group commit: the caller queues its work, then tries the writer lock. Whoever holds
-    /// the lock drains the queue: it stages each transaction in order (each sees the ones
-    /// before it), commits them all in one SQLite transaction, applies them in order and
-    /// fires their watches, then answers each caller. It keeps draining while work is
-    /// queued, so writers that queue during a commit share the next one: one disk commit
-    /// per batch, and no lock hand-off (a task wake-up) per write. Nothing is visible
-    /// before it is durable, and the order of application is the order of staging.
-    ///
-    /// Why no queued write is stranded: a caller whose `try_lock` fails has queued its
-    /// work *before* trying, while the lock was held. The holder checks the queue *after*
-    /// releasing the lock and takes the lock again if the queue is not empty; if that
-    /// fails, someone else took the lock after the release and will drain the queue,
-    /// which already holds the work. Either way a holder sees it.
+    /// Group commit: the caller queues its work, then takes the writer lock. Whoever holds
+    /// the lock drains the whole queue: it stages each transaction in order (each sees the
+    /// ones before it), commits them all in one SQLite transaction, applies them in order
+    /// and fires their watches, then answers each caller. Writers that queue while a
+    /// commit is in progress thus share the next one, so concurrent writes cost one disk
+    /// commit per batch rather than one each. Nothing is visible before it is durable, and
+    /// the order of application is the order of staging.
     async fn transact<T: Send + 'static>(
         &self,
         session: i64,
@@ -314,24 +198,15 @@ impl EmbeddedSession {
                 work,
                 reply: tx,
             });
-        // The commit runs in a task of its own: a caller that gives up (a timeout, an
-        // aborted task) must not take the other callers' writes in its batch down with it.
-        if let Ok(guard) = self.shared.writer.clone().try_lock_owned() {
-            tokio::spawn(Shared::drain(self.shared.clone(), guard));
-        }
-        let mut rx = rx;
-        let answer = loop {
-            match tokio::time::timeout(STRANDED_AFTER, &mut rx).await {
-                Ok(answer) => break answer,
-                // No answer yet: a long commit, or a holder that was cancelled before it
-                // looked at the queue again. Take the lock the slow way and drain.
-                Err(_) => {
-                    let guard = self.shared.writer.clone().lock_owned().await;
-                    tokio::spawn(Shared::drain(self.shared.clone(), guard));
-                }
+        {
+            let _writer = self.shared.writer.lock().await;
+            let batch =
+                std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                self.commit_batch(batch).await;
             }
-        };
-        match answer {
+        }
+        match rx.await {
             Ok(Ok(value)) => Ok(*value
                 .downcast::<T>()
                 .map_err(|_| Error::Storage("transaction result of an unexpected type".into()))?),
@@ -339,6 +214,83 @@ impl EmbeddedSession {
             // The committer is gone without an answer (its task was cancelled mid-commit).
             Err(_) => Err(Error::Storage("the write was interrupted".into())),
         }
+    }
+
+    /// Stages, commits and applies a batch of queued transactions (the caller holds the
+    /// writer lock).
+    async fn commit_batch(&self, batch: Vec<Pending>) {
+        let now = now_ms();
+        let mut staged_all: Vec<Staged> = Vec::with_capacity(batch.len());
+        let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
+        {
+            let state = self.shared.read();
+            let mut overlay = tree::Overlay::new();
+            let mut last_zxid = state.tree.zxid;
+            for Pending {
+                session,
+                work,
+                reply,
+            } in batch
+            {
+                // A caller that gave up before its turn: its write never happens.
+                if reply.is_closed() {
+                    continue;
+                }
+                if !state.sessions.contains_key(&session) {
+                    let _ = reply.send(Err(Error::SessionExpired));
+                    continue;
+                }
+                let mut txn = Txn::after(&state.tree, &overlay, last_zxid, session, now);
+                match work(&mut txn) {
+                    Ok(value) => {
+                        let staged = txn.finish();
+                        last_zxid = staged.zxid;
+                        overlay.extend(staged.nodes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        staged_all.push(staged);
+                        answers.push((reply, value));
+                    }
+                    // Failed during staging: nothing of it is kept; the rest go on.
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+        }
+        if staged_all.is_empty() {
+            return;
+        }
+        if let Some(db) = &self.shared.db
+            && let Err(e) = persist::commit(db, &staged_all).await
+        {
+            // None of the batch is applied: every caller hears why.
+            for (reply, _) in answers {
+                let _ = reply.send(Err(Error::Storage(e.to_string())));
+            }
+            return;
+        }
+        for staged in staged_all {
+            self.apply(staged);
+        }
+        for (reply, value) in answers {
+            let _ = reply.send(Ok(value));
+        }
+    }
+
+    fn apply(&self, mut staged: Staged) {
+        let mut state = self.shared.write();
+        for (owner, p) in &staged.ephemerals_created {
+            if let Some(s) = state.sessions.get_mut(owner) {
+                s.ephemerals.insert(p.clone());
+            }
+        }
+        for (owner, p) in &staged.ephemerals_deleted {
+            if let Some(s) = state.sessions.get_mut(owner) {
+                s.ephemerals.remove(p);
+            }
+        }
+        let events = std::mem::take(&mut staged.events);
+        state.tree.apply(staged);
+        state.watches.fire(&events);
     }
 
     pub async fn create(

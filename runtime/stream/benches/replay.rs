@@ -1,0 +1,144 @@
+//! `make bench`: the stream engine's replay path on Nexmark-shaped bids, single-threaded.
+//!
+//! This measures the semantic core as it exists now (one thread, JSON values between
+//! operators), not the partitioned executor the stream issue's targets are for: the
+//! figures are where that work starts from. Events are generated in memory first, so
+//! the rates are of the engine, not of JSON parsing.
+//!
+//! `CAPSTAN_BENCH_EVENTS` (default 1,000,000) and `CAPSTAN_BENCH_KEYS` (state size test,
+//! default 1,000,000).
+
+use std::time::Instant;
+
+use capstan_stream::{PipelineSpec, Runner};
+use serde_json::{Value, json};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0.0, |pages| (pages * 4096) as f64 / 1048576.0)
+}
+
+/// Bids as the Nexmark generator shapes them: event time advancing 1e6/rate µs per
+/// event at 10M events/s, hot auctions.
+fn bids(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let hot = i % 4 != 0;
+            let auction = if hot {
+                1000 + (i % 100)
+            } else {
+                1000 + (i * 7919) % 100_000
+            };
+            json!({
+                "ts": (i / 10) as i64,
+                "auction": auction,
+                "bidder": 2000 + (i * 31) % 50_000,
+                "price": 100 + (i * 13) % 10_000,
+            })
+        })
+        .collect()
+}
+
+fn run(label: &str, spec: &str, events: &[Value]) {
+    let spec = PipelineSpec::from_yaml(spec).expect("spec");
+    let mut runner = Runner::new(spec);
+    let input: Vec<Value> = events.to_vec();
+    let cpu0 = cpu_seconds();
+    let t0 = Instant::now();
+    let mut out = 0usize;
+    for (i, e) in input.into_iter().enumerate() {
+        runner.push(i + 1, e).expect("push");
+        if i % 4096 == 0 {
+            out += runner.drain().len();
+        }
+    }
+    runner.finish();
+    out += runner.drain().len();
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu0).max(0.01);
+    println!(
+        "{label:<34} {:>7.2} M events/s, {:>7.2} M events per CPU-second ({} out)",
+        events.len() as f64 / wall / 1e6,
+        events.len() as f64 / cpu / 1e6,
+        out
+    );
+}
+
+fn main() {
+    let n = env_or("CAPSTAN_BENCH_EVENTS", 1_000_000);
+    let keys = env_or("CAPSTAN_BENCH_KEYS", 1_000_000);
+    println!(
+        "stream replay engine, single-threaded, {n} Nexmark-shaped bids, {} cores on the machine",
+        std::thread::available_parallelism().map_or(0, |c| c.get())
+    );
+    let events = bids(n);
+    run(
+        "Q0 pass-through",
+        "name: q0\nsources: [{name: bids}]\n",
+        &events,
+    );
+    run(
+        "Q1 price x 0.908",
+        "name: q1\nsources: [{name: bids}]\nsteps:\n  - map: {auction: auction, bidder: bidder, price: 'price * 0.908'}\n",
+        &events,
+    );
+    run(
+        "Q2 auction % 123 == 0",
+        "name: q2\nsources: [{name: bids}]\nsteps:\n  - filter: 'auction % 123 == 0'\n",
+        &events,
+    );
+    run(
+        "Q5-like hopping 10s/2s bids per auction",
+        "name: q5\nsources: [{name: bids}]\nsteps:\n  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}}\n",
+        &events,
+    );
+    run(
+        "Q7-like tumbling 10s max price",
+        "name: q7\nsources: [{name: bids}]\nsteps:\n  - key_by: 0\n  - aggregate: {window: {tumbling: 10000}, ops: {max: {max: price}}}\n",
+        &events,
+    );
+    // State: a running count per key, `keys` distinct keys.
+    let spec = PipelineSpec::from_yaml(
+        "name: state\nsources: [{name: s}]\nsteps:\n  - key_by: k\n  - aggregate: {ops: {n: count}}\n",
+    )
+    .expect("spec");
+    let mut runner = Runner::new(spec);
+    let before = rss_mib();
+    for i in 0..keys {
+        runner
+            .push(i + 1, json!({"k": i, "ts": i as i64}))
+            .expect("push");
+        if i % 65_536 == 0 {
+            runner.drain();
+        }
+    }
+    runner.drain();
+    println!(
+        "state: {:.0} MiB of RSS per million keys (a running count per key)",
+        (rss_mib() - before) * 1e6 / keys as f64
+    );
+}
