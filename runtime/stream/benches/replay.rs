@@ -95,6 +95,26 @@ fn main() {
         "stream replay engine, single-threaded, {n} Nexmark-shaped bids, {} cores on the machine",
         std::thread::available_parallelism().map_or(0, |c| c.get())
     );
+    // State: a running count per key, `keys` distinct keys.
+    let spec = PipelineSpec::from_yaml(
+        "name: state\nsources: [{name: s}]\nsteps:\n  - key_by: k\n  - aggregate: {ops: {n: count}}\n",
+    )
+    .expect("spec");
+    let mut runner = Runner::new(spec);
+    let before = rss_mib();
+    for i in 0..keys {
+        runner
+            .push(i + 1, json!({"k": i, "ts": i as i64}))
+            .expect("push");
+        if i % 65_536 == 0 {
+            runner.drain();
+        }
+    }
+    runner.drain();
+    println!(
+        "state: {:.0} MiB of RSS per million keys (a running count per key)",
+        (rss_mib() - before) * 1e6 / keys as f64
+    );
     let events = bids(n);
     run(
         "Q0 pass-through",
@@ -120,25 +140,5 @@ fn main() {
         "Q7-like tumbling 10s max price",
         "name: q7\nsources: [{name: bids}]\nsteps:\n  - key_by: 0\n  - aggregate: {window: {tumbling: 10000}, ops: {max: {max: price}}}\n",
         &events,
-    );
-    // State: a running count per key, `keys` distinct keys.
-    let spec = PipelineSpec::from_yaml(
-        "name: state\nsources: [{name: s}]\nsteps:\n  - key_by: k\n  - aggregate: {ops: {n: count}}\n",
-    )
-    .expect("spec");
-    let mut runner = Runner::new(spec);
-    let before = rss_mib();
-    for i in 0..keys {
-        runner
-            .push(i + 1, json!({"k": i, "ts": i as i64}))
-            .expect("push");
-        if i % 65_536 == 0 {
-            runner.drain();
-        }
-    }
-    runner.drain();
-    println!(
-        "state: {:.0} MiB of RSS per million keys (a running count per key)",
-        (rss_mib() - before) * 1e6 / keys as f64
     );
 }

@@ -216,6 +216,8 @@ pub struct Runner {
     agg: AggState,
     out: Vec<Value>,
     metrics: Metrics,
+    /// The watermark windows were last completed at.
+    advanced_to: Option<i64>,
 }
 
 impl Runner {
@@ -228,6 +230,7 @@ impl Runner {
             agg: AggState::default(),
             out: Vec::new(),
             metrics: Metrics::default(),
+            advanced_to: None,
         }
     }
 
@@ -674,6 +677,11 @@ impl Runner {
     /// Completes windows with `end ≤ w` (on_close emits them), in (end, start, key)
     /// order, and frees those past their lateness.
     fn advance(&mut self, w: i64) {
+        // Nothing completes or expires unless the watermark moved.
+        if self.advanced_to == Some(w) {
+            return;
+        }
+        self.advanced_to = Some(w);
         let Some(a) = self.spec.steps.iter().find_map(|s| match s {
             Step::Aggregate(a) if a.window.is_some() => Some(a.clone()),
             _ => None,
@@ -716,15 +724,22 @@ impl Runner {
         for (_, v) in closing {
             self.emit(v);
         }
-        // Free what no late record can reach any more.
-        self.agg
-            .windows
-            .retain(|(end, _, _), _| end.saturating_add(l) > w);
-        let gap = window_gap(&a);
-        for (_, sessions) in self.agg.sessions.values_mut() {
-            sessions.retain(|s| (s.last + gap).saturating_add(l) > w);
+        // Free what no late record can reach any more: windows are ordered by end, so
+        // only the oldest are looked at.
+        while let Some(entry) = self.agg.windows.first_entry() {
+            if entry.key().0.saturating_add(l) > w {
+                break;
+            }
+            entry.remove();
         }
-        self.agg.sessions.retain(|_, (_, s)| !s.is_empty());
+        // Sessions are scanned per key (a per-end index is still to do).
+        let gap = window_gap(&a);
+        if !self.agg.sessions.is_empty() {
+            for (_, sessions) in self.agg.sessions.values_mut() {
+                sessions.retain(|s| (s.last + gap).saturating_add(l) > w);
+            }
+            self.agg.sessions.retain(|_, (_, s)| !s.is_empty());
+        }
     }
 }
 
