@@ -7,7 +7,7 @@ mod guard;
 mod metrics;
 pub mod pipeline;
 pub mod rest;
-mod runtimes;
+pub mod runtimes;
 mod sse;
 
 use std::net::SocketAddr;
