@@ -1,6 +1,9 @@
 //! The HTTP surface, driven through `router(state)` without a socket: real SQLite in a temp
 //! dir, real password hashing, real (absent) ZooKeeper for the unreachable case.
 
+#[path = "../../runtime/registry/tests/support/mod.rs"]
+mod support;
+
 use axum::Router;
 use axum::body::Body;
 use capstan_server::config::ServeArgs;
@@ -854,4 +857,72 @@ async fn foreign_and_odd_registry_data_is_explained_not_fatal() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// `capstan serve --run-jobs-on NAME`: the console's runtime runs the script jobs of a
+/// ZooKeeper centre and records their runs, which the runs API then shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_runs_script_jobs_on_a_zookeeper_centre_it_is_told_to() {
+    let zk = support::ZooKeeper::start();
+    let c = console().await;
+    let admin = c.login("admin", ADMIN_PASSWORD).await;
+    let (status, body) = c
+        .json(
+            "POST",
+            "/api/v1/registries",
+            Some(&admin),
+            Some(json!({"name": "zk", "kind": "zookeeper", "connect": zk.connect(), "namespace": "run-on"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // What `capstan serve` does at start-up, now that the centre exists.
+    capstan_server::runtimes::start(
+        &c.state,
+        &c._dir.path().join("data"),
+        &["zk".to_owned()],
+        false,
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("runtimes");
+    let (status, body) = c
+        .json(
+            "POST",
+            "/api/v1/registries/zk/jobs",
+            Some(&admin),
+            Some(
+                json!({"kind": "SCRIPT", "name": "tick", "cron": "* * * * * ?", "command": "true"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, runs) = c
+            .json(
+                "GET",
+                "/api/v1/runs?rc=zk&job=tick&state=SUCCEEDED",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{runs}");
+        assert_eq!(runs["has_history"], true, "{runs}");
+        if runs["total"].as_u64().unwrap_or(0) >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no runs recorded: {runs}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, job) = c
+        .json("GET", "/api/v1/registries/zk/jobs/tick", Some(&admin), None)
+        .await;
+    assert_eq!(job["status"], "OK", "{job}");
+    assert_eq!(job["instances"].as_array().map(Vec::len), Some(1), "{job}");
+    for s in c.state.runtimes.all() {
+        s.shutdown().await;
+    }
 }

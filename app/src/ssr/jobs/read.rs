@@ -306,18 +306,25 @@ pub async fn detail(
 
 /// The job's recent item executions (newest first) and the items of its latest fire.
 async fn runs_of(h: &History, job: &str) -> Result<(Vec<RunRow>, Vec<RunRow>), AppError> {
-    let q = RunQuery {
-        job: Some(job.to_owned()),
-        ..RunQuery::default()
+    let page = |q: RunQuery, per_page: u32| async move {
+        Ok::<Vec<RunRow>, AppError>(
+            h.runs(&q, 1, per_page)
+                .await
+                .map_err(internal)?
+                .rows
+                .into_iter()
+                .map(run_row)
+                .collect(),
+        )
     };
-    let recent: Vec<RunRow> = h
-        .runs(&q, 1, 50)
-        .await
-        .map_err(internal)?
-        .rows
-        .into_iter()
-        .map(run_row)
-        .collect();
+    let recent = page(
+        RunQuery {
+            job: Some(job.to_owned()),
+            ..RunQuery::default()
+        },
+        50,
+    )
+    .await?;
     let latest = match recent.first() {
         None => Vec::new(),
         Some(r) => {
@@ -325,14 +332,7 @@ async fn runs_of(h: &History, job: &str) -> Result<(Vec<RunRow>, Vec<RunRow>), A
                 run_id: Some(r.run_id.clone()),
                 ..RunQuery::default()
             };
-            let mut rows: Vec<RunRow> = h
-                .runs(&q, 1, 200)
-                .await
-                .map_err(internal)?
-                .rows
-                .into_iter()
-                .map(run_row)
-                .collect();
+            let mut rows = page(q, 200).await?;
             rows.sort_by_key(|r| (r.start_ms, r.item));
             rows
         }
