@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::expr::{Expr, Scope, truthy};
@@ -17,16 +18,20 @@ use crate::spec::{
 };
 
 /// A record between operators.
-#[derive(Debug, Clone, PartialEq)]
-struct Rec {
-    key: Value,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The key (`Null` when none was set).
+    pub key: Value,
     /// For tables, `Null` is a delete.
-    value: Value,
-    ts: i64,
+    pub value: Value,
+    /// Event time, ms.
+    pub ts: i64,
 }
 
+type Rec = Record;
+
 /// Counters of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Input lines read.
     pub records_in: u64,
@@ -60,7 +65,7 @@ fn scope<'a>(r: &'a Rec) -> Scope<'a> {
 
 /// One aggregation's running value; every kind merges (sessions) and counts and sums
 /// also subtract (tables).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Acc {
     Count(i64),
     Sum(f64, bool),
@@ -149,7 +154,7 @@ fn integral(op: &AggOp, r: &Rec) -> bool {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Accs(Vec<Acc>);
 
 impl Accs {
@@ -176,14 +181,14 @@ impl Accs {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Win {
     key: Value,
     accs: Accs,
     closed: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Session {
     start: i64,
     last: i64,
@@ -206,11 +211,19 @@ struct AggState {
     sessions: BTreeMap<String, (Value, Vec<Session>)>,
 }
 
-/// A pipeline being run.
+/// A pipeline being run, or the stateful part of one partition's task in the executor
+/// (`crate::exec`): then it starts at the aggregate or the join (`from_step`) and its
+/// watermark is given by its inputs ([`Runner::set_watermark`]) instead of computed from
+/// the records it sees, since those come from many source partitions.
 pub struct Runner {
     spec: PipelineSpec,
+    /// The first step this runner applies (the ones before ran upstream).
+    from_step: usize,
     /// Per stream source: the highest timestamp seen.
     max_ts: HashMap<String, i64>,
+    /// Per source (spec order), the watermark its inputs gave; `None` when the watermark
+    /// is computed from `max_ts` instead.
+    given: Option<Vec<i64>>,
     /// Join state: the tables' rows by key, per side (`left`, `right`).
     tables: [HashMap<String, Value>; 2],
     agg: AggState,
@@ -220,12 +233,41 @@ pub struct Runner {
     advanced_to: Option<i64>,
 }
 
+/// A runner's state, as a checkpoint stores it (maps with composite keys as lists).
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    from_step: usize,
+    max_ts: Vec<(String, i64)>,
+    given: Option<Vec<i64>>,
+    tables: [Vec<(String, Value)>; 2],
+    groups: Vec<(String, Value, Accs)>,
+    rows: Vec<(String, Value, Rec)>,
+    windows: Vec<((i64, i64, String), Win)>,
+    sessions: Vec<(String, Value, Vec<Session>)>,
+    metrics: Metrics,
+    advanced_to: Option<i64>,
+}
+
+/// Where the executor splits a spec: the steps before this index are stateless and run in
+/// the source tasks, before the exchange by key; the rest (the join, the aggregate) runs
+/// in the partition's stateful task. `None`: the pipeline has no state and no exchange.
+pub fn exchange_point(spec: &PipelineSpec) -> Option<usize> {
+    if spec.join.is_some() || spec.sources[0].kind == SourceKind::Table {
+        return Some(0);
+    }
+    spec.steps
+        .iter()
+        .position(|s| matches!(s, Step::Aggregate(_)))
+}
+
 impl Runner {
     /// A runner for `spec`.
     pub fn new(spec: PipelineSpec) -> Runner {
         Runner {
             spec,
+            from_step: 0,
             max_ts: HashMap::new(),
+            given: None,
             tables: [HashMap::new(), HashMap::new()],
             agg: AggState::default(),
             out: Vec::new(),
@@ -234,19 +276,50 @@ impl Runner {
         }
     }
 
+    /// The stateful part of a partition: steps from `from_step`, with watermarks given by
+    /// [`Runner::set_watermark`] (every source starts at `i64::MIN`).
+    pub fn stage(spec: PipelineSpec, from_step: usize) -> Runner {
+        let n = spec.sources.len();
+        Runner {
+            from_step,
+            given: Some(vec![i64::MIN; n]),
+            ..Runner::new(spec)
+        }
+    }
+
+    /// The spec run.
+    pub fn spec(&self) -> &PipelineSpec {
+        &self.spec
+    }
+
     /// The watermark now: `i64::MIN` until every stream source has a record.
-    fn watermark(&self) -> i64 {
+    pub fn watermark(&self) -> i64 {
         self.spec
             .sources
             .iter()
-            .filter(|s| s.kind == SourceKind::Stream)
-            .map(|s| {
-                self.max_ts
+            .enumerate()
+            .filter(|(_, s)| s.kind == SourceKind::Stream)
+            .map(|(i, s)| match &self.given {
+                Some(given) => given[i],
+                None => self
+                    .max_ts
                     .get(&s.name)
-                    .map_or(i64::MIN, |m| m.saturating_sub(s.max_out_of_orderness_ms))
+                    .map_or(i64::MIN, |m| m.saturating_sub(s.max_out_of_orderness_ms)),
             })
             .min()
             .unwrap_or(i64::MIN)
+    }
+
+    /// Moves source `source`'s watermark (in spec order) to `w` if that is later, and
+    /// completes the windows it completes. Only for runners made by [`Runner::stage`].
+    pub fn set_watermark(&mut self, source: usize, w: i64) {
+        if let Some(given) = &mut self.given
+            && let Some(g) = given.get_mut(source)
+            && w > *g
+        {
+            *g = w;
+            self.advance(self.watermark());
+        }
     }
 
     fn emit(&mut self, v: Value) {
@@ -259,79 +332,160 @@ impl Runner {
         std::mem::take(&mut self.out)
     }
 
+    /// Moves what was emitted so far to the end of `out`.
+    pub fn drain_into(&mut self, out: &mut Vec<Value>) {
+        out.append(&mut self.out);
+    }
+
     /// Counters so far.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
 
-    /// Applies one input line (a JSON object).
+    /// Reads one input line (a JSON object) into its source's index and a record. Table
+    /// rows without a timestamp take the latest stream time seen.
     ///
     /// # Errors
     /// A line that is not an object, names no or an unknown source, or lacks its
     /// timestamp.
+    pub fn parse(&self, line_no: usize, line: Value) -> Result<(usize, Record), InputError> {
+        parse_line(&self.spec, &self.max_ts, line_no, line)
+    }
+
+    /// Applies one input line (a JSON object).
+    ///
+    /// # Errors
+    /// As [`Runner::parse`].
     pub fn push(&mut self, line_no: usize, line: Value) -> Result<(), InputError> {
-        let bad = |m: String| InputError {
-            line: line_no,
-            message: m,
-        };
         self.metrics.records_in += 1;
-        let Value::Object(mut obj) = line else {
-            return Err(bad("expected a JSON object".into()));
-        };
-        let source = match obj.remove("source") {
-            Some(Value::String(s)) => s,
-            None if self.spec.sources.len() == 1 => self.spec.sources[0].name.clone(),
-            _ => return Err(bad("name the source: {\"source\": NAME, ...}".into())),
-        };
-        let Some(src) = self.spec.sources.iter().find(|s| s.name == source).cloned() else {
-            return Err(bad(format!("no source named {source:?}")));
-        };
-        let ts_field = obj.get(&src.timestamp).cloned();
-        let ts = match (src.kind, ts_field.as_ref().and_then(Value::as_i64)) {
-            (_, Some(ts)) => ts,
-            (SourceKind::Table, None) => self.max_ts.values().copied().max().unwrap_or(0),
-            (SourceKind::Stream, None) => {
-                return Err(bad(format!(
-                    "no integer event time in field {:?}",
-                    src.timestamp
-                )));
-            }
-        };
-        let rec = match src.kind {
-            SourceKind::Stream => Rec {
-                key: obj.get("key").cloned().unwrap_or(Value::Null),
-                value: Value::Object(obj),
-                ts,
-            },
-            SourceKind::Table => Rec {
-                key: obj.get("key").cloned().unwrap_or(Value::Null),
-                value: obj.get("value").cloned().unwrap_or(Value::Null),
-                ts,
-            },
-        };
+        let (source, rec) = self.parse(line_no, line)?;
+        self.apply(source, rec);
+        Ok(())
+    }
+
+    /// Applies one parsed record of source `source` (spec order).
+    pub fn apply(&mut self, source: usize, rec: Record) {
+        let src = &self.spec.sources[source];
+        let (kind, name) = (src.kind, src.name.clone());
+        let ts = rec.ts;
         // Lateness is judged against the watermark before this record.
         let w = self.watermark();
         let recs = match self.spec.join.clone() {
-            None => vec![rec],
-            Some(j) => {
-                let left = source == j.left;
+            Some(j) if self.from_step == 0 => {
+                let left = name == j.left;
                 self.join(&j, left, rec)
             }
+            _ => vec![rec],
         };
-        if src.kind == SourceKind::Stream {
-            let m = self.max_ts.entry(source).or_insert(i64::MIN);
+        if kind == SourceKind::Stream {
+            let m = self.max_ts.entry(name).or_insert(i64::MIN);
             *m = (*m).max(ts);
         }
         for r in recs {
             self.steps(r, w);
         }
         self.advance(self.watermark());
-        Ok(())
+    }
+
+    /// Counts one record read by the executor's source task (`records_in` is the
+    /// pipeline's input count, which the stateful stage sees only after the exchange).
+    pub fn count_in(&mut self, n: u64) {
+        self.metrics.records_in += n;
     }
 
     /// The end of the input: every window completes.
     pub fn finish(&mut self) {
+        if let Some(given) = &mut self.given {
+            given.iter_mut().for_each(|g| *g = i64::MAX);
+        }
         self.advance(i64::MAX);
+    }
+
+    /// The runner's state, for a checkpoint.
+    pub fn snapshot(&self) -> Value {
+        let s = Snapshot {
+            from_step: self.from_step,
+            max_ts: self.max_ts.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            given: self.given.clone(),
+            tables: [0, 1].map(|i| {
+                self.tables[i]
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            }),
+            groups: self
+                .agg
+                .groups
+                .iter()
+                .map(|(k, (g, a))| (k.clone(), g.clone(), a.clone()))
+                .collect(),
+            rows: self
+                .agg
+                .rows
+                .iter()
+                .map(|(k, (g, r))| (k.clone(), g.clone(), r.clone()))
+                .collect(),
+            windows: self
+                .agg
+                .windows
+                .iter()
+                .map(|(k, w)| {
+                    (
+                        k.clone(),
+                        Win {
+                            key: w.key.clone(),
+                            accs: w.accs.clone(),
+                            closed: w.closed,
+                        },
+                    )
+                })
+                .collect(),
+            sessions: self
+                .agg
+                .sessions
+                .iter()
+                .map(|(k, (v, s))| (k.clone(), v.clone(), s.clone()))
+                .collect(),
+            metrics: self.metrics.clone(),
+            advanced_to: self.advanced_to,
+        };
+        serde_json::to_value(s).unwrap_or(Value::Null)
+    }
+
+    /// A runner of `spec` in the state [`Runner::snapshot`] gave.
+    ///
+    /// # Errors
+    /// A snapshot that is not one, or of another shape of pipeline.
+    pub fn restore(spec: PipelineSpec, snapshot: Value) -> Result<Runner, String> {
+        let s: Snapshot =
+            serde_json::from_value(snapshot).map_err(|e| format!("not a runner snapshot: {e}"))?;
+        if s.given
+            .as_ref()
+            .is_some_and(|g| g.len() != spec.sources.len())
+            || s.from_step > spec.steps.len()
+        {
+            return Err("the snapshot is of a pipeline with other sources or steps".into());
+        }
+        Ok(Runner {
+            from_step: s.from_step,
+            max_ts: s.max_ts.into_iter().collect(),
+            given: s.given,
+            tables: s.tables.map(|t| t.into_iter().collect()),
+            agg: AggState {
+                groups: s.groups.into_iter().map(|(k, g, a)| (k, (g, a))).collect(),
+                rows: s.rows.into_iter().map(|(k, g, r)| (k, (g, r))).collect(),
+                windows: s.windows.into_iter().collect(),
+                sessions: s
+                    .sessions
+                    .into_iter()
+                    .map(|(k, v, ss)| (k, (v, ss)))
+                    .collect(),
+            },
+            out: Vec::new(),
+            metrics: s.metrics,
+            advanced_to: s.advanced_to,
+            spec,
+        })
     }
 
     fn join(&mut self, j: &crate::spec::Join, left: bool, r: Rec) -> Vec<Rec> {
@@ -402,45 +556,10 @@ impl Runner {
         // For tables, `group_by` does not re-key the row here: the aggregate needs the
         // row's own key to subtract its previous contribution.
         let mut group: Option<Expr> = None;
-        for step in &steps {
+        for step in &steps[self.from_step..] {
             let mut next = Vec::with_capacity(recs.len());
             for r in recs {
                 match step {
-                    Step::Filter(e) => {
-                        // A table row that stops matching is a delete downstream.
-                        if truthy(&e.eval(&scope(&r))) {
-                            next.push(r);
-                        } else if table {
-                            next.push(Rec {
-                                value: Value::Null,
-                                ..r
-                            });
-                        }
-                    }
-                    Step::Map(fields) if !(table && r.value.is_null()) => {
-                        let s = scope(&r);
-                        let value = Value::Object(
-                            fields
-                                .iter()
-                                .map(|(f, e)| (f.clone(), e.eval(&s)))
-                                .collect(),
-                        );
-                        next.push(Rec { value, ..r });
-                    }
-                    Step::Map(_) => next.push(r),
-                    Step::FlatMap(e) => {
-                        if let Value::Array(items) = e.eval(&scope(&r)) {
-                            next.extend(items.into_iter().map(|value| Rec {
-                                value,
-                                key: r.key.clone(),
-                                ts: r.ts,
-                            }));
-                        }
-                    }
-                    Step::KeyBy(e) => {
-                        let key = e.eval(&scope(&r));
-                        next.push(Rec { key, ..r });
-                    }
                     Step::GroupBy(e) => {
                         group = Some(e.clone());
                         next.push(r);
@@ -452,16 +571,13 @@ impl Runner {
                             self.stream_aggregate(a, r, w);
                         }
                     }
+                    _ => stateless(step, r, table, &mut next),
                 }
             }
             recs = next;
         }
         for r in recs {
-            let v = if table {
-                json!({"key": r.key, "value": r.value})
-            } else {
-                json!({"key": r.key, "ts": r.ts, "value": r.value})
-            };
+            let v = output_row(r, table);
             self.emit(v);
         }
     }
@@ -741,6 +857,166 @@ impl Runner {
             self.agg.sessions.retain(|_, (_, s)| !s.is_empty());
         }
     }
+}
+
+/// A record as the pipeline's output writes it.
+pub fn output_row(r: Record, table: bool) -> Value {
+    if table {
+        json!({"key": r.key, "value": r.value})
+    } else {
+        json!({"key": r.key, "ts": r.ts, "value": r.value})
+    }
+}
+
+/// One stateless step (filter, map, flat_map, key_by) applied to `r`; results go to `out`.
+fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
+    match step {
+        Step::Filter(e) => {
+            // A table row that stops matching is a delete downstream.
+            if truthy(&e.eval(&scope(&r))) {
+                out.push(r);
+            } else if table {
+                out.push(Rec {
+                    value: Value::Null,
+                    ..r
+                });
+            }
+        }
+        Step::Map(fields) if !(table && r.value.is_null()) => {
+            let s = scope(&r);
+            let value = Value::Object(
+                fields
+                    .iter()
+                    .map(|(f, e)| (f.clone(), e.eval(&s)))
+                    .collect(),
+            );
+            out.push(Rec { value, ..r });
+        }
+        Step::FlatMap(e) => {
+            if let Value::Array(items) = e.eval(&scope(&r)) {
+                out.extend(items.into_iter().map(|value| Rec {
+                    value,
+                    key: r.key.clone(),
+                    ts: r.ts,
+                }));
+            }
+        }
+        Step::KeyBy(e) => {
+            let key = e.eval(&scope(&r));
+            out.push(Rec { key, ..r });
+        }
+        _ => out.push(r),
+    }
+}
+
+/// The stateless steps before the exchange (`steps[..end]`), chained: what a source
+/// task applies to each record before routing it by key.
+pub struct Prefix {
+    steps: Vec<Step>,
+    table: bool,
+    a: Vec<Rec>,
+    b: Vec<Rec>,
+}
+
+impl Prefix {
+    /// The chain of `spec.steps[..end]`.
+    pub fn new(spec: &PipelineSpec, end: usize) -> Prefix {
+        let table = spec.join.as_ref().map_or_else(
+            || spec.sources[0].kind == SourceKind::Table,
+            |j| j.kind == JoinKind::TableTable,
+        );
+        Prefix {
+            steps: spec.steps[..end.min(spec.steps.len())].to_vec(),
+            table,
+            a: Vec::new(),
+            b: Vec::new(),
+        }
+    }
+
+    /// Whether records are table rows here.
+    pub fn table(&self) -> bool {
+        self.table
+    }
+
+    /// Applies the chain to `r`, appending the results to `out` (the two scratch buffers
+    /// are reused: no allocation per record for the chain itself).
+    pub fn apply(&mut self, r: Record, out: &mut Vec<Record>) {
+        if self.steps.is_empty() {
+            out.push(r);
+            return;
+        }
+        self.a.clear();
+        self.a.push(r);
+        for step in &self.steps {
+            self.b.clear();
+            for r in self.a.drain(..) {
+                stateless(step, r, self.table, &mut self.b);
+            }
+            std::mem::swap(&mut self.a, &mut self.b);
+        }
+        out.append(&mut self.a);
+    }
+}
+
+/// Reads an input line into its source's index (spec order) and a record.
+fn parse_line(
+    spec: &PipelineSpec,
+    max_ts: &HashMap<String, i64>,
+    line_no: usize,
+    line: Value,
+) -> Result<(usize, Record), InputError> {
+    let bad = |m: String| InputError {
+        line: line_no,
+        message: m,
+    };
+    let Value::Object(mut obj) = line else {
+        return Err(bad("expected a JSON object".into()));
+    };
+    let index = match obj.remove("source") {
+        Some(Value::String(s)) => spec
+            .sources
+            .iter()
+            .position(|x| x.name == s)
+            .ok_or_else(|| bad(format!("no source named {s:?}")))?,
+        None if spec.sources.len() == 1 => 0,
+        _ => return Err(bad("name the source: {\"source\": NAME, ...}".into())),
+    };
+    let src = &spec.sources[index];
+    let ts = match (src.kind, obj.get(&src.timestamp).and_then(Value::as_i64)) {
+        (_, Some(ts)) => ts,
+        (SourceKind::Table, None) => max_ts.values().copied().max().unwrap_or(0),
+        (SourceKind::Stream, None) => {
+            return Err(bad(format!(
+                "no integer event time in field {:?}",
+                src.timestamp
+            )));
+        }
+    };
+    let rec = match src.kind {
+        SourceKind::Stream => Rec {
+            key: obj.get("key").cloned().unwrap_or(Value::Null),
+            value: Value::Object(obj),
+            ts,
+        },
+        SourceKind::Table => Rec {
+            key: obj.get("key").cloned().unwrap_or(Value::Null),
+            value: obj.get("value").cloned().unwrap_or(Value::Null),
+            ts,
+        },
+    };
+    Ok((index, rec))
+}
+
+/// Reads an input line with no stream time known (the executor's sources).
+///
+/// # Errors
+/// As [`Runner::parse`].
+pub fn parse_record(
+    spec: &PipelineSpec,
+    line_no: usize,
+    line: Value,
+) -> Result<(usize, Record), InputError> {
+    parse_line(spec, &HashMap::new(), line_no, line)
 }
 
 fn window_gap(a: &Aggregate) -> i64 {

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+pub mod exec;
 pub mod expr;
 pub mod spec;
 

@@ -37,7 +37,7 @@ pub struct SpecError {
     pub message: String,
 }
 
-fn err(path: impl Into<String>, message: impl Into<String>) -> SpecError {
+pub(crate) fn err(path: impl Into<String>, message: impl Into<String>) -> SpecError {
     SpecError {
         path: path.into(),
         message: message.into(),
@@ -190,12 +190,12 @@ pub struct PipelineSpec {
     pub late_output: bool,
 }
 
-fn map_of<'a>(v: &'a Yaml, path: &str) -> Result<&'a serde_norway::Mapping, SpecError> {
+pub(crate) fn map_of<'a>(v: &'a Yaml, path: &str) -> Result<&'a serde_norway::Mapping, SpecError> {
     v.as_mapping()
         .ok_or_else(|| err(path, "expected a mapping"))
 }
 
-fn str_of(v: &Yaml, path: &str) -> Result<String, SpecError> {
+pub(crate) fn str_of(v: &Yaml, path: &str) -> Result<String, SpecError> {
     match v {
         Yaml::String(s) => Ok(s.clone()),
         Yaml::Number(n) => Ok(n.to_string()),
@@ -204,12 +204,12 @@ fn str_of(v: &Yaml, path: &str) -> Result<String, SpecError> {
     }
 }
 
-fn int_of(v: &Yaml, path: &str) -> Result<i64, SpecError> {
+pub(crate) fn int_of(v: &Yaml, path: &str) -> Result<i64, SpecError> {
     v.as_i64()
         .ok_or_else(|| err(path, "expected a whole number of milliseconds"))
 }
 
-fn positive(v: &Yaml, path: &str) -> Result<i64, SpecError> {
+pub(crate) fn positive(v: &Yaml, path: &str) -> Result<i64, SpecError> {
     let n = int_of(v, path)?;
     if n <= 0 {
         return Err(err(path, "must be more than 0"));
@@ -222,7 +222,7 @@ fn expr_of(v: &Yaml, path: &str) -> Result<Expr, SpecError> {
     Expr::parse(&text).map_err(|e| err(path, format!("{e} in {text:?}")))
 }
 
-fn known(m: &serde_norway::Mapping, path: &str, keys: &[&str]) -> Result<(), SpecError> {
+pub(crate) fn known(m: &serde_norway::Mapping, path: &str, keys: &[&str]) -> Result<(), SpecError> {
     for k in m.keys() {
         let name = k.as_str().unwrap_or_default();
         if !keys.contains(&name) {
@@ -249,7 +249,7 @@ impl PipelineSpec {
         known(
             root,
             "",
-            &["name", "sources", "steps", "join", "late_output"],
+            &["name", "sources", "steps", "join", "late_output", "run"],
         )?;
         let name = match root.get("name") {
             Some(v) => str_of(v, "name")?,

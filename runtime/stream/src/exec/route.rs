@@ -1,0 +1,115 @@
+//! Routing by key, and the bounded queues between tasks.
+//!
+//! The hash is FNV-1a, not std's randomly seeded one: a key must reach the same partition
+//! after a restart, because that partition's restored state holds it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::engine::Record;
+
+/// FNV-1a, 64 bits.
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The partition of `key` among `n`.
+pub(crate) fn partition_of(key: &Value, n: usize) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let h = match key {
+        Value::String(s) => stable_hash(s.as_bytes()),
+        other => stable_hash(other.to_string().as_bytes()),
+    };
+    (h % n as u64) as usize
+}
+
+/// What flows between tasks. Barriers and ends are in-band, so a queue's order is the
+/// order a checkpoint cuts.
+pub(crate) enum Item {
+    /// To a stateful stage: a record of spec source `source`, read at `born`.
+    Rec {
+        source: u16,
+        rec: Record,
+        born: Instant,
+    },
+    /// To a sink: an output row, caused by something read at `born`.
+    Row { row: Value, born: Instant },
+    /// Spec source `source`'s watermark in the sending partition.
+    Watermark { source: u16, w: i64 },
+    /// Spec source `source` went idle in the sending partition.
+    Idle { source: u16 },
+    /// Checkpoint `id`: everything before belongs to it.
+    Barrier(u64),
+    /// The sender has no more.
+    End,
+}
+
+/// The sending end of a bounded queue.
+pub(crate) struct Tx {
+    tx: SyncSender<Item>,
+    depth: Arc<AtomicUsize>,
+}
+
+/// The receiving end.
+pub(crate) struct Rx {
+    rx: Receiver<Item>,
+    depth: Arc<AtomicUsize>,
+}
+
+/// A queue of `capacity` items. `std`'s bounded channel is an array: no allocation per
+/// item.
+pub(crate) fn queue(capacity: usize) -> (Tx, Rx) {
+    let (tx, rx) = sync_channel(capacity);
+    let depth = Arc::new(AtomicUsize::new(0));
+    (
+        Tx {
+            tx,
+            depth: depth.clone(),
+        },
+        Rx { rx, depth },
+    )
+}
+
+impl Tx {
+    /// Sends unless full; a full queue gives the item back (backpressure). A queue whose
+    /// receiver is gone (the pipeline is stopping) swallows it.
+    pub(crate) fn try_send(&self, item: Item) -> Result<(), Item> {
+        match self.tx.try_send(item) {
+            Ok(()) => {
+                self.depth.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(TrySendError::Full(item)) => Err(item),
+            Err(TrySendError::Disconnected(_)) => Ok(()),
+        }
+    }
+}
+
+impl Rx {
+    /// The next item, if any.
+    pub(crate) fn try_recv(&self) -> Option<Item> {
+        match self.rx.try_recv() {
+            Ok(item) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                Some(item)
+            }
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Items waiting.
+    pub(crate) fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,248 @@
+//! The partitioned executor against the replay: the same spec and input give the same
+//! committed output (as a multiset: nothing is promised across partitions), with and
+//! without restarts from checkpoints, and a slow sink bounds what the sources read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use capstan_stream::exec::{Pipeline, StartMode, State};
+use capstan_stream::{PipelineSpec, run_lines};
+use serde_json::{Value, json};
+
+static DIRS: AtomicU64 = AtomicU64::new(0);
+
+fn temp_dir(name: &str) -> PathBuf {
+    let n = DIRS.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("capstan-exec-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Clicks over `files` files, ordered by time within each file, no late data.
+fn write_inputs(dir: &Path, files: usize, per_file: usize) -> Vec<PathBuf> {
+    (0..files)
+        .map(|f| {
+            let path = dir.join(format!("in-{f}.jsonl"));
+            let mut text = String::new();
+            for i in 0..per_file {
+                let ts = (i * 7) as i64;
+                let user = format!("u{}", (i * 31 + f * 7) % 23);
+                text.push_str(
+                    &json!({"ts": ts, "user": user, "amount": (i % 13) as i64}).to_string(),
+                );
+                text.push('\n');
+            }
+            std::fs::write(&path, text).expect("input");
+            path
+        })
+        .collect()
+}
+
+fn spec_text(inputs: &[PathBuf], partitions: usize, interval_ms: u64, steps: &str) -> String {
+    let paths: Vec<String> = inputs
+        .iter()
+        .map(|p| format!("\"{}\"", p.display()))
+        .collect();
+    format!(
+        "name: clicks\nsources:\n  - name: clicks\n    max_out_of_orderness_ms: 0\nsteps:\n{steps}run:\n  partitions: {partitions}\n  workers: 2\n  queue_capacity: 64\n  checkpoint_interval_ms: {interval_ms}\n  inputs:\n    clicks: {{file: {{paths: [{}]}}}}\n  sink: {{file: out}}\n",
+        paths.join(", ")
+    )
+}
+
+const WINDOWED: &str = "  - key_by: user\n  - aggregate:\n      window: {tumbling: 500}\n      ops: {n: count, total: {sum: amount}}\n";
+const STATELESS: &str =
+    "  - filter: \"amount > 3\"\n  - map: {user: user, cents: \"amount * 100\"}\n";
+
+/// The committed output: every committed file's rows, as a sorted multiset.
+fn committed(out: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("out dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    for f in files {
+        for line in std::fs::read_to_string(&f).expect("read").lines() {
+            let v: Value = serde_json::from_str(line).expect("json row");
+            rows.push(v.to_string());
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// What the replay gives for the same input (the files concatenated: per key, the order
+/// is the same, since each file is in time order and keys do not span files' order).
+fn replayed(text: &str, inputs: &[PathBuf]) -> Vec<String> {
+    let spec = PipelineSpec::from_yaml(text).expect("spec");
+    // Merge the files by time, as one ordered stream, for the replay.
+    let mut all: Vec<(i64, usize, String)> = Vec::new();
+    for (f, p) in inputs.iter().enumerate() {
+        for line in std::fs::read_to_string(p).expect("read").lines() {
+            let v: Value = serde_json::from_str(line).expect("json");
+            all.push((v["ts"].as_i64().expect("ts"), f, line.to_owned()));
+        }
+    }
+    all.sort_by_key(|(ts, f, _)| (*ts, *f));
+    let input: String = all.iter().map(|(_, _, l)| format!("{l}\n")).collect();
+    let (out, _) = run_lines(&spec, &input).expect("replay");
+    let mut rows: Vec<String> = out.iter().map(Value::to_string).collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_partitioned_windowed_run_commits_what_the_replay_gives() {
+    let dir = temp_dir("windowed");
+    let inputs = write_inputs(&dir, 3, 2000);
+    let text = spec_text(&inputs, 4, 20, WINDOWED);
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    assert_eq!(
+        p.wait(Duration::from_secs(60)),
+        State::Finished,
+        "{:?}",
+        p.status().error
+    );
+    let got = committed(&dir.join("out"));
+    let want = replayed(&text, &inputs);
+    assert!(!want.is_empty());
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    let status = p.status();
+    assert!(!status.checkpoints.is_empty(), "no checkpoint completed");
+    assert_eq!(status.vertices.len(), 3);
+    assert_eq!(status.vertices[0].records_in, 6000);
+    // Nothing left staged.
+    let staged = std::fs::read_dir(dir.join("out/.staged")).map_or(0, |d| d.count());
+    assert_eq!(staged, 0);
+}
+
+#[test]
+fn a_stateless_run_commits_every_row_once() {
+    let dir = temp_dir("stateless");
+    let inputs = write_inputs(&dir, 2, 3000);
+    let text = spec_text(&inputs, 2, 20, STATELESS);
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    assert_eq!(
+        p.wait(Duration::from_secs(60)),
+        State::Finished,
+        "{:?}",
+        p.status().error
+    );
+    assert_eq!(committed(&dir.join("out")), replayed(&text, &inputs));
+}
+
+#[test]
+fn restarts_from_checkpoints_commit_exactly_what_a_run_without_them_does() {
+    let dir = temp_dir("restarts");
+    let inputs = write_inputs(&dir, 3, 20_000);
+    let text = spec_text(&inputs, 3, 10, WINDOWED);
+    let want = replayed(&text, &inputs);
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    // Restart at pseudo-random moments (bounded: at most 12 restarts, 60 s).
+    let started = Instant::now();
+    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut restarts = 0;
+    while restarts < 12 && started.elapsed() < Duration::from_secs(60) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(5 + seed % 40));
+        if p.wait(Duration::ZERO) == State::Finished {
+            break;
+        }
+        p.restart().expect("restart");
+        restarts += 1;
+    }
+    assert_eq!(
+        p.wait(Duration::from_secs(60)),
+        State::Finished,
+        "{:?}",
+        p.status().error
+    );
+    assert!(
+        restarts > 0,
+        "finished before any restart: make the input longer"
+    );
+    assert_eq!(
+        committed(&dir.join("out")),
+        want,
+        "after {restarts} restarts"
+    );
+}
+
+#[test]
+fn a_checkpoint_of_another_pipeline_is_refused() {
+    let dir = temp_dir("mismatch");
+    let inputs = write_inputs(&dir, 1, 100);
+    let p = Pipeline::start(&spec_text(&inputs, 2, 20, WINDOWED), &dir, StartMode::Fresh)
+        .expect("start");
+    assert_eq!(p.wait(Duration::from_secs(30)), State::Finished);
+    drop(p);
+    let err = Pipeline::start(
+        &spec_text(&inputs, 3, 20, WINDOWED),
+        &dir,
+        StartMode::Resume,
+    )
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("another version"), "{err}");
+}
+
+#[test]
+fn a_slow_sink_holds_back_the_source_and_memory_stays_bounded() {
+    let dir = temp_dir("backpressure");
+    let text = "name: slow\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {ops: {n: count}}\nrun:\n  partitions: 2\n  workers: 2\n  queue_capacity: 64\n  inputs:\n    readings: {generator: {kind: sensors, keys: 50}}\n  sink: {memory: {rate: 2000}}\n";
+    let p = Pipeline::start(text, &dir, StartMode::Fresh).expect("start");
+    std::thread::sleep(Duration::from_millis(2500));
+    let s = p.status();
+    p.stop();
+    let source = &s.vertices[0];
+    let sink = &s.vertices[2];
+    // The generator runs at full speed unless held back: millions a second. Held back,
+    // it reads at most what the sink took plus what the queues and outboxes hold
+    // (2×2 queues of 64 into the stage, 2 of 64 into the sink, a batch per outbox).
+    let slack = 2 * 2 * 64 + 2 * 64 + 2 * 2 * 256 + 2 * 256;
+    assert!(sink.records_in > 1000, "the sink took {}", sink.records_in);
+    assert!(
+        source.records_in <= sink.records_in + slack as u64 + 512,
+        "source read {} while the sink took {}",
+        source.records_in,
+        sink.records_in
+    );
+    assert!(
+        source.backpressure > 0.5 || s.vertices[1].backpressure > 0.5,
+        "{s:#?}"
+    );
+}
+
+#[test]
+fn pause_stops_the_sources_and_resume_restarts_them() {
+    let dir = temp_dir("pause");
+    let text = "name: gen\nsources: [{name: readings}]\nsteps:\n  - filter: \"value > 0\"\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 10, rate: 20000}}\n  sink: memory\n";
+    let p = Pipeline::start(text, &dir, StartMode::Fresh).expect("start");
+    std::thread::sleep(Duration::from_millis(1200));
+    p.pause();
+    std::thread::sleep(Duration::from_millis(1200));
+    let a = p.status().vertices[0].records_in;
+    assert_eq!(p.status().state, State::Paused);
+    std::thread::sleep(Duration::from_millis(1100));
+    let b = p.status().vertices[0].records_in;
+    assert!(a > 0);
+    assert_eq!(a, b, "paused sources kept reading");
+    p.resume();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(p.status().vertices[0].records_in > b);
+    let rows: BTreeMap<String, Value> = p
+        .table()
+        .rows(100)
+        .into_iter()
+        .map(|r| (r["key"].to_string(), r))
+        .collect();
+    assert_eq!(rows.len(), 10, "one row per sensor: {rows:?}");
+    p.stop();
+}
