@@ -40,6 +40,26 @@ pub enum PipelineCommand {
         /// The pipeline spec (YAML).
         spec: PathBuf,
     },
+    /// Run a pipeline spec with its `run:` section on the partitioned executor, with
+    /// checkpoints in `--data`; a second start resumes from the last checkpoint. Returns
+    /// when every input ended and all output is committed.
+    Start(PipelineStartArgs),
+}
+
+/// `capstan pipeline start`.
+#[derive(Debug, Clone, Args)]
+pub struct PipelineStartArgs {
+    /// The pipeline spec (YAML) with a `run:` section.
+    pub spec: PathBuf,
+    /// Checkpoints, and a relative file sink's output, go here.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Delete the checkpoint and output in `--data` and start from the beginning.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Print the pipeline's status every this many seconds (0: never).
+    #[arg(long, default_value_t = 5)]
+    pub status_every: u64,
 }
 
 /// `capstan pipeline run`.

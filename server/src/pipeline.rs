@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::Context;
+use capstan_stream::exec::{Pipeline, StartMode, State};
 use capstan_stream::{PipelineSpec, run_lines};
 
 use crate::config::PipelineCommand;
@@ -37,6 +38,7 @@ pub fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             println!("{}: pipeline {:?} is valid", path.display(), s.name);
             Ok(())
         }
+        PipelineCommand::Start(args) => start(&args),
         PipelineCommand::Run(args) => {
             let s = spec(&args.spec)?;
             let input = read(&args.input)?;
@@ -64,6 +66,51 @@ pub fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
                 s.name, metrics.records_in, metrics.records_out, metrics.late_records_dropped
             );
             Ok(())
+        }
+    }
+}
+
+fn start(args: &crate::config::PipelineStartArgs) -> anyhow::Result<()> {
+    let text = read(&args.spec)?;
+    let mode = if args.fresh {
+        StartMode::Fresh
+    } else {
+        StartMode::Resume
+    };
+    let p = Pipeline::start(&text, &args.data, mode)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.spec.display()))?;
+    let every = std::time::Duration::from_secs(args.status_every.max(1));
+    loop {
+        let state = p.wait(every);
+        let s = p.status();
+        let line = |s: &capstan_stream::exec::PipelineStatus| {
+            let read = s.vertices.first().map_or(0, |v| v.records_in);
+            let written = s.vertices.last().map_or(0, |v| v.records_out);
+            format!(
+                "pipeline {:?}: {:?}, {read} records read, {written} written, {} checkpoints, {} bad records",
+                s.name,
+                s.state,
+                s.checkpoints.last().map_or(0, |c| c.id),
+                s.bad_records
+            )
+        };
+        match state {
+            State::Finished => {
+                eprintln!("{}", line(&s));
+                if let Some(dir) = p.output_dir() {
+                    eprintln!("output committed in {}", dir.display());
+                }
+                return Ok(());
+            }
+            State::Failed | State::Stopped => {
+                anyhow::bail!(
+                    "pipeline {:?} failed: {}",
+                    s.name,
+                    s.error.unwrap_or_else(|| "stopped".into())
+                );
+            }
+            _ if args.status_every > 0 => eprintln!("{}", line(&s)),
+            _ => {}
         }
     }
 }
