@@ -20,7 +20,7 @@ export default defineConfig({
   outputDir: './test-results',
   use: { launchOptions: chromium, actionTimeout: 15_000, navigationTimeout: 30_000 },
   projects: [
-    { name: 'hydrated', testMatch: /(console|jobs)\.spec\.js/, use: { javaScriptEnabled: true } },
+    { name: 'hydrated', testMatch: /(console|jobs|pipelines)\.spec\.js/, use: { javaScriptEnabled: true } },
     { name: 'no-js', testMatch: /nojs\.spec\.js/, use: { javaScriptEnabled: false } },
   ],
 });

@@ -32,6 +32,8 @@ use crate::pages::login_page::LoginPage;
 use crate::pages::not_found_page::NotFoundPage;
 use crate::pages::rc::centre_page::CentrePage;
 use crate::pages::rc::history_page::HistoryPage;
+use crate::pages::rc::pipeline_page::PipelinePage;
+use crate::pages::rc::pipelines_page::PipelinesPage;
 use crate::pages::rc::job_page::JobPage;
 use crate::pages::rc::jobs_page::JobsPage;
 use crate::pages::rc::new_job_page::NewJobPage;
@@ -75,6 +77,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/rc/:rc/jobs/:job") view=JobPage ssr=SsrMode::Async />
                     <Route path=path!("/rc/:rc/servers") view=ServersPage ssr=SsrMode::Async />
                     <Route path=path!("/rc/:rc/history") view=HistoryPage ssr=SsrMode::Async />
+                    <Route path=path!("/rc/:rc/pipelines") view=PipelinesPage ssr=SsrMode::Async />
+                    <Route path=path!("/rc/:rc/pipelines/:name") view=PipelinePage ssr=SsrMode::Async />
                     <Route path=path!("/centres") view=CentresPage ssr=SsrMode::Async />
                     <Route path=path!("/centres/new") view=CentreFormPage ssr=SsrMode::Async />
                     <Route path=path!("/centres/:rc/edit") view=CentreFormPage ssr=SsrMode::Async />

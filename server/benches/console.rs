@@ -176,6 +176,7 @@ async fn main() {
         log: "warn".into(),
         no_demo: true,
         run_jobs_on: Vec::new(),
+        pipelines: Vec::new(),
     };
     let state = build_state(&args).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -116,7 +116,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CAPSTAN_LOG", default_value = "info")]
     pub log: String,
 
-    /// Do not register the demo jobs on `local`.
+    /// Do not register the demo jobs on `local`, nor run the demo pipeline.
     #[arg(long, env = "CAPSTAN_NO_DEMO", default_value_t = false)]
     pub no_demo: bool,
 
@@ -124,6 +124,11 @@ pub struct ServeArgs {
     /// besides `local`.
     #[arg(long, env = "CAPSTAN_RUN_JOBS_ON", value_delimiter = ',')]
     pub run_jobs_on: Vec<String>,
+
+    /// Stream pipeline specs (with a `run:` section) to run on `local`, comma-separated;
+    /// each resumes from its checkpoint in `DATA_DIR/pipelines/NAME`.
+    #[arg(long, env = "CAPSTAN_PIPELINES", value_delimiter = ',')]
+    pub pipelines: Vec<PathBuf>,
 }
 
 /// `capstan reset-password`.

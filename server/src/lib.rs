@@ -7,6 +7,7 @@ mod guard;
 mod metrics;
 pub mod pipeline;
 pub mod rest;
+pub mod pipelines;
 pub mod runtimes;
 mod sse;
 
@@ -69,6 +70,7 @@ pub async fn build_state(args: &ServeArgs) -> anyhow::Result<AppState> {
             Duration::from_millis(args.probe_timeout_ms.max(100)),
         )),
         runtimes: Arc::default(),
+        pipelines: Arc::default(),
         embedded,
     };
     let outcome = ensure_admin(&state.db, args.admin_password.as_deref())
@@ -163,6 +165,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.bind,
     )
     .await?;
+    pipelines::start(&state, &args.data_dir, !args.no_demo, &args.pipelines).await?;
     let app = router(state.clone());
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -182,6 +185,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for scheduler in state.runtimes.all() {
         scheduler.shutdown().await;
     }
+    pipelines::stop_all(&state);
     served
 }
 

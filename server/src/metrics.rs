@@ -52,8 +52,11 @@ fn rss_bytes() -> Option<u64> {
 }
 
 /// `GET /metrics`.
-pub async fn render() -> impl IntoResponse {
+pub async fn render(
+    axum::extract::State(state): axum::extract::State<capstan_app::ssr::AppState>,
+) -> impl IntoResponse {
     let handle = install();
+    crate::pipelines::export_metrics(&state);
     if let Some(rss) = rss_bytes() {
         metrics::gauge!("capstan_process_resident_memory_bytes").set(rss as f64);
     }

@@ -34,6 +34,7 @@ async fn console_with(admin_password: Option<&str>) -> Console {
         log: "warn".into(),
         no_demo: true,
         run_jobs_on: Vec::new(),
+        pipelines: Vec::new(),
     };
     let state = build_state(&args).await.expect("state");
     Console {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod centres;
 pub mod jobs;
+pub mod pipelines;
 pub mod users;
 
 /// The URL prefix of every server function (`#[server(prefix = "/fn")]`).

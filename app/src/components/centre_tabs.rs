@@ -1,4 +1,4 @@
-//! The tabs of a registry centre: dashboard, jobs, servers, history.
+//! The tabs of a registry centre: dashboard, jobs, servers, history, pipelines.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -17,6 +17,7 @@ pub fn CentreTabs(#[prop(into)] rc: Signal<String>, tick: RwSignal<u64>) -> impl
             <A href=move || href("/jobs")>{t(lang, "rc.jobs")}</A>
             <A href=move || href("/servers")>{t(lang, "rc.servers")}</A>
             <A href=move || href("/history")>{t(lang, "rc.history")}</A>
+            <A href=move || href("/pipelines")>{t(lang, "rc.pipelines")}</A>
             <Live rc tick />
         </nav>
     }

@@ -5,5 +5,6 @@ pub mod errors;
 pub mod frame;
 pub mod job_actions;
 pub mod live;
+pub mod poll;
 pub mod shell;
 pub mod url;

@@ -3,6 +3,7 @@
 mod audit;
 pub mod centre;
 mod jobs;
+mod pipelines;
 mod prefs;
 mod time;
 mod user;
@@ -17,6 +18,7 @@ pub use jobs::{
     InstanceRow, ItemRow, JOB_STATUSES, JobDetail, JobFilter, JobPage, JobRow, JobServerRow,
     NewJob, RunFilter, RunPage, RunRow, ServerRow, TraceRow, tags_of,
 };
+pub use pipelines::{CheckpointView, PipelineDetail, PipelineRow, SampleView, VertexView};
 pub use prefs::{Lang, Theme};
-pub use time::{format_ms, parse_date_ms};
+pub use time::{format_ms, format_ms_precise, parse_date_ms};
 pub use user::{Me, Role, UserSummary, validate_new_password, validate_username};

@@ -23,9 +23,20 @@ pub fn format_ms(ms: i64) -> String {
     )
 }
 
+/// [`format_ms`] with milliseconds: `YYYY-MM-DD HH:MM:SS.mmm` (window bounds).
+pub fn format_ms_precise(ms: i64) -> String {
+    format!("{}.{:03}", format_ms(ms), ms.rem_euclid(1000))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::format_ms;
+    use super::{format_ms, format_ms_precise};
+
+    #[test]
+    fn precise_times_keep_the_milliseconds() {
+        assert_eq!(format_ms_precise(1_500), "1970-01-01 00:00:01.500");
+        assert_eq!(format_ms_precise(-1), "1969-12-31 23:59:59.999");
+    }
 
     #[test]
     fn formats_known_instants() {

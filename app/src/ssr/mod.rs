@@ -8,6 +8,7 @@ pub mod centres;
 pub mod db;
 pub mod jobs;
 pub mod limiter;
+pub mod pipelines;
 pub mod registries;
 pub mod runtimes;
 mod state;

@@ -9,6 +9,7 @@ use sqlx::SqlitePool;
 use super::allow_list::AllowList;
 use super::limiter::LoginLimiter;
 use super::registries::Registries;
+use super::pipelines::Pipelines;
 use super::runtimes::Runtimes;
 
 /// Console settings that come from the command line.
@@ -42,4 +43,6 @@ pub struct AppState {
     pub registries: Arc<Registries>,
     /// The scheduler runtimes this console runs jobs with.
     pub runtimes: Arc<Runtimes>,
+    /// The stream pipelines this console runs, by centre.
+    pub pipelines: Arc<Pipelines>,
 }

@@ -5,6 +5,7 @@
 
 mod audit;
 mod jobs;
+mod pipelines;
 mod registries;
 mod session;
 
@@ -72,6 +73,15 @@ pub fn router() -> Router<AppState> {
         .route(
             "/registries/{name}/servers/{ip}/{action}",
             post(jobs::server_action),
+        )
+        .route("/registries/{name}/pipelines", get(pipelines::list))
+        .route(
+            "/registries/{name}/pipelines/{pipeline}",
+            get(pipelines::get_one),
+        )
+        .route(
+            "/registries/{name}/pipelines/{pipeline}/{action}",
+            post(pipelines::action),
         )
         .route("/runs", get(jobs::runs))
         .route("/audit", get(audit::list))
@@ -211,6 +221,9 @@ impl Modify for BearerAuth {
         jobs::delete_server,
         jobs::delete_stale,
         jobs::runs,
+        pipelines::list,
+        pipelines::get_one,
+        pipelines::action,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),

@@ -4,4 +4,6 @@ pub mod history_page;
 pub mod job_page;
 pub mod jobs_page;
 pub mod new_job_page;
+pub mod pipeline_page;
+pub mod pipelines_page;
 pub mod servers_page;

@@ -159,7 +159,7 @@ pub(crate) struct Coordinator {
 
 impl Coordinator {
     pub(crate) fn run(mut self) {
-        let mut sampler = Sampler::new(self.counters.len());
+        let mut sampler = Sampler::new(&self.counters);
         let mut last_sample = Instant::now();
         let mut last_done = Instant::now();
         let mut flight: Option<InFlight> = None;

@@ -161,9 +161,10 @@ pub(crate) struct Sampler {
 }
 
 impl Sampler {
-    pub(crate) fn new(vertices: usize) -> Sampler {
+    /// Rates are counted from the counters' values now (they outlive restarts).
+    pub(crate) fn new(counters: &[std::sync::Arc<Counters>]) -> Sampler {
         Sampler {
-            last: vec![Totals::default(); vertices],
+            last: counters.iter().map(|c| c.totals()).collect(),
             at: std::time::Instant::now(),
         }
     }

@@ -169,6 +169,8 @@ pub(crate) struct Shared {
     bad_records: AtomicU64,
     last_bad_record: Mutex<Option<String>>,
     table: Arc<MemoryTable>,
+    /// The vertices' counters, kept over restarts so totals do not fall back to zero.
+    counters: Mutex<Vec<Arc<Counters>>>,
 }
 
 /// Samples kept: five minutes at one a second.
@@ -438,29 +440,7 @@ impl Pipeline {
         }
         let split = exchange_point(&spec);
         let stateless = split.is_none();
-        let names = ["source", "stage", "sink"];
-        let mut counters: Vec<Arc<Counters>> = vec![Arc::new(Counters::new(
-            &spec
-                .sources
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" + "),
-            names[0],
-            p,
-        ))];
-        if !stateless {
-            counters.push(Arc::new(Counters::new(
-                if spec.join.is_some() {
-                    "join"
-                } else {
-                    "aggregate"
-                },
-                names[1],
-                p,
-            )));
-        }
-        counters.push(Arc::new(Counters::new("sink", names[2], p)));
+        let counters = self.counters(stateless);
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         let cap = self.cfg.queue_capacity;
         let mut tasks: Vec<Box<dyn Tasklet>> = Vec::new();
@@ -623,6 +603,23 @@ impl Pipeline {
         );
         *lock(&self.run) = Some(Running { control, threads });
         Ok(())
+    }
+
+    /// The vertices' counters: the previous run's, or new ones.
+    fn counters(&self, stateless: bool) -> Vec<Arc<Counters>> {
+        let mut kept = lock(&self.shared.counters);
+        if kept.is_empty() {
+            let p = self.cfg.partitions;
+            let spec = &self.spec;
+            let sources: Vec<&str> = spec.sources.iter().map(|s| s.name.as_str()).collect();
+            kept.push(Arc::new(Counters::new(&sources.join(" + "), "source", p)));
+            if !stateless {
+                let name = if spec.join.is_some() { "join" } else { "aggregate" };
+                kept.push(Arc::new(Counters::new(name, "stage", p)));
+            }
+            kept.push(Arc::new(Counters::new("sink", "sink", p)));
+        }
+        kept.clone()
     }
 
     fn stop_tasks(&self) {

@@ -1,0 +1,257 @@
+//! The stream pipelines this console runs, by the registry centre they are registered on,
+//! and what operators read and do with them (role-checked and audited like job
+//! operations).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use capstan_stream::exec::{Pipeline, PipelineStatus, State};
+
+use super::db::centres;
+use super::db::centres::CentreRow;
+use super::runtimes::identity;
+use crate::error::AppError;
+use crate::model::{
+    CheckpointView, PipelineDetail, PipelineRow, Role, SampleView, VertexView,
+};
+use crate::ssr::AppState;
+use crate::ssr::audit::Audit;
+use crate::ssr::auth::Actor;
+
+/// Pipelines by registry identity, then name.
+#[derive(Default)]
+pub struct Pipelines {
+    by_registry: RwLock<BTreeMap<String, BTreeMap<String, Arc<Pipeline>>>>,
+}
+
+impl Pipelines {
+    /// Registers a running pipeline on the registry named by `identity`.
+    pub fn insert(&self, identity: String, pipeline: Arc<Pipeline>) {
+        self.by_registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(identity)
+            .or_default()
+            .insert(pipeline.name().to_owned(), pipeline);
+    }
+
+    /// The pipelines of a centre.
+    pub fn of(&self, row: &CentreRow) -> Vec<Arc<Pipeline>> {
+        self.by_registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&identity(row.kind(), &row.connect, &row.namespace))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every pipeline, with its registry identity (for `/metrics`).
+    pub fn all(&self) -> Vec<(String, Arc<Pipeline>)> {
+        self.by_registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flat_map(|(id, m)| m.values().map(|p| (id.clone(), p.clone())))
+            .collect()
+    }
+}
+
+fn state_name(s: State) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn row_of(s: &PipelineStatus) -> PipelineRow {
+    let last = s.samples.last();
+    PipelineRow {
+        name: s.name.clone(),
+        state: state_name(s.state),
+        partitions: s.partitions,
+        in_rate: last.map_or(0.0, |x| x.in_rate),
+        out_rate: last.map_or(0.0, |x| x.out_rate),
+        watermark_lag_ms: s.watermark_lag_ms,
+        p99_ms: last.and_then(|x| x.p99_ms),
+        last_checkpoint_ms: s.checkpoints.last().map(|c| c.at_ms),
+        error: s.error.clone(),
+    }
+}
+
+async fn centre(state: &AppState, actor: &Actor, rc: &str, role: Role) -> Result<CentreRow, AppError> {
+    actor.require(role)?;
+    centres::by_name(&state.db, rc)
+        .await
+        .map_err(crate::ssr::internal)?
+        .ok_or_else(|| AppError::NotFound(format!("there is no registry centre named {rc:?}")))
+}
+
+fn find(state: &AppState, row: &CentreRow, name: &str) -> Result<Arc<Pipeline>, AppError> {
+    state
+        .pipelines
+        .of(row)
+        .into_iter()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "this console runs no pipeline named {name:?} on {}",
+                row.name
+            ))
+        })
+}
+
+/// The Pipelines page.
+///
+/// # Errors
+/// No such centre; not signed in.
+pub async fn list(state: &AppState, actor: &Actor, rc: &str) -> Result<Vec<PipelineRow>, AppError> {
+    let row = centre(state, actor, rc, Role::Viewer).await?;
+    Ok(state
+        .pipelines
+        .of(&row)
+        .iter()
+        .map(|p| row_of(&p.status()))
+        .collect())
+}
+
+/// One pipeline.
+///
+/// # Errors
+/// No such centre or pipeline.
+pub async fn detail(
+    state: &AppState,
+    actor: &Actor,
+    rc: &str,
+    name: &str,
+) -> Result<PipelineDetail, AppError> {
+    let row = centre(state, actor, rc, Role::Viewer).await?;
+    let p = find(state, &row, name)?;
+    let s = p.status();
+    let (table_columns, table_rows) = table(&p.table().rows(20));
+    Ok(PipelineDetail {
+        row: row_of(&s),
+        workers: s.workers,
+        vertices: s
+            .vertices
+            .iter()
+            .map(|v| VertexView {
+                name: v.name.clone(),
+                kind: v.kind.clone(),
+                detail: v.detail.clone(),
+                parallelism: v.parallelism,
+                records_in: v.records_in,
+                records_out: v.records_out,
+                in_rate: v.in_rate,
+                out_rate: v.out_rate,
+                backpressure: v.backpressure,
+                queue_depth: v.queue_depth,
+                watermark: v.watermark.filter(|w| *w < i64::MAX),
+                late_records_dropped: v.late_records_dropped,
+                p50_ms: v.latency_p50_ms,
+                p99_ms: v.latency_p99_ms,
+            })
+            .collect(),
+        edges: s.edges.clone(),
+        watermark: s.watermark.filter(|w| *w < i64::MAX),
+        bad_records: s.bad_records,
+        last_bad_record: s.last_bad_record.clone(),
+        checkpoints: s
+            .checkpoints
+            .iter()
+            .rev()
+            .map(|c| CheckpointView {
+                id: c.id,
+                at_ms: c.at_ms,
+                duration_ms: c.duration_ms,
+                bytes: c.bytes,
+            })
+            .collect(),
+        samples: s
+            .samples
+            .iter()
+            .map(|x| SampleView {
+                at_ms: x.at_ms,
+                in_rate: x.in_rate,
+                out_rate: x.out_rate,
+                p99_ms: x.p99_ms,
+                lag_ms: x.watermark_lag_ms,
+            })
+            .collect(),
+        table_columns,
+        table_rows,
+        restarts: s.restarts,
+    })
+}
+
+/// Rows of the memory sink as a table: `key`, the window bounds, then the other fields in
+/// the order the first row has them.
+fn table(rows: &[serde_json::Value]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut columns: Vec<String> = ["key", "window_start", "window_end"]
+        .into_iter()
+        .filter(|c| rows.iter().any(|r| r.get(c).is_some()))
+        .map(str::to_owned)
+        .collect();
+    for r in rows {
+        if let Some(m) = r.as_object() {
+            for k in m.keys() {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+    }
+    let cell = |c: &str, v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "–".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) if c.starts_with("window_") => v
+            .as_i64()
+            .map_or_else(|| v.to_string(), crate::model::format_ms_precise),
+        Some(v) => match v.as_f64() {
+            Some(f) if !v.is_i64() && !v.is_u64() => format!("{f:.3}"),
+            _ => v.to_string(),
+        },
+    };
+    let body = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell(c, r.get(c))).collect())
+        .collect();
+    (columns, body)
+}
+
+/// `pause | resume | restart` (restart: from the last complete checkpoint).
+///
+/// # Errors
+/// Not an operator; no such pipeline or action; the checkpoint cannot be restored.
+pub async fn act(
+    state: &AppState,
+    actor: &Actor,
+    rc: &str,
+    name: &str,
+    action: &str,
+) -> Result<(), AppError> {
+    let audit = Audit::new(&format!("pipeline.{action}"), "pipeline", format!("{rc}/{name}")).by(actor);
+    let result = async {
+        let row = centre(state, actor, rc, Role::Operator).await?;
+        let p = find(state, &row, name)?;
+        match action {
+            "pause" => p.pause(),
+            "resume" => p.resume(),
+            "restart" => {
+                // Stopping joins the task threads: off the async runtime.
+                tokio::task::spawn_blocking(move || p.restart())
+                    .await
+                    .map_err(crate::ssr::internal)?
+                    .map_err(|e| AppError::Conflict(format!("cannot restart {name}: {e}")))?;
+            }
+            other => {
+                return Err(AppError::Request(format!(
+                    "no pipeline action {other:?}: use pause, resume or restart"
+                )));
+            }
+        }
+        Ok(())
+    }
+    .await;
+    audit.finish(state, &result).await;
+    result
+}
