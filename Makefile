@@ -82,6 +82,7 @@ bench: deps-test
 	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan-scheduler --bench fire_lag
 	CAPSTAN_ZK_HEAP=$${CAPSTAN_ZK_HEAP:-1g} cargo bench $(CARGO_FLAGS) -p capstan --bench console
 	cargo bench $(CARGO_FLAGS) -p capstan-stream --bench replay
+	cargo bench $(CARGO_FLAGS) -p capstan-stream --bench nexmark
 
 clean:
 	cargo clean

@@ -32,11 +32,11 @@ use crate::pages::login_page::LoginPage;
 use crate::pages::not_found_page::NotFoundPage;
 use crate::pages::rc::centre_page::CentrePage;
 use crate::pages::rc::history_page::HistoryPage;
-use crate::pages::rc::pipeline_page::PipelinePage;
-use crate::pages::rc::pipelines_page::PipelinesPage;
 use crate::pages::rc::job_page::JobPage;
 use crate::pages::rc::jobs_page::JobsPage;
 use crate::pages::rc::new_job_page::NewJobPage;
+use crate::pages::rc::pipeline_page::PipelinePage;
+use crate::pages::rc::pipelines_page::PipelinesPage;
 use crate::pages::rc::servers_page::ServersPage;
 
 /// The HTML document around the app; rendered on the server only.

@@ -6,8 +6,8 @@ pub mod config;
 mod guard;
 mod metrics;
 pub mod pipeline;
-pub mod rest;
 pub mod pipelines;
+pub mod rest;
 pub mod runtimes;
 mod sse;
 

@@ -55,6 +55,15 @@ pub async fn start(
     };
     let id = identity(local.kind(), &local.connect, &local.namespace);
     let dir = data_dir.join("pipelines");
+    let registry = capstan_registry::Registry::embedded(&state.embedded, &local.namespace)
+        .await
+        .context("opening the local registry for the pipelines")?;
+    // The same server address as the console's scheduler runtime on this centre.
+    let ip = state.runtimes.for_centre(local).map_or_else(
+        || "127.0.0.1".to_owned(),
+        |s| s.instance_id().ip().to_owned(),
+    );
+    let mut started = Vec::new();
     if demo {
         // The demo's generator follows the wall clock, so it starts fresh with each
         // serve (resuming hours later would replay the gap at full speed); within a
@@ -62,7 +71,7 @@ pub async fn start(
         let p = run(DEMO, &dir.join("sensor-averages"), StartMode::Fresh)
             .await
             .context("the demo pipeline")?;
-        state.pipelines.insert(id.clone(), p);
+        started.push(p);
     }
     for path in specs {
         let text = std::fs::read_to_string(path)
@@ -73,6 +82,21 @@ pub async fn start(
         let p = run(&text, &dir.join(&name), StartMode::Resume)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        started.push(p);
+    }
+    for p in started {
+        let instance = format!("{ip}@-@{}-stream-{}", std::process::id(), p.name());
+        if let Err(e) = capstan_stream::registration::register(
+            registry.clone(),
+            p.clone(),
+            ip.clone(),
+            instance,
+        )
+        .await
+        {
+            tracing::error!(pipeline = %p.name(), error = %e,
+                "cannot register the pipeline on local; it runs, but consoles will not list it");
+        }
         state.pipelines.insert(id.clone(), p);
     }
     Ok(())
@@ -106,8 +130,7 @@ pub fn export_metrics(state: &AppState) {
         for v in &s.vertices {
             let labels = [("pipeline", name.clone()), ("vertex", v.name.clone())];
             metrics::counter!("capstan_stream_records_in_total", &labels).absolute(v.records_in);
-            metrics::counter!("capstan_stream_records_out_total", &labels)
-                .absolute(v.records_out);
+            metrics::counter!("capstan_stream_records_out_total", &labels).absolute(v.records_out);
             metrics::gauge!("capstan_stream_records_in_per_second", &labels).set(v.in_rate);
             metrics::gauge!("capstan_stream_records_out_per_second", &labels).set(v.out_rate);
             metrics::gauge!("capstan_stream_backpressure_ratio", &labels).set(v.backpressure);
@@ -140,7 +163,10 @@ pub fn export_metrics(state: &AppState) {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        metrics::gauge!("capstan_stream_running", &labels)
-            .set(if state_name == "RUNNING" { 1.0 } else { 0.0 });
+        metrics::gauge!("capstan_stream_running", &labels).set(if state_name == "RUNNING" {
+            1.0
+        } else {
+            0.0
+        });
     }
 }

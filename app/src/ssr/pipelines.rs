@@ -11,9 +11,7 @@ use super::db::centres;
 use super::db::centres::CentreRow;
 use super::runtimes::identity;
 use crate::error::AppError;
-use crate::model::{
-    CheckpointView, PipelineDetail, PipelineRow, Role, SampleView, VertexView,
-};
+use crate::model::{CheckpointView, PipelineDetail, PipelineRow, Role, SampleView, VertexView};
 use crate::ssr::AppState;
 use crate::ssr::audit::Audit;
 use crate::ssr::auth::Actor;
@@ -78,7 +76,12 @@ fn row_of(s: &PipelineStatus) -> PipelineRow {
     }
 }
 
-async fn centre(state: &AppState, actor: &Actor, rc: &str, role: Role) -> Result<CentreRow, AppError> {
+async fn centre(
+    state: &AppState,
+    actor: &Actor,
+    rc: &str,
+    role: Role,
+) -> Result<CentreRow, AppError> {
     actor.require(role)?;
     centres::by_name(&state.db, rc)
         .await
@@ -229,24 +232,49 @@ pub async fn act(
     name: &str,
     action: &str,
 ) -> Result<(), AppError> {
-    let audit = Audit::new(&format!("pipeline.{action}"), "pipeline", format!("{rc}/{name}")).by(actor);
+    let audit = Audit::new(
+        &format!("pipeline.{action}"),
+        "pipeline",
+        format!("{rc}/{name}"),
+    )
+    .by(actor);
     let result = async {
-        let row = centre(state, actor, rc, Role::Operator).await?;
-        let p = find(state, &row, name)?;
-        match action {
-            "pause" => p.pause(),
-            "resume" => p.resume(),
-            "restart" => {
-                // Stopping joins the task threads: off the async runtime.
-                tokio::task::spawn_blocking(move || p.restart())
+        // Through the registry (the admin API), so whichever process runs the pipeline
+        // reacts; when it is this one, wait until it has, so the next read shows it.
+        let (row, conn) = crate::ssr::jobs::open(state, actor, rc, Role::Operator).await?;
+        let local = find(state, &row, name).ok();
+        let restarts = local.as_ref().map(|p| p.status().restarts);
+        let registry = &conn.registry;
+        let done: Box<dyn Fn(&PipelineStatus) -> bool + Send> = match action {
+            "pause" => {
+                capstan_scheduler::admin::operations::pause(registry, name)
                     .await
-                    .map_err(crate::ssr::internal)?
-                    .map_err(|e| AppError::Conflict(format!("cannot restart {name}: {e}")))?;
+                    .map_err(crate::ssr::jobs::scheduler_error)?;
+                Box::new(|s| s.state != State::Running)
+            }
+            "resume" => {
+                capstan_scheduler::admin::operations::resume(registry, name)
+                    .await
+                    .map_err(crate::ssr::jobs::scheduler_error)?;
+                Box::new(|s| s.state != State::Paused)
+            }
+            "restart" => {
+                capstan_stream::registration::request_restart(registry, name)
+                    .await
+                    .map_err(AppError::Conflict)?;
+                let before = restarts.unwrap_or(0);
+                Box::new(move |s| s.restarts > before)
             }
             other => {
                 return Err(AppError::Request(format!(
                     "no pipeline action {other:?}: use pause, resume or restart"
                 )));
+            }
+        };
+        if let Some(p) = local {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !done(&p.status()) && std::time::Instant::now() < until {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
         Ok(())

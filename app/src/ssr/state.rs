@@ -8,8 +8,8 @@ use sqlx::SqlitePool;
 
 use super::allow_list::AllowList;
 use super::limiter::LoginLimiter;
-use super::registries::Registries;
 use super::pipelines::Pipelines;
+use super::registries::Registries;
 use super::runtimes::Runtimes;
 
 /// Console settings that come from the command line.

@@ -18,6 +18,7 @@
 pub mod engine;
 pub mod exec;
 pub mod expr;
+pub mod registration;
 pub mod spec;
 
 pub use engine::{InputError, Metrics, Runner, run_lines};

@@ -23,7 +23,15 @@ pub fn PipelinePage() -> impl IntoView {
     let action = ServerAction::<RunPipelineAction>::new();
     let error = action_error(action);
     let detail = Resource::new(
-        move || (rc.get(), name.get(), tick.get(), poll.get(), action.version().get()),
+        move || {
+            (
+                rc.get(),
+                name.get(),
+                tick.get(),
+                poll.get(),
+                action.version().get(),
+            )
+        },
         |(rc, name, _, _, _)| get_pipeline(rc, name),
     );
     view! {
@@ -201,7 +209,11 @@ fn Chart(
         .enumerate()
         .filter_map(|(i, v)| {
             v.map(|v| {
-                let y = if max > 0.0 { H - v / max * (H - 4.0) } else { H };
+                let y = if max > 0.0 {
+                    H - v / max * (H - 4.0)
+                } else {
+                    H
+                };
                 format!("{:.1},{:.1} ", i as f64 / n * W, y)
             })
         })

@@ -12,7 +12,7 @@
 //!   inputs:
 //!     readings: {generator: {kind: sensors, keys: 100, rate: 2000}}   # kind: sensors | bids
 //!     clicks: {file: {paths: [a.jsonl, b.csv], partition_by: file}}  # or {key: FIELD}
-//!   sink: {file: out}             # or log, memory, {memory: {rate: 1000}}
+//!   sink: {file: out}             # or log, memory, {memory: {rate: 1000}}, discard
 //! ```
 
 use std::path::PathBuf;
@@ -88,6 +88,8 @@ pub enum SinkConfig {
     File(PathBuf),
     /// The log (tracing, target `capstan_stream::sink`).
     Log,
+    /// Counted and dropped (benchmarks, dry runs).
+    Discard,
     /// The latest row per key, in memory, for the console; `rate` caps rows per second.
     Memory {
         /// Rows per second the sink takes at most (a slow consumer).
@@ -332,6 +334,7 @@ fn sink(v: &Yaml) -> Result<SinkConfig, SpecError> {
     match v {
         Yaml::String(s) if s == "log" => Ok(SinkConfig::Log),
         Yaml::String(s) if s == "memory" => Ok(SinkConfig::Memory { rate: None }),
+        Yaml::String(s) if s == "discard" => Ok(SinkConfig::Discard),
         Yaml::Mapping(m) => {
             known(m, "run.sink", &["file", "memory", "log"])?;
             if let Some(dir) = m.get("file") {
@@ -352,7 +355,7 @@ fn sink(v: &Yaml) -> Result<SinkConfig, SpecError> {
             }
             Ok(SinkConfig::Log)
         }
-        _ => Err(err("run.sink", "use {file: DIR}, log or memory")),
+        _ => Err(err("run.sink", "use {file: DIR}, log, memory or discard")),
     }
 }
 

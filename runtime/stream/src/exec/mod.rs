@@ -377,6 +377,7 @@ impl Pipeline {
             SinkConfig::File(_) => "file (transactional)".into(),
             SinkConfig::Log => "log".into(),
             SinkConfig::Memory { .. } => "memory table".into(),
+            SinkConfig::Discard => "discard".into(),
         });
         let pipeline = Arc::new(Pipeline {
             spec: Arc::new(spec),
@@ -545,6 +546,7 @@ impl Pipeline {
                     pipeline: spec.name.clone(),
                 },
                 SinkConfig::Memory { .. } => SinkKind::Memory(self.shared.table.clone()),
+                SinkConfig::Discard => SinkKind::Discard,
             };
             let rate = match &self.cfg.sink {
                 SinkConfig::Memory { rate } => rate.map(|r| (r / p as u64).max(1)),
@@ -614,7 +616,11 @@ impl Pipeline {
             let sources: Vec<&str> = spec.sources.iter().map(|s| s.name.as_str()).collect();
             kept.push(Arc::new(Counters::new(&sources.join(" + "), "source", p)));
             if !stateless {
-                let name = if spec.join.is_some() { "join" } else { "aggregate" };
+                let name = if spec.join.is_some() {
+                    "join"
+                } else {
+                    "aggregate"
+                };
                 kept.push(Arc::new(Counters::new(name, "stage", p)));
             }
             kept.push(Arc::new(Counters::new("sink", "sink", p)));
@@ -702,6 +708,16 @@ impl Pipeline {
         } else {
             State::Running
         }
+    }
+
+    /// The DAG's vertices: `readings → aggregate → sink`.
+    pub fn dag(&self) -> String {
+        let stateless = exchange_point(&self.spec).is_none();
+        self.counters(stateless)
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(" → ")
     }
 
     /// The spec's name.

@@ -535,6 +535,7 @@ pub(crate) enum SinkKind {
         pipeline: String,
     },
     Memory(Arc<MemoryTable>),
+    Discard,
 }
 
 /// The staged and committed names of partition `p`'s output for checkpoint epoch `e`.
@@ -611,6 +612,7 @@ impl SinkTask {
                 table.upsert(row);
                 Ok(())
             }
+            SinkKind::Discard => Ok(()),
         }
     }
 

@@ -1,0 +1,139 @@
+//! `make bench`: Nexmark-shaped queries on the partitioned executor, with the built-in bid
+//! generator in the same process at full speed and a discarding sink.
+//!
+//! Reports, per query: events/s, events per CPU-second of the whole process (every
+//! worker, the coordinator), then sink p99 latency at 50 % of the measured maximum rate,
+//! and memory per million keys of aggregation state. Q3 and Q8 join person and auction
+//! streams, which the generator does not make yet (and Q8 is a windowed stream-stream
+//! join, not built): they are not run.
+//!
+//! `CAPSTAN_BENCH_EVENTS` (default 2,000,000), `CAPSTAN_BENCH_PARTITIONS` (default: cores),
+//! `CAPSTAN_BENCH_KEYS` (state test, default 500,000).
+
+use std::time::{Duration, Instant};
+
+use capstan_stream::exec::{Pipeline, StartMode, State};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0.0, |pages| (pages * 4096) as f64 / 1048576.0)
+}
+
+const QUERIES: [(&str, &str); 5] = [
+    ("Q0 pass-through", ""),
+    ("Q1 price x 0.908", "  - map: {auction: auction, bidder: bidder, price: 'price * 0.908'}\n"),
+    ("Q2 auction % 123 == 0", "  - filter: 'auction % 123 == 0'\n"),
+    (
+        "Q5-like hopping 10s/2s bids per auction",
+        "  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}}\n",
+    ),
+    (
+        "Q7-like tumbling 10s max price per auction",
+        "  - key_by: auction\n  - aggregate: {window: {tumbling: 10000}, ops: {max: {max: price}}}\n",
+    ),
+];
+
+fn spec(steps: &str, partitions: u64, generator: &str) -> String {
+    let steps = if steps.is_empty() { "steps: []\n".to_owned() } else { format!("steps:\n{steps}") };
+    format!(
+        "name: bench\nsources: [{{name: bids}}]\n{steps}run:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: 1000\n  inputs:\n    bids: {{generator: {{{generator}}}}}\n  sink: discard\n"
+    )
+}
+
+/// Runs to the end; (events/s, events per CPU-second).
+fn throughput(label: &str, steps: &str, events: u64, partitions: u64) -> f64 {
+    let dir = tempfile::tempdir().expect("dir");
+    let text = spec(steps, partitions, &format!("kind: bids, limit: {events}"));
+    let cpu = cpu_seconds();
+    let t = Instant::now();
+    let p = Pipeline::start(&text, dir.path(), StartMode::Fresh).expect("start");
+    let state = p.wait(Duration::from_secs(600));
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu;
+    assert_eq!(state, State::Finished, "{label}: {:?}", p.status().error);
+    let rate = events as f64 / wall;
+    println!(
+        "{label:<44} {:>7.3} M events/s   {:>7.3} M events/CPU-s   ({events} events, {wall:.2} s, {} checkpoints)",
+        rate / 1e6,
+        events as f64 / cpu.max(1e-3) / 1e6,
+        p.status().checkpoints.last().map_or(0, |c| c.id),
+    );
+    rate
+}
+
+/// Runs at `rate` events/s for a few seconds; the median of the per-second sink p99s.
+fn latency(label: &str, steps: &str, rate: u64, partitions: u64) {
+    let dir = tempfile::tempdir().expect("dir");
+    let text = spec(steps, partitions, &format!("kind: bids, rate: {rate}"));
+    let p = Pipeline::start(&text, dir.path(), StartMode::Fresh).expect("start");
+    std::thread::sleep(Duration::from_secs(7));
+    let s = p.status();
+    p.stop();
+    let mut p99: Vec<f64> = s.samples.iter().skip(2).filter_map(|x| x.p99_ms).collect();
+    p99.sort_by(f64::total_cmp);
+    let median = p99.get(p99.len() / 2).copied();
+    let worst = p99.last().copied();
+    let read: u64 = s.vertices.first().map_or(0, |v| v.records_in);
+    println!(
+        "{label:<44} at {rate} events/s: sink p99 median {} ms, worst second {} ms ({read} events read)",
+        median.map_or("–".into(), |v| format!("{v:.2}")),
+        worst.map_or("–".into(), |v| format!("{v:.2}")),
+    );
+}
+
+fn state_memory(keys: u64, partitions: u64) {
+    let dir = tempfile::tempdir().expect("dir");
+    let events = keys * 5;
+    let text = format!(
+        "name: state\nsources: [{{name: r}}]\nsteps:\n  - key_by: sensor\n  - aggregate: {{ops: {{n: count}}}}\nrun:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: 0\n  inputs:\n    r: {{generator: {{kind: sensors, keys: {keys}, limit: {events}}}}}\n  sink: discard\n"
+    );
+    let before = rss_mib();
+    let p = Pipeline::start(&text, dir.path(), StartMode::Fresh).expect("start");
+    assert_eq!(p.wait(Duration::from_secs(600)), State::Finished);
+    let after = rss_mib();
+    // Five draws per key: all but e^-5 (0.7 %) of the keys are hit.
+    let distinct = keys as f64 * (1.0 - (-5.0f64).exp());
+    println!(
+        "state: {keys} keys ({events} events): RSS {before:.0} → {after:.0} MiB, {:.0} MiB per million keys",
+        (after - before) / distinct * 1e6
+    );
+    drop(p);
+}
+
+fn main() {
+    let events = env_or("CAPSTAN_BENCH_EVENTS", 2_000_000);
+    let cores = std::thread::available_parallelism().map_or(2, |c| c.get() as u64);
+    let partitions = env_or("CAPSTAN_BENCH_PARTITIONS", cores);
+    println!(
+        "executor: {partitions} partitions on {partitions} worker threads, {cores} cores, bid generator in process, discard sink"
+    );
+    let mut rates = Vec::new();
+    for (label, steps) in QUERIES {
+        rates.push(throughput(label, steps, events, partitions));
+    }
+    for (i, (label, steps)) in QUERIES.iter().enumerate() {
+        if [1, 3].contains(&i) {
+            latency(label, steps, (rates[i] * 0.5) as u64, partitions);
+        }
+    }
+    state_memory(env_or("CAPSTAN_BENCH_KEYS", 500_000), partitions);
+}
