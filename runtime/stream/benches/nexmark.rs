@@ -27,7 +27,12 @@ fn cpu_seconds() -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -40,8 +45,14 @@ fn rss_mib() -> f64 {
 
 const QUERIES: [(&str, &str); 5] = [
     ("Q0 pass-through", ""),
-    ("Q1 price x 0.908", "  - map: {auction: auction, bidder: bidder, price: 'price * 0.908'}\n"),
-    ("Q2 auction % 123 == 0", "  - filter: 'auction % 123 == 0'\n"),
+    (
+        "Q1 price x 0.908",
+        "  - map: {auction: auction, bidder: bidder, price: 'price * 0.908'}\n",
+    ),
+    (
+        "Q2 auction % 123 == 0",
+        "  - filter: 'auction % 123 == 0'\n",
+    ),
     (
         "Q5-like hopping 10s/2s bids per auction",
         "  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}}\n",
@@ -53,7 +64,11 @@ const QUERIES: [(&str, &str); 5] = [
 ];
 
 fn spec(steps: &str, partitions: u64, generator: &str) -> String {
-    let steps = if steps.is_empty() { "steps: []\n".to_owned() } else { format!("steps:\n{steps}") };
+    let steps = if steps.is_empty() {
+        "steps: []\n".to_owned()
+    } else {
+        format!("steps:\n{steps}")
+    };
     format!(
         "name: bench\nsources: [{{name: bids}}]\n{steps}run:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: 1000\n  inputs:\n    bids: {{generator: {{{generator}}}}}\n  sink: discard\n"
     )

@@ -72,6 +72,8 @@ enum Acc {
     Min(Option<f64>),
     Max(Option<f64>),
     Avg(f64, i64),
+    /// Highest score first, at most `n`.
+    Top(Vec<(f64, Value)>),
 }
 
 impl Acc {
@@ -82,6 +84,7 @@ impl Acc {
             AggOp::Min(_) => Acc::Min(None),
             AggOp::Max(_) => Acc::Max(None),
             AggOp::Avg(_) => Acc::Avg(0.0, 0),
+            AggOp::Top { .. } => Acc::Top(Vec::new()),
         }
     }
 
@@ -91,6 +94,17 @@ impl Acc {
             AggOp::Sum(e) | AggOp::Min(e) | AggOp::Max(e) | AggOp::Avg(e) => {
                 e.eval(&scope(r)).as_f64()
             }
+            AggOp::Top { by, .. } => by.eval(&scope(r)).as_f64(),
+        }
+    }
+
+    /// Adds a record to a top-N (a record without a numeric score is skipped).
+    fn offer(top: &mut Vec<(f64, Value)>, n: usize, score: f64, value: &Value) {
+        // After every equal score: the earlier record ranks first.
+        let at = top.partition_point(|(s, _)| *s >= score);
+        if at < n {
+            top.insert(at, (score, value.clone()));
+            top.truncate(n);
         }
     }
 
@@ -143,6 +157,7 @@ impl Acc {
             Acc::Min(m) | Acc::Max(m) => m.map_or(Value::Null, |m| num(m, true)),
             Acc::Avg(_, 0) => Value::Null,
             Acc::Avg(s, n) => json!(s / *n as f64),
+            Acc::Top(top) => Value::Array(top.iter().map(|(_, v)| v.clone()).collect()),
         }
     }
 }
@@ -164,13 +179,26 @@ impl Accs {
 
     fn add(&mut self, a: &Aggregate, r: &Rec, sign: f64) {
         for (acc, (_, op)) in self.0.iter_mut().zip(&a.ops) {
+            if let (Acc::Top(top), AggOp::Top { n, .. }) = (&mut *acc, op) {
+                if let Some(score) = Acc::input(op, r) {
+                    Acc::offer(top, *n, score, &r.value);
+                }
+                continue;
+            }
             acc.apply(Acc::input(op, r), sign, integral(op, r));
         }
     }
 
-    fn merge(&mut self, other: &Accs) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            a.merge(b);
+    fn merge(&mut self, a: &Aggregate, other: &Accs) {
+        for ((acc, b), (_, op)) in self.0.iter_mut().zip(&other.0).zip(&a.ops) {
+            if let (Acc::Top(top), Acc::Top(more), AggOp::Top { n, .. }) = (&mut *acc, b, op) {
+                // Sessions merge in start order, so `top` holds the earlier records.
+                for (score, v) in more {
+                    Acc::offer(top, *n, *score, v);
+                }
+                continue;
+            }
+            acc.merge(b);
         }
     }
 
@@ -196,6 +224,44 @@ struct Session {
     /// The window last emitted for this session, if any.
     emitted: Option<(i64, i64)>,
     closed: bool,
+}
+
+/// A stream-stream join's buffered record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Buffered {
+    left: bool,
+    key: Value,
+    ts: i64,
+    value: Value,
+    matched: bool,
+}
+
+/// Stream-stream join state: records by arrival number, looked up by side and key, and
+/// expired in order of the end of their window.
+#[derive(Default)]
+struct StreamJoin {
+    next: u64,
+    entries: BTreeMap<u64, Buffered>,
+    by_key: [HashMap<String, Vec<u64>>; 2],
+    expiry: BTreeMap<(i64, u64), ()>,
+}
+
+impl StreamJoin {
+    /// The last watermark (minus grace) at which the record can still be matched.
+    fn expires(w: &crate::spec::JoinWindow, b: &Buffered) -> i64 {
+        b.ts.saturating_add(if b.left { w.after } else { w.before })
+    }
+
+    fn insert(&mut self, w: &crate::spec::JoinWindow, b: Buffered) {
+        let seq = self.next;
+        self.next += 1;
+        self.by_key[usize::from(!b.left)]
+            .entry(key_text(&b.key))
+            .or_default()
+            .push(seq);
+        self.expiry.insert((Self::expires(w, &b), seq), ());
+        self.entries.insert(seq, b);
+    }
 }
 
 /// State of the one aggregate step.
@@ -226,6 +292,8 @@ pub struct Runner {
     given: Option<Vec<i64>>,
     /// Join state: the tables' rows by key, per side (`left`, `right`).
     tables: [HashMap<String, Value>; 2],
+    /// Stream-stream join state.
+    ss: StreamJoin,
     agg: AggState,
     out: Vec<Value>,
     metrics: Metrics,
@@ -244,6 +312,8 @@ struct Snapshot {
     rows: Vec<(String, Value, Rec)>,
     windows: Vec<((i64, i64, String), Win)>,
     sessions: Vec<(String, Value, Vec<Session>)>,
+    #[serde(default)]
+    buffered: Vec<Buffered>,
     metrics: Metrics,
     advanced_to: Option<i64>,
 }
@@ -269,6 +339,7 @@ impl Runner {
             max_ts: HashMap::new(),
             given: None,
             tables: [HashMap::new(), HashMap::new()],
+            ss: StreamJoin::default(),
             agg: AggState::default(),
             out: Vec::new(),
             metrics: Metrics::default(),
@@ -292,22 +363,32 @@ impl Runner {
         &self.spec
     }
 
-    /// The watermark now: `i64::MIN` until every stream source has a record.
+    /// The watermark now: `i64::MIN` until every stream source has a record; it never
+    /// moves back. Idle sources (replay: `idle_timeout_ms` of event time behind the
+    /// highest timestamp seen) do not hold it back.
     pub fn watermark(&self) -> i64 {
-        self.spec
+        let clock = self.max_ts.values().copied().max().unwrap_or(i64::MIN);
+        let computed = self
+            .spec
             .sources
             .iter()
             .enumerate()
             .filter(|(_, s)| s.kind == SourceKind::Stream)
-            .map(|(i, s)| match &self.given {
-                Some(given) => given[i],
-                None => self
-                    .max_ts
-                    .get(&s.name)
-                    .map_or(i64::MIN, |m| m.saturating_sub(s.max_out_of_orderness_ms)),
+            .filter_map(|(i, s)| match &self.given {
+                Some(given) => Some(given[i]),
+                None => {
+                    let max = self.max_ts.get(&s.name).copied();
+                    let idle = s
+                        .idle_timeout_ms
+                        .is_some_and(|t| max.is_some_and(|m| clock.saturating_sub(m) >= t));
+                    (!idle).then(|| {
+                        max.map_or(i64::MIN, |m| m.saturating_sub(s.max_out_of_orderness_ms))
+                    })
+                }
             })
             .min()
-            .unwrap_or(i64::MIN)
+            .unwrap_or(i64::MIN);
+        computed.max(self.advanced_to.unwrap_or(i64::MIN))
     }
 
     /// Moves source `source`'s watermark (in spec order) to `w` if that is later, and
@@ -373,7 +454,7 @@ impl Runner {
         let recs = match self.spec.join.clone() {
             Some(j) if self.from_step == 0 => {
                 let left = name == j.left;
-                self.join(&j, left, rec)
+                self.join(&j, left, rec, w)
             }
             _ => vec![rec],
         };
@@ -446,6 +527,7 @@ impl Runner {
                 .iter()
                 .map(|(k, (v, s))| (k.clone(), v.clone(), s.clone()))
                 .collect(),
+            buffered: self.ss.entries.values().cloned().collect(),
             metrics: self.metrics.clone(),
             advanced_to: self.advanced_to,
         };
@@ -466,7 +548,14 @@ impl Runner {
         {
             return Err("the snapshot is of a pipeline with other sources or steps".into());
         }
+        let mut ss = StreamJoin::default();
+        if let Some(w) = spec.join.as_ref().and_then(|j| j.window) {
+            for b in s.buffered {
+                ss.insert(&w, b);
+            }
+        }
         Ok(Runner {
+            ss,
             from_step: s.from_step,
             max_ts: s.max_ts.into_iter().collect(),
             given: s.given,
@@ -488,7 +577,7 @@ impl Runner {
         })
     }
 
-    fn join(&mut self, j: &crate::spec::Join, left: bool, r: Rec) -> Vec<Rec> {
+    fn join(&mut self, j: &crate::spec::Join, left: bool, r: Rec, w: i64) -> Vec<Rec> {
         let k = key_text(&r.key);
         if r.key.is_null() {
             return Vec::new();
@@ -502,6 +591,7 @@ impl Runner {
             present.then(|| json!({"left": l.cloned(), "right": rt.cloned()}))
         };
         match j.kind {
+            JoinKind::StreamStream => self.stream_join(j, left, r, w),
             JoinKind::StreamTable if left => {
                 let right = self.tables[1].get(&k);
                 if right.is_none() && j.join_type == JoinType::Inner {
@@ -538,6 +628,115 @@ impl Runner {
                     }],
                     (None, None) => Vec::new(),
                 }
+            }
+        }
+    }
+
+    /// A stream-stream join: `r` matches the other side's buffered records of its key
+    /// within the window; it is buffered itself until the watermark passes its window
+    /// plus grace (then, unmatched, it is emitted alone for left and outer joins).
+    fn stream_join(&mut self, j: &crate::spec::Join, left: bool, r: Rec, w: i64) -> Vec<Rec> {
+        let Some(win) = j.window else {
+            return Vec::new();
+        };
+        if r.ts.saturating_add(win.grace) < w {
+            self.late(&r);
+            return Vec::new();
+        }
+        let (lo, hi) = if left {
+            (
+                r.ts.saturating_sub(win.before),
+                r.ts.saturating_add(win.after),
+            )
+        } else {
+            (
+                r.ts.saturating_sub(win.after),
+                r.ts.saturating_add(win.before),
+            )
+        };
+        let k = key_text(&r.key);
+        let other = usize::from(left);
+        let mut out = Vec::new();
+        let mut matched = false;
+        if let Some(seqs) = self.ss.by_key[other].get(&k) {
+            for seq in seqs {
+                let Some(e) = self.ss.entries.get_mut(seq) else {
+                    continue;
+                };
+                if e.ts < lo || e.ts > hi {
+                    continue;
+                }
+                e.matched = true;
+                matched = true;
+                let (l, rt) = if left {
+                    (&r.value, &e.value)
+                } else {
+                    (&e.value, &r.value)
+                };
+                out.push(Rec {
+                    key: r.key.clone(),
+                    value: json!({"left": l, "right": rt}),
+                    ts: r.ts.max(e.ts),
+                });
+            }
+        }
+        self.ss.insert(
+            &win,
+            Buffered {
+                left,
+                key: r.key,
+                ts: r.ts,
+                value: r.value,
+                matched,
+            },
+        );
+        out
+    }
+
+    /// Frees stream-join records no later record can match (`W − grace` past their
+    /// window), emitting the unmatched ones the join type keeps, in window-end order.
+    fn expire_join(&mut self, w: i64) {
+        let Some(j) = self.spec.join.clone() else {
+            return;
+        };
+        let Some(win) = j.window else {
+            return;
+        };
+        let limit = w.saturating_sub(win.grace);
+        while let Some(entry) = self.ss.expiry.first_entry() {
+            let (end, seq) = *entry.key();
+            if end >= limit {
+                break;
+            }
+            entry.remove();
+            let Some(b) = self.ss.entries.remove(&seq) else {
+                continue;
+            };
+            let side = usize::from(!b.left);
+            let k = key_text(&b.key);
+            if let Some(seqs) = self.ss.by_key[side].get_mut(&k) {
+                seqs.retain(|s| *s != seq);
+                if seqs.is_empty() {
+                    self.ss.by_key[side].remove(&k);
+                }
+            }
+            let keep = match j.join_type {
+                JoinType::Inner => false,
+                JoinType::Left => b.left,
+                JoinType::Outer => true,
+            };
+            if !b.matched && keep {
+                let value = if b.left {
+                    json!({"left": b.value, "right": null})
+                } else {
+                    json!({"left": null, "right": b.value})
+                };
+                let rec = Rec {
+                    key: b.key,
+                    value,
+                    ts: b.ts,
+                };
+                self.steps(rec, w);
             }
         }
     }
@@ -750,7 +949,7 @@ impl Runner {
         for s in &merging {
             merged.start = merged.start.min(s.start);
             merged.last = merged.last.max(s.last);
-            merged.accs.merge(&s.accs);
+            merged.accs.merge(a, &s.accs);
         }
         let end = merged.last + gap;
         if !open(end) {
@@ -798,6 +997,9 @@ impl Runner {
             return;
         }
         self.advanced_to = Some(w);
+        if self.from_step == 0 {
+            self.expire_join(w);
+        }
         let Some(a) = self.spec.steps.iter().find_map(|s| match s {
             Step::Aggregate(a) if a.window.is_some() => Some(a.clone()),
             _ => None,

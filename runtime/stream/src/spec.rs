@@ -64,6 +64,10 @@ pub struct Source {
     pub timestamp: String,
     /// The watermark bound.
     pub max_out_of_orderness_ms: i64,
+    /// A source (partition) without records this long is idle and stops holding the
+    /// watermark back. In a replay the clock is the input's event time (the highest
+    /// timestamp seen over all sources); the executor uses the wall clock.
+    pub idle_timeout_ms: Option<i64>,
 }
 
 /// Window kinds (`stream-semantics.md`).
@@ -110,6 +114,13 @@ pub enum AggOp {
     Max(Expr),
     /// Mean.
     Avg(Expr),
+    /// The `n` records with the highest `by`, highest first (ties: the earlier first).
+    Top {
+        /// How many.
+        n: usize,
+        /// The score.
+        by: Expr,
+    },
 }
 
 /// `aggregate:`.
@@ -149,6 +160,20 @@ pub enum JoinKind {
     StreamTable,
     /// Both sides are tables.
     TableTable,
+    /// Both sides are streams, matched within a time window.
+    StreamStream,
+}
+
+/// The window of a stream-stream join: a left record at `t` matches right records in
+/// `[t − before, t + after]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinWindow {
+    /// How far a matching right record may be earlier, ms.
+    pub before: i64,
+    /// How far it may be later, ms.
+    pub after: i64,
+    /// How long past the window records are still accepted (and unmatched results wait).
+    pub grace: i64,
 }
 
 /// Join types.
@@ -173,6 +198,8 @@ pub struct Join {
     pub kind: JoinKind,
     /// Type.
     pub join_type: JoinType,
+    /// Stream-stream joins: the window.
+    pub window: Option<JoinWindow>,
 }
 
 /// A whole pipeline.
@@ -334,14 +361,13 @@ impl PipelineSpec {
                         ));
                     }
                     if table
-                        && let Some((name, _)) = a
-                            .ops
-                            .iter()
-                            .find(|(_, op)| matches!(op, AggOp::Min(_) | AggOp::Max(_)))
+                        && let Some((name, _)) = a.ops.iter().find(|(_, op)| {
+                            matches!(op, AggOp::Min(_) | AggOp::Max(_) | AggOp::Top { .. })
+                        })
                     {
                         return Err(err(
                             format!("{at}.aggregate.ops.{name}"),
-                            "min and max cannot subtract a changed row; use them on streams",
+                            "min, max and top cannot subtract a changed row; use them on streams",
                         ));
                     }
                     aggregated = true;
@@ -359,7 +385,13 @@ fn source(v: &Yaml, path: &str) -> Result<Source, SpecError> {
     known(
         m,
         path,
-        &["name", "kind", "timestamp", "max_out_of_orderness_ms"],
+        &[
+            "name",
+            "kind",
+            "timestamp",
+            "max_out_of_orderness_ms",
+            "idle_timeout_ms",
+        ],
     )?;
     let name = m
         .get("name")
@@ -399,17 +431,35 @@ fn source(v: &Yaml, path: &str) -> Result<Source, SpecError> {
             n
         }
     };
+    let idle_timeout_ms = m
+        .get("idle_timeout_ms")
+        .map(|v| positive(v, &format!("{path}.idle_timeout_ms")))
+        .transpose()?;
     Ok(Source {
         name,
         kind,
         timestamp,
         max_out_of_orderness_ms,
+        idle_timeout_ms,
     })
 }
 
 fn join(v: &Yaml, sources: &[Source]) -> Result<Join, SpecError> {
     let m = map_of(v, "join")?;
-    known(m, "join", &["left", "right", "kind", "type"])?;
+    known(
+        m,
+        "join",
+        &[
+            "left",
+            "right",
+            "kind",
+            "type",
+            "within_ms",
+            "before_ms",
+            "after_ms",
+            "grace_ms",
+        ],
+    )?;
     let side = |k: &str| -> Result<String, SpecError> {
         let name = m
             .get(k)
@@ -432,18 +482,71 @@ fn join(v: &Yaml, sources: &[Source]) -> Result<Join, SpecError> {
     let kind = match (kind_of(&left), kind_of(&right)) {
         (Some(SourceKind::Stream), Some(SourceKind::Table)) => JoinKind::StreamTable,
         (Some(SourceKind::Table), Some(SourceKind::Table)) => JoinKind::TableTable,
+        (Some(SourceKind::Stream), Some(SourceKind::Stream)) => JoinKind::StreamStream,
         _ => {
             return Err(err(
                 "join",
-                "supported: stream-table (left a stream, right a table) and table-table; windowed stream-stream joins are not built yet",
+                "supported: stream-table (left a stream, right a table), table-table and stream-stream",
             ));
         }
+    };
+    let bound = |k: &str| -> Result<Option<i64>, SpecError> {
+        m.get(k)
+            .map(|v| {
+                let n = int_of(v, &format!("join.{k}"))?;
+                if n < 0 {
+                    return Err(err(format!("join.{k}"), "must be 0 or more"));
+                }
+                Ok(n)
+            })
+            .transpose()
+    };
+    let (within, before, after, grace) = (
+        bound("within_ms")?,
+        bound("before_ms")?,
+        bound("after_ms")?,
+        bound("grace_ms")?,
+    );
+    let window = if kind == JoinKind::StreamStream {
+        let (before, after) = match (within, before, after) {
+            (Some(w), None, None) => (w, w),
+            (None, Some(b), Some(a)) => (b, a),
+            (Some(_), _, _) => {
+                return Err(err(
+                    "join.within_ms",
+                    "give within_ms, or before_ms and after_ms",
+                ));
+            }
+            _ => {
+                return Err(err(
+                    "join.within_ms",
+                    "a stream-stream join needs a window: within_ms, or before_ms and after_ms",
+                ));
+            }
+        };
+        Some(JoinWindow {
+            before,
+            after,
+            grace: grace.unwrap_or(0),
+        })
+    } else {
+        if let Some(k) = ["within_ms", "before_ms", "after_ms", "grace_ms"]
+            .into_iter()
+            .find(|k| m.get(*k).is_some())
+        {
+            return Err(err(
+                format!("join.{k}"),
+                "only stream-stream joins have a window",
+            ));
+        }
+        None
     };
     if let Some(k) = m.get("kind") {
         let want = str_of(k, "join.kind")?;
         let have = match kind {
             JoinKind::StreamTable => "stream_table",
             JoinKind::TableTable => "table_table",
+            JoinKind::StreamStream => "stream_stream",
         };
         if want != have {
             return Err(err(
@@ -460,11 +563,11 @@ fn join(v: &Yaml, sources: &[Source]) -> Result<Join, SpecError> {
     {
         None | Some("inner") => JoinType::Inner,
         Some("left") => JoinType::Left,
-        Some("outer") if kind == JoinKind::TableTable => JoinType::Outer,
+        Some("outer") if kind != JoinKind::StreamTable => JoinType::Outer,
         Some(t) => {
             return Err(err(
                 "join.type",
-                format!("{t:?}: use inner, left or (tables) outer"),
+                format!("{t:?}: use inner, left or (not stream-table) outer"),
             ));
         }
     };
@@ -473,6 +576,7 @@ fn join(v: &Yaml, sources: &[Source]) -> Result<Join, SpecError> {
         right,
         kind,
         join_type,
+        window,
     })
 }
 
@@ -580,6 +684,26 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
             }
             let op = match op {
                 Yaml::String(s) if s == "count" => AggOp::Count,
+                Yaml::Mapping(om) if om.len() == 1 && om.get("top").is_some() => {
+                    let tat = format!("{at}.top");
+                    let body = om.get("top").expect("top");
+                    let tm = map_of(body, &tat)?;
+                    known(tm, &tat, &["n", "by"])?;
+                    let n = positive(
+                        tm.get("n")
+                            .ok_or_else(|| err(format!("{tat}.n"), "required"))?,
+                        &format!("{tat}.n"),
+                    )?;
+                    if n > 1000 {
+                        return Err(err(format!("{tat}.n"), "must be at most 1000"));
+                    }
+                    let by = expr_of(
+                        tm.get("by")
+                            .ok_or_else(|| err(format!("{tat}.by"), "required"))?,
+                        &format!("{tat}.by"),
+                    )?;
+                    AggOp::Top { n: n as usize, by }
+                }
                 Yaml::Mapping(om) if om.len() == 1 => {
                     let (k, e) = om.iter().next().expect("one");
                     let kind = k.as_str().unwrap_or_default();
@@ -592,12 +716,17 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
                         _ => {
                             return Err(err(
                                 format!("{at}.{kind}"),
-                                "use count, sum, min, max or avg",
+                                "use count, sum, min, max, avg or top",
                             ));
                         }
                     }
                 }
-                _ => return Err(err(at, "use count, or {sum|min|max|avg: expression}")),
+                _ => {
+                    return Err(err(
+                        at,
+                        "use count, {sum|min|max|avg: expression} or {top: {n, by}}",
+                    ));
+                }
             };
             Ok((name, op))
         })

@@ -8,7 +8,6 @@
 //!   workers: 2                    # threads all tasks share (default: min(partitions, cores))
 //!   queue_capacity: 1024          # items per queue between tasks
 //!   checkpoint_interval_ms: 1000  # 0: no periodic checkpoints (the end still commits)
-//!   idle_timeout_ms: 5000         # a source partition silent this long stops holding the watermark
 //!   inputs:
 //!     readings: {generator: {kind: sensors, keys: 100, rate: 2000}}   # kind: sensors | bids
 //!     clicks: {file: {paths: [a.jsonl, b.csv], partition_by: file}}  # or {key: FIELD}
@@ -108,8 +107,6 @@ pub struct RunConfig {
     pub queue_capacity: usize,
     /// Between checkpoints; `None`: only the final one.
     pub checkpoint_interval: Option<Duration>,
-    /// After this long without records a source partition is idle.
-    pub idle_timeout: Option<Duration>,
     /// Per spec source, in spec order.
     pub inputs: Vec<InputConfig>,
     /// Where results go.
@@ -152,7 +149,6 @@ impl RunConfig {
                 "workers",
                 "queue_capacity",
                 "checkpoint_interval_ms",
-                "idle_timeout_ms",
                 "inputs",
                 "sink",
             ],
@@ -185,11 +181,6 @@ impl RunConfig {
                 n => Some(Duration::from_millis(n as u64)),
             },
         };
-        let idle_timeout = m
-            .get("idle_timeout_ms")
-            .map(|v| positive(v, "run.idle_timeout_ms"))
-            .transpose()?
-            .map(|n| Duration::from_millis(n as u64));
         let inputs_map = match m.get("inputs") {
             Some(v) => map_of(v, "run.inputs")?,
             None => return Err(err("run.inputs", "give each source an input")),
@@ -222,7 +213,6 @@ impl RunConfig {
             workers,
             queue_capacity,
             checkpoint_interval,
-            idle_timeout,
             inputs,
             sink,
         })

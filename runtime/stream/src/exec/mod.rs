@@ -519,7 +519,6 @@ impl Pipeline {
                 Prefix::new(&spec, split.unwrap_or(spec.steps.len())),
                 stateless,
                 outs,
-                self.cfg.idle_timeout,
                 manifest.id,
                 ack_tx.clone(),
                 control.clone(),

@@ -93,7 +93,8 @@ pub(crate) struct SourceTask {
     sent_wm: Vec<i64>,
     last_record: Vec<Instant>,
     idle: Vec<bool>,
-    idle_timeout: Option<Duration>,
+    /// Per spec source: its `idle_timeout_ms`, on the wall clock here.
+    idle_timeout: Vec<Option<Duration>>,
     barrier: u64,
     done: bool,
     rr: usize,
@@ -112,7 +113,6 @@ impl SourceTask {
         prefix: Prefix,
         stateless: bool,
         outs: Vec<Tx>,
-        idle_timeout: Option<Duration>,
         barrier: u64,
         ack: Sender<Ack>,
         control: Arc<Control>,
@@ -130,7 +130,11 @@ impl SourceTask {
             sent_wm: vec![i64::MIN; n],
             last_record: vec![Instant::now(); n],
             idle: vec![false; n],
-            idle_timeout,
+            idle_timeout: spec
+                .sources
+                .iter()
+                .map(|s| s.idle_timeout_ms.map(|t| Duration::from_millis(t as u64)))
+                .collect(),
             barrier,
             done: false,
             rr: 0,
@@ -192,7 +196,7 @@ impl SourceTask {
                     w,
                 });
             }
-            if let Some(t) = self.idle_timeout
+            if let Some(t) = self.idle_timeout[i]
                 && !self.idle[i]
                 && now.duration_since(self.last_record[i]) >= t
             {
