@@ -246,3 +246,51 @@ fn pause_stops_the_sources_and_resume_restarts_them() {
     assert_eq!(rows.len(), 10, "one row per sensor: {rows:?}");
     p.stop();
 }
+
+#[test]
+fn csv_files_partitioned_by_key_give_the_replay_result_and_bad_lines_are_counted() {
+    let dir = temp_dir("csv");
+    // Two CSV files; each user's rows may sit in either file, so partitions read every
+    // file and keep their keys' rows.
+    let mut a = String::from("ts,user,amount\n");
+    let mut b = String::from("ts,user,amount\n");
+    let mut replay = String::new();
+    for i in 0..400 {
+        let user = format!("u{}", i % 9);
+        let line = format!("{},{user},{}\n", i * 10, i % 5);
+        if i % 2 == 0 { a.push_str(&line) } else { b.push_str(&line) }
+        replay.push_str(&json!({"ts": i * 10, "user": user, "amount": i % 5}).to_string());
+        replay.push('\n');
+    }
+    b.push_str("oops,only-two\n");
+    std::fs::write(dir.join("a.csv"), a).expect("a");
+    std::fs::write(dir.join("b.csv"), b).expect("b");
+    let text = format!(
+        "name: csv\nsources: [{{name: clicks, max_out_of_orderness_ms: 1000}}]\nsteps:\n{WINDOWED}run:\n  partitions: 3\n  inputs:\n    clicks: {{file: {{paths: [\"{}\", \"{}\"], partition_by: {{key: user}}}}}}\n  sink: {{file: out}}\n",
+        dir.join("a.csv").display(),
+        dir.join("b.csv").display()
+    );
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    assert_eq!(p.wait(Duration::from_secs(60)), State::Finished, "{:?}", p.status().error);
+    let spec = PipelineSpec::from_yaml(&text).expect("spec");
+    let (out, _) = run_lines(&spec, &replay).expect("replay");
+    let mut want: Vec<String> = out.iter().map(Value::to_string).collect();
+    want.sort();
+    assert_eq!(committed(&dir.join("out")), want);
+    let s = p.status();
+    assert_eq!(s.bad_records, 1);
+    let why = s.last_bad_record.unwrap_or_default();
+    assert!(why.contains("b.csv line 202") && why.contains("2 fields"), "{why}");
+    // Each row was read by exactly one partition.
+    assert_eq!(s.vertices[0].records_in, 400);
+}
+
+#[test]
+fn an_unreadable_input_fails_the_pipeline_with_the_reason() {
+    let dir = temp_dir("missing");
+    let text = spec_text(&[dir.join("nope.jsonl")], 1, 20, WINDOWED);
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    assert_eq!(p.wait(Duration::from_secs(30)), State::Failed);
+    let e = p.status().error.unwrap_or_default();
+    assert!(e.contains("nope.jsonl"), "{e}");
+}

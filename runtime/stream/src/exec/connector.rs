@@ -280,7 +280,15 @@ impl Connector for Files {
             let where_ = || format!("{} line {}", self.paths[self.index].display(), self.line);
             let v = match self.parse(line) {
                 Ok(v) => v,
-                Err(e) => return Ok(Next::Bad(format!("{}: {e}", where_()))),
+                Err(e) => {
+                    // Every partition reads a file split by key: one of them reports it.
+                    if let Some((_, p, n)) = &self.filter
+                        && stable_hash(line.as_bytes()) % *n as u64 != *p as u64
+                    {
+                        continue;
+                    }
+                    return Ok(Next::Bad(format!("{}: {e}", where_())));
+                }
             };
             if let Some((field, p, n)) = &self.filter {
                 let k = v.get(field).map(Value::to_string).unwrap_or_default();
