@@ -1233,6 +1233,12 @@ fn window_gap(a: &Aggregate) -> i64 {
 /// # Errors
 /// The first bad input line.
 pub fn run_lines(spec: &PipelineSpec, input: &str) -> Result<(Vec<Value>, Metrics), InputError> {
+    if spec.processing_time() {
+        return Err(InputError {
+            line: 1,
+            message: "processing-time windows follow the wall clock, which a replay does not have; run the pipeline with `capstan pipeline start`".into(),
+        });
+    }
     let mut runner = Runner::new(spec.clone());
     for (i, line) in input.lines().enumerate() {
         if line.trim().is_empty() {

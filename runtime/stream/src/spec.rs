@@ -132,6 +132,9 @@ pub struct Aggregate {
     pub emit: Emit,
     /// Allowed lateness.
     pub allowed_lateness_ms: i64,
+    /// Windows over processing time (the wall clock when a record is read) instead of
+    /// event time: the executor only, since a replay has no clock.
+    pub processing_time: bool,
     /// Output field → aggregation, in spec order.
     pub ops: Vec<(String, AggOp)>,
 }
@@ -323,6 +326,13 @@ impl PipelineSpec {
         };
         spec.check_flow()?;
         Ok(spec)
+    }
+
+    /// Whether a windowed aggregation runs on processing time.
+    pub fn processing_time(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::Aggregate(a) if a.processing_time))
     }
 
     /// Whether records are a table at the input of step `i` (after the join).
@@ -625,7 +635,32 @@ fn step(v: &Yaml, path: &str) -> Result<Step, SpecError> {
 
 fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
     let m = map_of(v, path)?;
-    known(m, path, &["window", "emit", "allowed_lateness_ms", "ops"])?;
+    known(
+        m,
+        path,
+        &["window", "emit", "allowed_lateness_ms", "ops", "time"],
+    )?;
+    let processing_time = match m
+        .get("time")
+        .map(|t| str_of(t, &format!("{path}.time")))
+        .transpose()?
+        .as_deref()
+    {
+        None | Some("event") => false,
+        Some("processing") if m.get("window").is_some() => true,
+        Some("processing") => {
+            return Err(err(
+                format!("{path}.time"),
+                "processing time applies to windows",
+            ));
+        }
+        Some(t) => {
+            return Err(err(
+                format!("{path}.time"),
+                format!("{t:?}: use event or processing"),
+            ));
+        }
+    };
     let window = m
         .get("window")
         .map(|w| window(w, &format!("{path}.window")))
@@ -735,6 +770,7 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
         window,
         emit,
         allowed_lateness_ms,
+        processing_time,
         ops,
     })
 }

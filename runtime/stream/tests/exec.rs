@@ -258,7 +258,11 @@ fn csv_files_partitioned_by_key_give_the_replay_result_and_bad_lines_are_counted
     for i in 0..400 {
         let user = format!("u{}", i % 9);
         let line = format!("{},{user},{}\n", i * 10, i % 5);
-        if i % 2 == 0 { a.push_str(&line) } else { b.push_str(&line) }
+        if i % 2 == 0 {
+            a.push_str(&line)
+        } else {
+            b.push_str(&line)
+        }
         replay.push_str(&json!({"ts": i * 10, "user": user, "amount": i % 5}).to_string());
         replay.push('\n');
     }
@@ -271,7 +275,12 @@ fn csv_files_partitioned_by_key_give_the_replay_result_and_bad_lines_are_counted
         dir.join("b.csv").display()
     );
     let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    assert_eq!(p.wait(Duration::from_secs(60)), State::Finished, "{:?}", p.status().error);
+    assert_eq!(
+        p.wait(Duration::from_secs(60)),
+        State::Finished,
+        "{:?}",
+        p.status().error
+    );
     let spec = PipelineSpec::from_yaml(&text).expect("spec");
     let (out, _) = run_lines(&spec, &replay).expect("replay");
     let mut want: Vec<String> = out.iter().map(Value::to_string).collect();
@@ -280,7 +289,10 @@ fn csv_files_partitioned_by_key_give_the_replay_result_and_bad_lines_are_counted
     let s = p.status();
     assert_eq!(s.bad_records, 1);
     let why = s.last_bad_record.unwrap_or_default();
-    assert!(why.contains("b.csv line 202") && why.contains("2 fields"), "{why}");
+    assert!(
+        why.contains("b.csv line 202") && why.contains("2 fields"),
+        "{why}"
+    );
     // Each row was read by exactly one partition.
     assert_eq!(s.vertices[0].records_in, 400);
 }
@@ -293,4 +305,34 @@ fn an_unreadable_input_fails_the_pipeline_with_the_reason() {
     assert_eq!(p.wait(Duration::from_secs(30)), State::Failed);
     let e = p.status().error.unwrap_or_default();
     assert!(e.contains("nope.jsonl"), "{e}");
+}
+
+#[test]
+fn processing_time_windows_close_on_the_wall_clock() {
+    let dir = temp_dir("processing");
+    let text = "name: pt\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {window: {tumbling: 200}, time: processing, ops: {n: count}}\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 4, rate: 2000}}\n  sink: memory\n";
+    // A replay has no clock: refused with the reason.
+    let spec = PipelineSpec::from_yaml(text).expect("spec");
+    let e = run_lines(&spec, "").expect_err("refused");
+    assert!(e.message.contains("wall clock"), "{e}");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let p = Pipeline::start(text, &dir, StartMode::Fresh).expect("start");
+    std::thread::sleep(Duration::from_millis(1500));
+    let rows = p.table().rows(10);
+    p.stop();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for r in &rows {
+        let (start, end) = (
+            r["window_start"].as_i64().expect("start"),
+            r["window_end"].as_i64().expect("end"),
+        );
+        assert_eq!(start % 200, 0);
+        assert_eq!(end - start, 200);
+        // Windows of the run's own wall-clock time, closed while it ran.
+        assert!(start >= started - 200 && end <= started + 2000, "{r}");
+        assert!(r["n"].as_i64().expect("n") > 0);
+    }
 }

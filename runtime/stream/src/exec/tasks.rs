@@ -93,6 +93,9 @@ pub(crate) struct SourceTask {
     sent_wm: Vec<i64>,
     last_record: Vec<Instant>,
     idle: Vec<bool>,
+    /// Windows on processing time: records take the wall clock as they are read, and the
+    /// watermark follows the clock (so windows close without records too).
+    processing: bool,
     /// Per spec source: its `idle_timeout_ms`, on the wall clock here.
     idle_timeout: Vec<Option<Duration>>,
     barrier: u64,
@@ -130,6 +133,7 @@ impl SourceTask {
             sent_wm: vec![i64::MIN; n],
             last_record: vec![Instant::now(); n],
             idle: vec![false; n],
+            processing: spec.processing_time(),
             idle_timeout: spec
                 .sources
                 .iter()
@@ -184,11 +188,20 @@ impl SourceTask {
             return;
         }
         let now = Instant::now();
+        let clock = now_ms();
         for (i, s) in self.spec.sources.iter().enumerate() {
             if s.kind != SourceKind::Stream {
                 continue;
             }
-            let w = self.max_ts[i].saturating_sub(s.max_out_of_orderness_ms);
+            let w = if self.processing {
+                // Every 10 ms at most: each watermark goes to every partition.
+                if clock < self.sent_wm[i].saturating_add(10) {
+                    continue;
+                }
+                clock
+            } else {
+                self.max_ts[i].saturating_sub(s.max_out_of_orderness_ms)
+            };
             if w > self.sent_wm[i] {
                 self.sent_wm[i] = w;
                 self.outs.broadcast(|| Item::Watermark {
@@ -253,6 +266,8 @@ impl Tasklet for SourceTask {
             return Progress::Made;
         }
         if self.control.paused.load(Ordering::Relaxed) {
+            self.watermarks();
+            self.outs.flush();
             return Progress::Idle;
         }
         let now = now_ms();
@@ -272,7 +287,10 @@ impl Tasklet for SourceTask {
                     waiting = 0;
                     read += 1;
                     match parse_record(&self.spec, 0, v) {
-                        Ok((source, rec)) => {
+                        Ok((source, mut rec)) => {
+                            if self.processing {
+                                rec.ts = now;
+                            }
                             self.max_ts[source] = self.max_ts[source].max(rec.ts);
                             self.last_record[source] = born;
                             self.idle[source] = false;
