@@ -275,6 +275,9 @@ struct AggState {
     windows: BTreeMap<(i64, i64, String), Win>,
     /// Sessions per key.
     sessions: BTreeMap<String, (Value, Vec<Session>)>,
+    /// Every held session by (end, start, key): completion and expiry look at the due
+    /// ones only, not at every key.
+    session_ends: std::collections::BTreeSet<(i64, i64, String)>,
 }
 
 /// A pipeline being run, or the stateful part of one partition's task in the executor
@@ -564,6 +567,22 @@ impl Runner {
                 groups: s.groups.into_iter().map(|(k, g, a)| (k, (g, a))).collect(),
                 rows: s.rows.into_iter().map(|(k, g, r)| (k, (g, r))).collect(),
                 windows: s.windows.into_iter().collect(),
+                session_ends: {
+                    let gap = spec
+                        .steps
+                        .iter()
+                        .find_map(|st| match st {
+                            Step::Aggregate(a) => Some(window_gap(a)),
+                            _ => None,
+                        })
+                        .unwrap_or(0);
+                    s.sessions
+                        .iter()
+                        .flat_map(|(k, _, ss)| {
+                            ss.iter().map(move |x| (x.last + gap, x.start, k.clone()))
+                        })
+                        .collect()
+                },
                 sessions: s
                     .sessions
                     .into_iter()
@@ -977,7 +996,14 @@ impl Runner {
             merged.emitted = Some(window);
         }
         let row = Self::window_row(a, &key, window.0, window.1, &merged.accs);
-        let (_, sessions) = self.agg.sessions.get_mut(&key_text(&key)).expect("entry");
+        let k = key_text(&key);
+        for s in &merging {
+            self.agg
+                .session_ends
+                .remove(&(s.last + gap, s.start, k.clone()));
+        }
+        self.agg.session_ends.insert((end, merged.start, k.clone()));
+        let (_, sessions) = self.agg.sessions.get_mut(&k).expect("entry");
         *sessions = rest;
         sessions.push(merged);
         sessions.sort_by_key(|s| s.start);
@@ -1023,19 +1049,36 @@ impl Runner {
                 }
             }
         }
-        for (k, (key, sessions)) in &mut self.agg.sessions {
-            for s in sessions.iter_mut() {
-                let end = s.last + window_gap(&a);
-                if end <= w && !s.closed {
-                    s.closed = true;
-                    if a.emit == Emit::OnClose {
-                        s.emitted = Some((s.start, end));
-                        closing.push((
-                            (end, s.start, k.clone()),
-                            Self::window_row(&a, key, s.start, end, &s.accs),
-                        ));
-                    }
+        // Sessions due: those whose end the watermark reached, from the index.
+        let due: Vec<(i64, i64, String)> = self
+            .agg
+            .session_ends
+            .range(..(w.saturating_add(1), i64::MIN, String::new()))
+            .cloned()
+            .collect();
+        for (end, start, k) in due {
+            let Some((key, sessions)) = self.agg.sessions.get_mut(&k) else {
+                continue;
+            };
+            if let Some(s) = sessions.iter_mut().find(|s| s.start == start)
+                && !s.closed
+            {
+                s.closed = true;
+                if a.emit == Emit::OnClose {
+                    s.emitted = Some((s.start, end));
+                    closing.push((
+                        (end, s.start, k.clone()),
+                        Self::window_row(&a, key, s.start, end, &s.accs),
+                    ));
                 }
+            }
+            // Freed once no late record can reach it.
+            if end.saturating_add(l) <= w {
+                sessions.retain(|s| s.start != start);
+                if sessions.is_empty() {
+                    self.agg.sessions.remove(&k);
+                }
+                self.agg.session_ends.remove(&(end, start, k));
             }
         }
         closing.sort_by(|x, y| x.0.cmp(&y.0));
@@ -1049,14 +1092,6 @@ impl Runner {
                 break;
             }
             entry.remove();
-        }
-        // Sessions are scanned per key (a per-end index is still to do).
-        let gap = window_gap(&a);
-        if !self.agg.sessions.is_empty() {
-            for (_, sessions) in self.agg.sessions.values_mut() {
-                sessions.retain(|s| (s.last + gap).saturating_add(l) > w);
-            }
-            self.agg.sessions.retain(|_, (_, s)| !s.is_empty());
         }
     }
 }
