@@ -1,18 +1,18 @@
 //! Capstan's stream runtime (`stream-semantics.md`).
 //!
-//! What exists now is the semantic core, run deterministically over an ordered input in
-//! event time (`capstan pipeline run`, and the golden tests):
 //! - [`spec`]: the YAML pipeline spec, validated with errors that name the field;
 //! - [`expr`]: the expression language of map, filter and key selectors;
-//! - [`engine`]: watermarks with bounded out-of-orderness; tumbling, hopping and session
-//!   windows with `on_close`/`on_update` emission, allowed lateness and a `late` output;
-//!   stream and table aggregation (count, sum, min, max, avg) with table regrouping;
-//!   stream-table and table-table joins.
-//!
-//! Not yet: the partitioned multi-threaded executor, windowed stream-stream joins,
-//! processing-time windows, idle partitions, checkpoints and exactly-once sinks, file,
-//! generator and Nexmark sources, metrics, registration on a registry centre, and the
-//! console view.
+//! - [`engine`]: the event-time semantics, run deterministically over an ordered input
+//!   (`capstan pipeline run`, the golden tests) and inside each stateful task of the
+//!   executor: watermarks, idle sources, tumbling, hopping and session windows,
+//!   `on_close`/`on_update`, allowed lateness and a `late` output, stream and table
+//!   aggregation with regrouping, stream-table, table-table and windowed stream-stream
+//!   joins, snapshots;
+//! - [`exec`]: the partitioned executor: cooperative tasks on a few threads, bounded
+//!   queues, aligned checkpoints, a transactional file sink, generator and file sources,
+//!   per-vertex metrics;
+//! - [`registration`]: a running pipeline as a `STREAM` job on its registry centre, and
+//!   its control through the registry.
 #![warn(missing_docs)]
 
 pub mod engine;
