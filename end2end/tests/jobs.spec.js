@@ -37,15 +37,17 @@ test.describe.serial('jobs', () => {
   test('the demo jobs run on local and the dashboard shows them', async () => {
     await page.goto(`${capstan.url}/rc/local/jobs`);
     await hydrated(page);
-    for (const job of ['demo-simple', 'demo-dataflow', 'demo-script', 'demo-http']) {
+    // The demo pipeline is a STREAM job too, as any ElasticJob console would list it.
+    for (const job of ['demo-simple', 'demo-dataflow', 'demo-script', 'demo-http', 'sensor-averages']) {
       await expect(page.locator(`tr[data-job=${job}] [data-testid=job-status]`)).toHaveText('OK');
     }
     await expect(page.getByTestId('live')).toHaveAttribute('data-connected', 'true');
     await shot(page, 'jobs');
     await page.goto(`${capstan.url}/rc/local`);
     await hydrated(page);
-    await expect(page.locator('.tile[data-status=OK] strong')).toHaveText('4');
-    await expect(page.getByTestId('instances-online').locator('strong')).toHaveText('1');
+    await expect(page.locator('.tile[data-status=OK] strong')).toHaveText('5');
+    // The console's scheduler runtime, and the demo pipeline's instance.
+    await expect(page.getByTestId('instances-online').locator('strong')).toHaveText('2');
     await shot(page, 'dashboard');
   });
 
