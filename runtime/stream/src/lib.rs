@@ -1,6 +1,7 @@
 //! Capstan's stream runtime (`stream-semantics.md`).
 //!
-//! - [`spec`]: the YAML pipeline spec, validated with errors that name the field;
+//! - [`spec`]: the YAML pipeline spec, validated with errors that name the field, and
+//!   [`builder`], the same operators chained in Rust;
 //! - [`expr`]: the expression language of map, filter and key selectors;
 //! - [`engine`]: the event-time semantics, run deterministically over an ordered input
 //!   (`capstan pipeline run`, the golden tests) and inside each stateful task of the
@@ -15,6 +16,7 @@
 //!   its control through the registry.
 #![warn(missing_docs)]
 
+pub mod builder;
 pub mod engine;
 pub mod exec;
 pub mod expr;

@@ -109,6 +109,14 @@ pub async fn job(
         let r = &conn.registry;
         match action {
             JobAction::Trigger => {
+                // A stream pipeline runs continuously: a trigger would do nothing.
+                if let Ok((root, _)) = r.get(&format!("/{job}")).await
+                    && root == capstan_stream::registration::STREAM_TYPE.as_bytes()
+                {
+                    return Err(AppError::Conflict(format!(
+                        "{job} is a stream pipeline: it runs continuously; pause, resume or restart it on its pipeline page"
+                    )));
+                }
                 let parameter = parameter.map(str::trim).filter(|p| !p.is_empty());
                 if parameter.is_some_and(|p| p.len() > 4096) {
                     return Err(AppError::field("parameter", "use at most 4096 bytes"));

@@ -269,9 +269,14 @@ pub(crate) async fn discover(scheduler: Scheduler) {
                 Ok(true) => tracing::info!(job = %name, "running job found in the registry"),
                 Ok(false) => {
                     waiting.insert(name.clone());
+                    // Waiting for the config to be written (a console creates the root
+                    // first): it may land before the watch is set, so look again then.
+                    let config = format!("/{name}/config");
+                    let missing = matches!(registry.exists(&config).await, Ok(None));
                     tokio::spawn(wait_for_change(
                         registry.clone(),
                         name.clone(),
+                        missing.then_some(config),
                         ready_tx.clone(),
                     ));
                 }
@@ -281,6 +286,7 @@ pub(crate) async fn discover(scheduler: Scheduler) {
                     tokio::spawn(wait_for_change(
                         registry.clone(),
                         name.clone(),
+                        None,
                         ready_tx.clone(),
                     ));
                 }
@@ -301,15 +307,24 @@ pub(crate) async fn discover(scheduler: Scheduler) {
 }
 
 /// Resolves (by sending `name`) when anything under `/{name}` changes, or the job goes.
+/// Waits for a change under `/{name}` (at most a minute), then asks discovery to look at
+/// the job again. `appeared`: a node missing at the adoption attempt; if it exists once
+/// the watch is set, it arrived in between and no event will tell, so look again at once.
 async fn wait_for_change(
     registry: capstan_registry::Registry,
     name: String,
+    appeared: Option<String>,
     ready: tokio::sync::mpsc::UnboundedSender<String>,
 ) {
     let root = format!("/{name}");
     if let Ok(mut stream) = registry.watch_recursive(&root).await {
-        // The config may have arrived between the adoption attempt and this watch.
-        let _ = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+        let arrived = match &appeared {
+            Some(path) => matches!(registry.exists(path).await, Ok(Some(_))),
+            None => false,
+        };
+        if !arrived {
+            let _ = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
+        }
     }
     let _ = ready.send(name);
 }
