@@ -94,6 +94,9 @@ fn start(args: &crate::config::PipelineStartArgs) -> anyhow::Result<()> {
                 s.bad_records
             )
         };
+        if let Some(bad) = &s.last_bad_record {
+            eprintln!("last unreadable record: {bad}");
+        }
         match state {
             State::Finished => {
                 eprintln!("{}", line(&s));

@@ -433,7 +433,7 @@ impl Runner {
     /// A line that is not an object, names no or an unknown source, or lacks its
     /// timestamp.
     pub fn parse(&self, line_no: usize, line: Value) -> Result<(usize, Record), InputError> {
-        parse_line(&self.spec, &self.max_ts, line_no, line)
+        parse_line(&self.spec, &self.max_ts, None, line_no, line)
     }
 
     /// Applies one input line (a JSON object).
@@ -1199,6 +1199,7 @@ impl Prefix {
 fn parse_line(
     spec: &PipelineSpec,
     max_ts: &HashMap<String, i64>,
+    source: Option<usize>,
     line_no: usize,
     line: Value,
 ) -> Result<(usize, Record), InputError> {
@@ -1209,7 +1210,9 @@ fn parse_line(
     let Value::Object(mut obj) = line else {
         return Err(bad("expected a JSON object".into()));
     };
-    let index = match obj.remove("source") {
+    let named = obj.remove("source");
+    let index = match named {
+        _ if source.is_some() => source.unwrap_or(0),
         Some(Value::String(s)) => spec
             .sources
             .iter()
@@ -1244,16 +1247,17 @@ fn parse_line(
     Ok((index, rec))
 }
 
-/// Reads an input line with no stream time known (the executor's sources).
+/// Reads a record of spec source `source` (the executor's inputs: each reads one source,
+/// so records need no `source` field).
 ///
 /// # Errors
 /// As [`Runner::parse`].
 pub fn parse_record(
     spec: &PipelineSpec,
-    line_no: usize,
+    source: usize,
     line: Value,
 ) -> Result<(usize, Record), InputError> {
-    parse_line(spec, &HashMap::new(), line_no, line)
+    parse_line(spec, &HashMap::new(), Some(source), 0, line)
 }
 
 fn window_gap(a: &Aggregate) -> i64 {

@@ -9,7 +9,7 @@
 //!   queue_capacity: 1024          # items per queue between tasks
 //!   checkpoint_interval_ms: 1000  # 0: no periodic checkpoints (the end still commits)
 //!   inputs:
-//!     readings: {generator: {kind: sensors, keys: 100, rate: 2000}}   # kind: sensors | bids
+//!     readings: {generator: {kind: sensors, keys: 100, rate: 2000}}   # or bids, persons, auctions
 //!     clicks: {file: {paths: [a.jsonl, b.csv], partition_by: file}}  # or {key: FIELD}
 //!   sink: {file: out}             # or log, memory, {memory: {rate: 1000}}, discard
 //! ```
@@ -29,8 +29,14 @@ pub enum GenKind {
         /// Distinct sensors.
         keys: u64,
     },
-    /// Nexmark bids: `{auction, bidder, price, channel, ts}`, hot auctions.
+    /// Nexmark bids: `{auction, bidder, price, channel, ts}`, hot auctions; key `auction`.
     Bids,
+    /// Nexmark people: `{id, name, city, state, ts}`, one for every three auctions; key
+    /// `id` (a table source gets `{key, value: {…}}`).
+    Persons,
+    /// Nexmark auctions: `{id, seller, category, reserve, ts}`, each sold by a person that
+    /// exists by then; key `seller`.
+    Auctions,
 }
 
 /// A built-in source of records.
@@ -240,10 +246,12 @@ fn input(v: &Yaml, path: &str, partitions: usize) -> Result<InputConfig, SpecErr
                     .unwrap_or(100),
             },
             Some("bids") => GenKind::Bids,
+            Some("persons") => GenKind::Persons,
+            Some("auctions") => GenKind::Auctions,
             Some(k) => {
                 return Err(err(
                     format!("{at}.kind"),
-                    format!("{k:?}: use sensors or bids"),
+                    format!("{k:?}: use sensors, bids, persons or auctions"),
                 ));
             }
         };

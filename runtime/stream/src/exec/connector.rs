@@ -35,6 +35,7 @@ pub(crate) trait Connector: Send {
 /// Opens partition `partition` of `cfg` at `position` (from a checkpoint) or the start.
 pub(crate) fn open(
     cfg: &InputConfig,
+    table: bool,
     partition: usize,
     partitions: usize,
     epoch_ms: i64,
@@ -43,9 +44,9 @@ pub(crate) fn open(
     match cfg {
         InputConfig::Generator(g) => {
             let next = position.and_then(|p| p["next"].as_u64()).unwrap_or(0);
-            Ok(Box::new(Generator::new(
-                g, partition, partitions, epoch_ms, next,
-            )))
+            let mut generator = Generator::new(g, partition, partitions, epoch_ms, next);
+            generator.table = table;
+            Ok(Box::new(generator))
         }
         InputConfig::Files { paths, format, by } => {
             let mine: Vec<PathBuf> = match by {
@@ -99,9 +100,26 @@ struct Generator {
     /// Records this partition makes in all.
     limit: Option<u64>,
     next: u64,
+    /// The source is a table: records are `{key, value: {…}, ts}`.
+    table: bool,
 }
 
 const CHANNELS: [&str; 4] = ["apple", "google", "facebook", "baidu"];
+const FIRST: [&str; 8] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie",
+];
+const LAST: [&str; 8] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones",
+];
+const CITIES: [&str; 6] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+];
+const STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
 
 impl Generator {
     fn new(g: &GenConfig, partition: usize, partitions: usize, epoch_ms: i64, next: u64) -> Self {
@@ -114,14 +132,38 @@ impl Generator {
             rate: g.rate.map(|r| r as f64 / n as f64),
             limit: g.limit.map(|l| l / n + u64::from(p < l % n)),
             next,
+            table: false,
         }
     }
 
     fn ts(&self, j: u64) -> i64 {
         match self.rate {
             Some(r) => self.epoch_ms + (j as f64 * 1000.0 / r) as i64,
-            // Full speed: 10 records per event-time millisecond and partition.
-            None => self.epoch_ms + (j / 10) as i64,
+            // Full speed, as Nexmark's generator: 10 events per event-time millisecond
+            // (1 person, 3 auctions and 46 bids in 50), so people and auctions are spaced
+            // to meet the bids' time.
+            None => {
+                let g = j * self.partitions + self.partition;
+                self.epoch_ms
+                    + match self.kind {
+                        GenKind::Persons => (g * 5) as i64,
+                        GenKind::Auctions => (g * 5 / 3) as i64,
+                        _ => (j / 10) as i64,
+                    }
+            }
+        }
+    }
+
+    fn keyed(&self, key: Value, fields: Value, ts: i64) -> Value {
+        if self.table {
+            json!({"key": key, "value": fields, "ts": ts})
+        } else {
+            let mut v = fields;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("key".into(), key);
+                m.insert("ts".into(), json!(ts));
+            }
+            v
         }
     }
 
@@ -154,6 +196,37 @@ impl Generator {
                     "channel": CHANNELS[(i % 4) as usize],
                     "ts": ts,
                 })
+            }
+            GenKind::Persons => {
+                let g = j * self.partitions + self.partition;
+                let id = 1000 + g;
+                let h = mix(g ^ 0x5EED);
+                self.keyed(
+                    json!(id),
+                    json!({
+                        "id": id,
+                        "name": format!("{} {}", FIRST[(h % 8) as usize], LAST[((h >> 8) % 8) as usize]),
+                        "city": CITIES[((h >> 16) % 6) as usize],
+                        "state": STATES[((h >> 24) % 6) as usize],
+                    }),
+                    ts,
+                )
+            }
+            GenKind::Auctions => {
+                let g = j * self.partitions + self.partition;
+                let h = mix(g ^ 0xA0C7);
+                // People are made at a third of the auctions' rate: person g/3 exists.
+                let seller = 1000 + g / 3;
+                self.keyed(
+                    json!(seller),
+                    json!({
+                        "id": 1000 + g,
+                        "seller": seller,
+                        "category": 10 + h % 5,
+                        "reserve": 100 + (h >> 8) % 10_000,
+                    }),
+                    ts,
+                )
             }
         }
     }

@@ -508,7 +508,8 @@ impl Pipeline {
                 .iter()
                 .enumerate()
                 .map(|(i, input)| {
-                    connector::open(input, part, p, manifest.epoch_ms, positions.get(i))
+                    let table = spec.sources[i].kind == crate::spec::SourceKind::Table;
+                    connector::open(input, table, part, p, manifest.epoch_ms, positions.get(i))
                         .map_err(StartError::Io)
                 })
                 .collect::<Result<Vec<_>, _>>()?;

@@ -286,7 +286,7 @@ impl Tasklet for SourceTask {
                 Ok(Next::Record(v)) => {
                     waiting = 0;
                     read += 1;
-                    match parse_record(&self.spec, 0, v) {
+                    match parse_record(&self.spec, i, v) {
                         Ok((source, mut rec)) => {
                             if self.processing {
                                 rec.ts = now;
