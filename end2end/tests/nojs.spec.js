@@ -69,14 +69,19 @@ test.describe.serial('without JavaScript', () => {
       await page.reload();
       return status.textContent();
     }, { timeout: 30_000 }).toBe('OK');
-    await row.locator('button[data-action=pause]').click();
-    // The server fn answers a plain form post with a redirect back to the page.
-    await expect(page).toHaveURL(/\/rc\/local\/jobs/);
-    await page.reload();
-    await expect(row.locator('[data-testid=job-status]')).toHaveText('PAUSED');
-    await row.locator('button[data-action=resume]').click();
-    await page.reload();
-    await expect(row.locator('[data-testid=job-status]')).toHaveText('OK');
+    // The server fn answers a plain form post with a redirect back to the page; the
+    // click waits for that navigation to start, not to end, so wait for the load before
+    // reloading (a reload during it is refused).
+    const after = async (action, state) => {
+      await row.locator(`button[data-action=${action}]`).click();
+      await page.waitForURL(/\/rc\/local\/jobs/, { waitUntil: 'load' });
+      await expect.poll(async () => {
+        await page.reload();
+        return status.textContent();
+      }, { timeout: 15_000 }).toBe(state);
+    };
+    await after('pause', 'PAUSED');
+    await after('resume', 'OK');
     await shot(page, 'nojs-jobs');
   });
 });
