@@ -271,8 +271,10 @@ struct AggState {
     groups: HashMap<String, (Value, Accs)>,
     /// Tables: each row's group and the row, to subtract on change.
     rows: HashMap<String, (Value, Rec)>,
-    /// Tumbling and hopping windows by (end, start, key).
-    windows: BTreeMap<(i64, i64, String), Win>,
+    /// Tumbling and hopping windows by (end, start), then key: windows are few and keys
+    /// many, so the ordered map compares integers only (completion and expiry go by end)
+    /// and a key is found by hash.
+    windows: BTreeMap<(i64, i64), HashMap<String, Win>>,
     /// Sessions per key.
     sessions: BTreeMap<String, (Value, Vec<Session>)>,
     /// Every held session by (end, start, key): completion and expiry look at the due
@@ -513,15 +515,17 @@ impl Runner {
                 .agg
                 .windows
                 .iter()
-                .map(|(k, w)| {
-                    (
-                        k.clone(),
-                        Win {
-                            key: w.key.clone(),
-                            accs: w.accs.clone(),
-                            closed: w.closed,
-                        },
-                    )
+                .flat_map(|((end, start), keys)| {
+                    keys.iter().map(move |(k, w)| {
+                        (
+                            (*end, *start, k.clone()),
+                            Win {
+                                key: w.key.clone(),
+                                accs: w.accs.clone(),
+                                closed: w.closed,
+                            },
+                        )
+                    })
                 })
                 .collect(),
             sessions: self
@@ -566,7 +570,13 @@ impl Runner {
             agg: AggState {
                 groups: s.groups.into_iter().map(|(k, g, a)| (k, (g, a))).collect(),
                 rows: s.rows.into_iter().map(|(k, g, r)| (k, (g, r))).collect(),
-                windows: s.windows.into_iter().collect(),
+                windows: {
+                    let mut m: BTreeMap<(i64, i64), HashMap<String, Win>> = BTreeMap::new();
+                    for ((end, start, k), w) in s.windows {
+                        m.entry((end, start)).or_default().insert(k, w);
+                    }
+                    m
+                },
                 session_ends: {
                     let gap = spec
                         .steps
@@ -920,15 +930,21 @@ impl Runner {
         }
         let k = key_text(&r.key);
         for (start, end) in accepted {
-            let win = self
-                .agg
-                .windows
-                .entry((end, start, k.clone()))
-                .or_insert_with(|| Win {
-                    key: r.key.clone(),
-                    accs: Accs::new(a),
-                    closed: false,
-                });
+            let keys = self.agg.windows.entry((end, start)).or_default();
+            // Found by `&str`: a key's text is copied only when its window is new.
+            if !keys.contains_key(k.as_str()) {
+                keys.insert(
+                    k.clone(),
+                    Win {
+                        key: r.key.clone(),
+                        accs: Accs::new(a),
+                        closed: false,
+                    },
+                );
+            }
+            let Some(win) = keys.get_mut(k.as_str()) else {
+                continue;
+            };
             win.accs.add(a, r, 1.0);
             // on_update: every change; on_close: a change to a window that already
             // completed (a late record within the lateness) is emitted at once.
@@ -1034,12 +1050,12 @@ impl Runner {
         };
         let l = a.allowed_lateness_ms;
         let mut closing: Vec<((i64, i64, String), Value)> = Vec::new();
-        for ((end, start, k), win) in self
-            .agg
-            .windows
-            .range_mut(..(w.saturating_add(1), i64::MIN, String::new()))
-        {
-            if *end <= w && !win.closed {
+        for ((end, start), keys) in self.agg.windows.range_mut(..=(w, i64::MAX)) {
+            // In key order within a window, as (end, start, key) orders every result.
+            let mut due: Vec<(&String, &mut Win)> =
+                keys.iter_mut().filter(|(_, win)| !win.closed).collect();
+            due.sort_unstable_by(|x, y| x.0.cmp(y.0));
+            for (k, win) in due {
                 win.closed = true;
                 if a.emit == Emit::OnClose {
                     closing.push((
