@@ -288,6 +288,10 @@ struct AggState {
 /// the records it sees, since those come from many source partitions.
 pub struct Runner {
     spec: PipelineSpec,
+    /// Shared views of the spec for the per-record path (no clone per record).
+    steps: std::sync::Arc<Vec<Step>>,
+    join_spec: Option<std::sync::Arc<crate::spec::Join>>,
+    windowed: Option<std::sync::Arc<Aggregate>>,
     /// The first step this runner applies (the ones before ran upstream).
     from_step: usize,
     /// Per stream source: the highest timestamp seen.
@@ -339,6 +343,9 @@ impl Runner {
     /// A runner for `spec`.
     pub fn new(spec: PipelineSpec) -> Runner {
         Runner {
+            steps: std::sync::Arc::new(spec.steps.clone()),
+            join_spec: spec.join.clone().map(std::sync::Arc::new),
+            windowed: windowed_aggregate(&spec).map(std::sync::Arc::new),
             spec,
             from_step: 0,
             max_ts: HashMap::new(),
@@ -451,26 +458,41 @@ impl Runner {
 
     /// Applies one parsed record of source `source` (spec order).
     pub fn apply(&mut self, source: usize, rec: Record) {
-        let src = &self.spec.sources[source];
-        let (kind, name) = (src.kind, src.name.clone());
+        let kind = self.spec.sources[source].kind;
         let ts = rec.ts;
         // Lateness is judged against the watermark before this record.
         let w = self.watermark();
-        let recs = match self.spec.join.clone() {
+        let recs = match self.join_spec.clone() {
             Some(j) if self.from_step == 0 => {
-                let left = name == j.left;
-                self.join(&j, left, rec, w)
+                let left = self.spec.sources[source].name == j.left;
+                Some(self.join(&j, left, rec, w))
             }
-            _ => vec![rec],
+            _ => {
+                self.note_ts(source, kind, ts);
+                self.steps(rec, w);
+                None
+            }
         };
-        if kind == SourceKind::Stream {
-            let m = self.max_ts.entry(name).or_insert(i64::MIN);
-            *m = (*m).max(ts);
-        }
-        for r in recs {
-            self.steps(r, w);
+        if let Some(recs) = recs {
+            self.note_ts(source, kind, ts);
+            for r in recs {
+                self.steps(r, w);
+            }
         }
         self.advance(self.watermark());
+    }
+
+    fn note_ts(&mut self, source: usize, kind: SourceKind, ts: i64) {
+        if kind != SourceKind::Stream {
+            return;
+        }
+        let name = &self.spec.sources[source].name;
+        match self.max_ts.get_mut(name.as_str()) {
+            Some(m) => *m = (*m).max(ts),
+            None => {
+                self.max_ts.insert(name.clone(), ts);
+            }
+        }
     }
 
     /// Counts one record read by the executor's source task (`records_in` is the
@@ -602,6 +624,9 @@ impl Runner {
             out: Vec::new(),
             metrics: s.metrics,
             advanced_to: s.advanced_to,
+            steps: std::sync::Arc::new(spec.steps.clone()),
+            join_spec: spec.join.clone().map(std::sync::Arc::new),
+            windowed: windowed_aggregate(&spec).map(std::sync::Arc::new),
             spec,
         })
     }
@@ -725,7 +750,7 @@ impl Runner {
     /// Frees stream-join records no later record can match (`W − grace` past their
     /// window), emitting the unmatched ones the join type keeps, in window-end order.
     fn expire_join(&mut self, w: i64) {
-        let Some(j) = self.spec.join.clone() else {
+        let Some(j) = self.join_spec.clone() else {
             return;
         };
         let Some(win) = j.window else {
@@ -779,7 +804,16 @@ impl Runner {
 
     fn steps(&mut self, rec: Rec, w: i64) {
         let table = self.is_table();
-        let steps = self.spec.steps.clone();
+        let steps = self.steps.clone();
+        // The stateful stage of the executor: just the aggregate.
+        if let [Step::Aggregate(a)] = &steps[self.from_step..] {
+            if table {
+                self.table_aggregate(a, None, rec);
+            } else {
+                self.stream_aggregate(a, rec, w);
+            }
+            return;
+        }
         let mut recs = vec![rec];
         // For tables, `group_by` does not re-key the row here: the aggregate needs the
         // row's own key to subtract its previous contribution.
@@ -1042,10 +1076,7 @@ impl Runner {
         if self.from_step == 0 {
             self.expire_join(w);
         }
-        let Some(a) = self.spec.steps.iter().find_map(|s| match s {
-            Step::Aggregate(a) if a.window.is_some() => Some(a.clone()),
-            _ => None,
-        }) else {
+        let Some(a) = self.windowed.clone() else {
             return;
         };
         let l = a.allowed_lateness_ms;
@@ -1274,6 +1305,14 @@ pub fn parse_record(
     line: Value,
 ) -> Result<(usize, Record), InputError> {
     parse_line(spec, &HashMap::new(), Some(source), 0, line)
+}
+
+/// The spec's windowed aggregation, if any.
+fn windowed_aggregate(spec: &PipelineSpec) -> Option<Aggregate> {
+    spec.steps.iter().find_map(|s| match s {
+        Step::Aggregate(a) if a.window.is_some() => Some(a.clone()),
+        _ => None,
+    })
 }
 
 fn window_gap(a: &Aggregate) -> i64 {
