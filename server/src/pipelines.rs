@@ -79,6 +79,15 @@ pub async fn start(
         let name = capstan_stream::PipelineSpec::from_yaml(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             .name;
+        if started
+            .iter()
+            .any(|p: &std::sync::Arc<Pipeline>| p.name() == name)
+        {
+            anyhow::bail!(
+                "{}: another pipeline is already named {name:?}; names must be unique",
+                path.display()
+            );
+        }
         let p = run(&text, &dir.join(&name), StartMode::Resume)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

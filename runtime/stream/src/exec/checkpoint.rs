@@ -160,7 +160,10 @@ pub(crate) struct Coordinator {
 impl Coordinator {
     pub(crate) fn run(mut self) {
         let mut sampler = Sampler::new(&self.counters);
-        let mut last_sample = Instant::now();
+        // The first sample comes at once, so a new pipeline shows its vertices.
+        let mut last_sample = Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or_else(Instant::now);
         let mut last_done = Instant::now();
         let mut flight: Option<InFlight> = None;
         loop {
