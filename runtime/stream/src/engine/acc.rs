@@ -1,0 +1,154 @@
+//! Running aggregation values: every kind merges (sessions), counts and sums also
+//! subtract (tables).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{Rec, scope};
+use crate::spec::{AggOp, Aggregate};
+
+/// One aggregation's running value; every kind merges (sessions) and counts and sums
+/// also subtract (tables).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) enum Acc {
+    Count(i64),
+    Sum(f64, bool),
+    Min(Option<f64>),
+    Max(Option<f64>),
+    Avg(f64, i64),
+    /// Highest score first, at most `n`.
+    Top(Vec<(f64, Value)>),
+}
+
+impl Acc {
+    pub(super) fn new(op: &AggOp) -> Acc {
+        match op {
+            AggOp::Count => Acc::Count(0),
+            AggOp::Sum(_) => Acc::Sum(0.0, true),
+            AggOp::Min(_) => Acc::Min(None),
+            AggOp::Max(_) => Acc::Max(None),
+            AggOp::Avg(_) => Acc::Avg(0.0, 0),
+            AggOp::Top { .. } => Acc::Top(Vec::new()),
+        }
+    }
+
+    pub(super) fn input(op: &AggOp, r: &Rec) -> Option<f64> {
+        match op {
+            AggOp::Count => Some(1.0),
+            AggOp::Sum(e) | AggOp::Min(e) | AggOp::Max(e) | AggOp::Avg(e) => {
+                e.eval(&scope(r)).as_f64()
+            }
+            AggOp::Top { by, .. } => by.eval(&scope(r)).as_f64(),
+        }
+    }
+
+    /// Adds a record to a top-N (a record without a numeric score is skipped).
+    pub(super) fn offer(top: &mut Vec<(f64, Value)>, n: usize, score: f64, value: &Value) {
+        // After every equal score: the earlier record ranks first.
+        let at = top.partition_point(|(s, _)| *s >= score);
+        if at < n {
+            top.insert(at, (score, value.clone()));
+            top.truncate(n);
+        }
+    }
+
+    /// Adds (`sign` 1) or subtracts (`sign` -1) one input; a non-number is skipped.
+    pub(super) fn apply(&mut self, x: Option<f64>, sign: f64, integral: bool) {
+        match (self, x) {
+            (Acc::Count(n), _) => *n += sign as i64,
+            (Acc::Sum(s, int), Some(x)) => {
+                *s += sign * x;
+                *int &= integral;
+            }
+            (Acc::Min(m), Some(x)) => *m = Some(m.map_or(x, |m| m.min(x))),
+            (Acc::Max(m), Some(x)) => *m = Some(m.map_or(x, |m| m.max(x))),
+            (Acc::Avg(s, n), Some(x)) => {
+                *s += sign * x;
+                *n += sign as i64;
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn merge(&mut self, other: &Acc) {
+        match (self, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::Sum(a, ia), Acc::Sum(b, ib)) => {
+                *a += b;
+                *ia &= ib;
+            }
+            (Acc::Min(a), Acc::Min(b)) => *a = a.zip(*b).map(|(x, y)| x.min(y)).or(*a).or(*b),
+            (Acc::Max(a), Acc::Max(b)) => *a = a.zip(*b).map(|(x, y)| x.max(y)).or(*a).or(*b),
+            (Acc::Avg(a, n), Acc::Avg(b, m)) => {
+                *a += b;
+                *n += m;
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn value(&self) -> Value {
+        let num = |f: f64, integral: bool| {
+            if integral && f.fract() == 0.0 {
+                json!(f as i64)
+            } else {
+                json!(f)
+            }
+        };
+        match self {
+            Acc::Count(n) => json!(n),
+            Acc::Sum(s, int) => num(*s, *int),
+            Acc::Min(m) | Acc::Max(m) => m.map_or(Value::Null, |m| num(m, true)),
+            Acc::Avg(_, 0) => Value::Null,
+            Acc::Avg(s, n) => json!(s / *n as f64),
+            Acc::Top(top) => Value::Array(top.iter().map(|(_, v)| v.clone()).collect()),
+        }
+    }
+}
+
+pub(super) fn integral(op: &AggOp, r: &Rec) -> bool {
+    match op {
+        AggOp::Sum(e) => e.eval(&scope(r)).is_i64(),
+        _ => true,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Accs(Vec<Acc>);
+
+impl Accs {
+    pub(super) fn new(a: &Aggregate) -> Accs {
+        Accs(a.ops.iter().map(|(_, op)| Acc::new(op)).collect())
+    }
+
+    pub(super) fn add(&mut self, a: &Aggregate, r: &Rec, sign: f64) {
+        for (acc, (_, op)) in self.0.iter_mut().zip(&a.ops) {
+            if let (Acc::Top(top), AggOp::Top { n, .. }) = (&mut *acc, op) {
+                if let Some(score) = Acc::input(op, r) {
+                    Acc::offer(top, *n, score, &r.value);
+                }
+                continue;
+            }
+            acc.apply(Acc::input(op, r), sign, integral(op, r));
+        }
+    }
+
+    pub(super) fn merge(&mut self, a: &Aggregate, other: &Accs) {
+        for ((acc, b), (_, op)) in self.0.iter_mut().zip(&other.0).zip(&a.ops) {
+            if let (Acc::Top(top), Acc::Top(more), AggOp::Top { n, .. }) = (&mut *acc, b, op) {
+                // Sessions merge in start order, so `top` holds the earlier records.
+                for (score, v) in more {
+                    Acc::offer(top, *n, *score, v);
+                }
+                continue;
+            }
+            acc.merge(b);
+        }
+    }
+
+    pub(super) fn fields(&self, a: &Aggregate, out: &mut Map<String, Value>) {
+        for (acc, (name, _)) in self.0.iter().zip(&a.ops) {
+            out.insert(name.clone(), acc.value());
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! A stage task: the join or aggregate of one partition's keys, its watermark the
+//! minimum over its inputs, its checkpoint taken once every input's barrier arrived.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{BATCH, Outboxes, write_file_synced};
+use crate::engine::Runner;
+use crate::exec::metrics::Counters;
+use crate::exec::route::{Item, Rx, Tx};
+use crate::exec::workers::{Progress, Tasklet};
+use crate::exec::{Ack, Control};
+
+/// What a stage task knows of one input (one source partition).
+struct Input {
+    rx: Rx,
+    aligned: bool,
+    ended: bool,
+    /// Per spec source.
+    wm: Vec<i64>,
+    idle: Vec<bool>,
+}
+
+/// The stateful part of one partition.
+pub(crate) struct StageTask {
+    pub(crate) partition: usize,
+    runner: Runner,
+    inputs: Vec<Input>,
+    pending: Option<u64>,
+    out: Outboxes,
+    rows: Vec<Value>,
+    ckpt_dir: PathBuf,
+    done: bool,
+    late_seen: u64,
+    rr: usize,
+    ack: Sender<Ack>,
+    control: Arc<Control>,
+    counters: Arc<Counters>,
+}
+
+impl StageTask {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        partition: usize,
+        runner: Runner,
+        inputs: Vec<Rx>,
+        out: Tx,
+        ckpt_dir: PathBuf,
+        ack: Sender<Ack>,
+        control: Arc<Control>,
+        counters: Arc<Counters>,
+    ) -> StageTask {
+        let n = runner.spec().sources.len();
+        let late_seen = runner.metrics().late_records_dropped;
+        StageTask {
+            partition,
+            inputs: inputs
+                .into_iter()
+                .map(|rx| Input {
+                    rx,
+                    aligned: false,
+                    ended: false,
+                    wm: vec![i64::MIN; n],
+                    idle: vec![false; n],
+                })
+                .collect(),
+            runner,
+            pending: None,
+            out: Outboxes::new(vec![out]),
+            rows: Vec::new(),
+            ckpt_dir,
+            done: false,
+            late_seen,
+            rr: 0,
+            ack,
+            control,
+            counters,
+        }
+    }
+
+    /// The watermark of spec source `s`: the minimum over inputs still running and not
+    /// idle. All ended: +∞. All idle: unchanged (an idle operator does not advance).
+    fn recompute(&mut self, s: usize) {
+        let live = self
+            .inputs
+            .iter()
+            .filter(|i| !i.ended && !i.idle[s])
+            .map(|i| i.wm[s])
+            .min();
+        let w = match live {
+            Some(w) => w,
+            None if self.inputs.iter().all(|i| i.ended) => i64::MAX,
+            None => return,
+        };
+        self.runner.set_watermark(s, w);
+    }
+
+    fn push_rows(&mut self, born: Instant) {
+        self.runner.drain_into(&mut self.rows);
+        let n = self.rows.len() as u64;
+        for row in self.rows.drain(..) {
+            self.out.push(0, Item::Row { row, born });
+        }
+        self.counters.add_out(n);
+    }
+
+    fn checkpoint(&mut self, id: u64) -> Result<(), String> {
+        let dir = self.ckpt_dir.join(id.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let bytes = serde_json::to_vec(&self.runner.snapshot()).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("part-{}.json", self.partition));
+        write_file_synced(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = self.ack.send(Ack::Stage {
+            partition: self.partition,
+            id,
+            bytes: bytes.len() as u64,
+        });
+        Ok(())
+    }
+}
+
+impl Tasklet for StageTask {
+    fn name(&self) -> String {
+        format!("stage#{}", self.partition)
+    }
+
+    fn call(&mut self) -> Progress {
+        if !self.out.flush() {
+            self.counters.call(true);
+            return Progress::Idle;
+        }
+        if self.done {
+            return Progress::Done;
+        }
+        self.counters.call(false);
+        let mut moved = 0usize;
+        let n = self.inputs.len();
+        let mut records = 0u64;
+        for k in 0..n {
+            let i = (self.rr + k) % n;
+            let mut taken = 0;
+            while taken < BATCH {
+                let input = &mut self.inputs[i];
+                if input.aligned || input.ended {
+                    break;
+                }
+                let Some(item) = input.rx.try_recv() else {
+                    break;
+                };
+                taken += 1;
+                match item {
+                    Item::Rec { source, rec, born } => {
+                        let s = source as usize;
+                        if input.idle[s] {
+                            input.idle[s] = false;
+                        }
+                        records += 1;
+                        self.runner.apply(s, rec);
+                        self.push_rows(born);
+                    }
+                    Item::Watermark { source, w } => {
+                        let s = source as usize;
+                        input.wm[s] = input.wm[s].max(w);
+                        input.idle[s] = false;
+                        self.recompute(s);
+                        self.push_rows(Instant::now());
+                    }
+                    Item::Idle { source } => {
+                        input.idle[source as usize] = true;
+                        self.recompute(source as usize);
+                        self.push_rows(Instant::now());
+                    }
+                    Item::Barrier(id) => {
+                        input.aligned = true;
+                        self.pending = Some(id);
+                    }
+                    Item::End => {
+                        input.ended = true;
+                        for s in 0..self.runner.spec().sources.len() {
+                            self.recompute(s);
+                        }
+                        self.push_rows(Instant::now());
+                    }
+                    Item::Row { .. } => {}
+                }
+            }
+            moved += taken;
+        }
+        self.rr = self.rr.wrapping_add(1);
+        self.counters.add_in(records);
+        let late = self.runner.metrics().late_records_dropped;
+        if late > self.late_seen {
+            self.counters
+                .late_dropped
+                .fetch_add(late - self.late_seen, Ordering::Relaxed);
+            self.late_seen = late;
+        }
+        let depth: usize = self.inputs.iter().map(|i| i.rx.depth()).sum();
+        self.counters.queue_depth[self.partition].store(depth as u64, Ordering::Relaxed);
+        let w = self.runner.watermark();
+        if w != i64::MIN {
+            self.counters.watermark[self.partition].store(w, Ordering::Relaxed);
+        }
+        if let Some(id) = self.pending
+            && self.inputs.iter().all(|i| i.aligned || i.ended)
+        {
+            if let Err(e) = self.checkpoint(id) {
+                self.control.fail(format!("checkpoint {id}: {e}"));
+                return Progress::Idle;
+            }
+            self.out.push(0, Item::Barrier(id));
+            self.pending = None;
+            self.inputs.iter_mut().for_each(|i| i.aligned = false);
+            moved += 1;
+        }
+        if self.inputs.iter().all(|i| i.ended) {
+            self.runner.finish();
+            self.push_rows(Instant::now());
+            self.out.push(0, Item::End);
+            let _ = self.ack.send(Ack::StageEnded {
+                partition: self.partition,
+            });
+            self.done = true;
+        }
+        self.out.flush();
+        if moved > 0 {
+            Progress::Made
+        } else {
+            Progress::Idle
+        }
+    }
+}
