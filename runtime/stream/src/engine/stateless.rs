@@ -164,7 +164,7 @@ pub(super) fn parse_line(
 /// so records need no `source` field).
 ///
 /// # Errors
-/// As [`Runner::parse`].
+/// As [`super::Runner::parse`].
 pub fn parse_record(
     spec: &PipelineSpec,
     source: usize,

@@ -1,7 +1,7 @@
 //! The partitioned executor: a pipeline spec with a `run:` section ([`config`]) run as
-//! `partitions` source, stage and sink tasks ([`tasks`]) on a few cooperative threads
-//! ([`workers`]), with bounded queues, aligned checkpoints and a transactional file sink
-//! ([`checkpoint`]), and per-vertex metrics ([`metrics`]).
+//! `partitions` source, stage and sink tasks (`tasks`) on a few cooperative threads
+//! (`workers`), with bounded queues, aligned checkpoints and a transactional file sink
+//! (`checkpoint`), and per-vertex metrics ([`metrics`]).
 //!
 //! A [`Pipeline`] handle survives restarts: pause and resume act on the sources, restart
 //! stops every task and starts again from the last complete checkpoint, as a restart
