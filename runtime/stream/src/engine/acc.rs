@@ -32,13 +32,16 @@ impl Acc {
         }
     }
 
-    pub(super) fn input(op: &AggOp, r: &Rec) -> Option<f64> {
+    /// The number an operation takes from `r`, and whether it is a whole number (a sum
+    /// of integers stays an integer); the expression is evaluated once.
+    pub(super) fn input(op: &AggOp, r: &Rec) -> (Option<f64>, bool) {
         match op {
-            AggOp::Count => Some(1.0),
+            AggOp::Count => (Some(1.0), true),
             AggOp::Sum(e) | AggOp::Min(e) | AggOp::Max(e) | AggOp::Avg(e) => {
-                e.eval(&scope(r)).as_f64()
+                let v = e.eval(&scope(r));
+                (v.as_f64(), v.is_i64())
             }
-            AggOp::Top { by, .. } => by.eval(&scope(r)).as_f64(),
+            AggOp::Top { by, .. } => (by.eval(&scope(r)).as_f64(), true),
         }
     }
 
@@ -106,13 +109,6 @@ impl Acc {
     }
 }
 
-pub(super) fn integral(op: &AggOp, r: &Rec) -> bool {
-    match op {
-        AggOp::Sum(e) => e.eval(&scope(r)).is_i64(),
-        _ => true,
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Accs(Vec<Acc>);
 
@@ -121,15 +117,33 @@ impl Accs {
         Accs(a.ops.iter().map(|(_, op)| Acc::new(op)).collect())
     }
 
+    /// What each operation takes from `r` (evaluated once, however many windows the
+    /// record updates).
+    pub(super) fn inputs(a: &Aggregate, r: &Rec) -> Vec<(Option<f64>, bool)> {
+        a.ops.iter().map(|(_, op)| Acc::input(op, r)).collect()
+    }
+
     pub(super) fn add(&mut self, a: &Aggregate, r: &Rec, sign: f64) {
-        for (acc, (_, op)) in self.0.iter_mut().zip(&a.ops) {
+        let inputs = Accs::inputs(a, r);
+        self.add_inputs(a, r, &inputs, sign);
+    }
+
+    /// Adds (`sign` 1) or subtracts (`sign` -1) a record whose inputs are known.
+    pub(super) fn add_inputs(
+        &mut self,
+        a: &Aggregate,
+        r: &Rec,
+        inputs: &[(Option<f64>, bool)],
+        sign: f64,
+    ) {
+        for ((acc, (_, op)), (x, integral)) in self.0.iter_mut().zip(&a.ops).zip(inputs) {
             if let (Acc::Top(top), AggOp::Top { n, .. }) = (&mut *acc, op) {
-                if let Some(score) = Acc::input(op, r) {
-                    Acc::offer(top, *n, score, &r.value);
+                if let Some(score) = x {
+                    Acc::offer(top, *n, *score, &r.value);
                 }
                 continue;
             }
-            acc.apply(Acc::input(op, r), sign, integral(op, r));
+            acc.apply(*x, sign, *integral);
         }
     }
 

@@ -455,14 +455,12 @@ impl Runner {
             }
             Some(Window::Hopping { size, advance }) => {
                 // Every [k·advance, k·advance+size), k ≥ 0, holding ts.
+                // k·advance ≤ ts < k·advance + size: k from ⌊(ts − size)/advance⌋ + 1
+                // to ⌊ts/advance⌋, in start order.
                 let last = r.ts.div_euclid(advance);
-                let windows: Vec<(i64, i64)> = (0..=last)
-                    .rev()
+                let first = (r.ts.saturating_sub(size).div_euclid(advance) + 1).max(0);
+                let windows: Vec<(i64, i64)> = (first..=last)
                     .map(|k| (k * advance, k * advance + size))
-                    .take_while(|(s, e)| *s <= r.ts && r.ts < *e)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
                     .collect();
                 self.window_update(a, &r, &windows, w, &open);
             }
@@ -484,6 +482,7 @@ impl Runner {
             return;
         }
         let k = key_text(&r.key);
+        let inputs = Accs::inputs(a, r);
         for (start, end) in accepted {
             let keys = self.agg.windows.entry((end, start)).or_default();
             // Found by `&str`: a key's text is copied only when its window is new.
@@ -500,7 +499,7 @@ impl Runner {
             let Some(win) = keys.get_mut(k.as_str()) else {
                 continue;
             };
-            win.accs.add(a, r, 1.0);
+            win.accs.add_inputs(a, r, &inputs, 1.0);
             // on_update: every change; on_close: a change to a window that already
             // completed (a late record within the lateness) is emitted at once.
             if a.emit == Emit::OnUpdate || win.closed || end <= w {
