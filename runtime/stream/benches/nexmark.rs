@@ -12,36 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use capstan_stream::exec::{Pipeline, StartMode, State};
+use capstan_stream::exec::{Pipeline, PipelineStatus, StartMode, State};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0.0, |pages| (pages * 4096) as f64 / 1048576.0)
-}
+mod support;
+use support::{cpu_seconds, env_or, rss_mib};
 
 const QUERIES: [(&str, &str); 5] = [
     ("Q0 pass-through", ""),
@@ -74,40 +48,53 @@ fn spec(steps: &str, partitions: u64, generator: &str) -> String {
     )
 }
 
-/// Runs to the end; (events/s, events per CPU-second).
-fn throughput(label: &str, steps: &str, events: u64, partitions: u64) -> f64 {
+/// Runs `text` to its end; events per second. Prints the rates and `what` the run made.
+fn run_to_end(
+    label: &str,
+    text: &str,
+    events: u64,
+    what: impl Fn(&PipelineStatus) -> String,
+) -> f64 {
     let dir = tempfile::tempdir().expect("dir");
-    let text = spec(steps, partitions, &format!("kind: bids, limit: {events}"));
     let cpu = cpu_seconds();
     let t = Instant::now();
-    let p = Pipeline::start(&text, dir.path(), StartMode::Fresh).expect("start");
+    let p = Pipeline::start(text, dir.path(), StartMode::Fresh).expect("start");
     let state = p.wait(Duration::from_secs(600));
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;
     assert_eq!(state, State::Finished, "{label}: {:?}", p.status().error);
     let rate = events as f64 / wall;
     println!(
-        "{label:<44} {:>7.3} M events/s   {:>7.3} M events/CPU-s   ({events} events, {wall:.2} s, {} checkpoints)",
+        "{label:<44} {:>7.3} M events/s   {:>7.3} M events/CPU-s   ({events} events, {wall:.2} s, {})",
         rate / 1e6,
         events as f64 / cpu.max(1e-3) / 1e6,
-        p.status().checkpoints.last().map_or(0, |c| c.id),
+        what(&p.status()),
     );
     rate
 }
 
-/// The join queries: (label, sources, join and steps, inputs with `{N}` for the events).
+/// A bid query run to the end of `events` bids.
+fn throughput(label: &str, steps: &str, events: u64, partitions: u64) -> f64 {
+    let text = spec(steps, partitions, &format!("kind: bids, limit: {events}"));
+    run_to_end(label, &text, events, |s| {
+        format!("{} checkpoints", s.checkpoints.last().map_or(0, |c| c.id))
+    })
+}
+
+/// The join queries: (label, sources, join and steps, inputs with `{auctions}` and
+/// `{persons}` for their counts).
 const JOINS: [(&str, &str, &str, &str); 2] = [
     (
         "Q3 local sellers (auctions x persons table)",
         "sources: [{name: auctions}, {name: persons, kind: table}]\n",
         "join: {left: auctions, right: persons, kind: stream_table, type: inner}\nsteps:\n  - filter: \"left.category == 10 and (right.state == 'OR' or right.state == 'ID' or right.state == 'CA')\"\n  - map: {name: right.name, city: right.city, state: right.state, auction: left.id}\n",
-        "auctions: {generator: {kind: auctions, limit: A}}, persons: {generator: {kind: persons, limit: P}}",
+        "auctions: {generator: {kind: auctions, limit: {auctions}}}, persons: {generator: {kind: persons, limit: {persons}}}",
     ),
     (
         "Q8-like new sellers (persons x auctions, 10 s)",
         "sources: [{name: persons}, {name: auctions}]\n",
         "join: {left: persons, right: auctions, kind: stream_stream, type: inner, within_ms: 10000}\nsteps:\n  - map: {person: left.id, name: left.name, auction: right.id}\n",
-        "persons: {generator: {kind: persons, limit: P}}, auctions: {generator: {kind: auctions, limit: A}}",
+        "persons: {generator: {kind: persons, limit: {persons}}}, auctions: {generator: {kind: auctions, limit: {auctions}}}",
     ),
 ];
 
@@ -119,27 +106,16 @@ fn join_throughput(
     events: u64,
     partitions: u64,
 ) {
-    let dir = tempfile::tempdir().expect("dir");
     // Nexmark's mix: three auctions for each person.
     let inputs = inputs
-        .replace('A', &(events / 4 * 3).to_string())
-        .replace('P', &(events / 4).to_string());
+        .replace("{auctions}", &(events / 4 * 3).to_string())
+        .replace("{persons}", &(events / 4).to_string());
     let text = format!(
         "name: join\n{sources}{body}run:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: 1000\n  inputs: {{{inputs}}}\n  sink: discard\n"
     );
-    let cpu = cpu_seconds();
-    let t = Instant::now();
-    let p = Pipeline::start(&text, dir.path(), StartMode::Fresh).expect("start");
-    let state = p.wait(Duration::from_secs(600));
-    let wall = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu;
-    assert_eq!(state, State::Finished, "{label}: {:?}", p.status().error);
-    let out = p.status().vertices.last().map_or(0, |v| v.records_out);
-    println!(
-        "{label:<44} {:>7.3} M events/s   {:>7.3} M events/CPU-s   ({events} events, {wall:.2} s, {out} results)",
-        events as f64 / wall / 1e6,
-        events as f64 / cpu.max(1e-3) / 1e6,
-    );
+    run_to_end(label, &text, events, |s| {
+        format!("{} results", s.vertices.last().map_or(0, |v| v.records_out))
+    });
 }
 
 /// Runs at `rate` events/s for a few seconds; the median of the per-second sink p99s.

@@ -13,34 +13,8 @@ use std::time::Instant;
 use capstan_stream::{PipelineSpec, Runner};
 use serde_json::{Value, json};
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0.0, |pages| (pages * 4096) as f64 / 1048576.0)
-}
+mod support;
+use support::{cpu_seconds, env_or, rss_mib};
 
 /// Bids as the Nexmark generator shapes them: event time advancing 1e6/rate µs per
 /// event at 10M events/s, hot auctions.
@@ -89,8 +63,8 @@ fn run(label: &str, spec: &str, events: &[Value]) {
 }
 
 fn main() {
-    let n = env_or("CAPSTAN_BENCH_EVENTS", 1_000_000);
-    let keys = env_or("CAPSTAN_BENCH_KEYS", 1_000_000);
+    let n = env_or("CAPSTAN_BENCH_EVENTS", 1_000_000) as usize;
+    let keys = env_or("CAPSTAN_BENCH_KEYS", 1_000_000) as usize;
     println!(
         "stream replay engine, single-threaded, {n} Nexmark-shaped bids, {} cores on the machine",
         std::thread::available_parallelism().map_or(0, |c| c.get())
