@@ -67,6 +67,9 @@ test.describe.serial('pipelines', () => {
     // It resumed from a checkpoint and keeps reading.
     const before = await read();
     await expect.poll(read, { timeout: 10_000 }).toBeGreaterThan(before);
+    // The pipelines route acts on stream pipelines only, never on a cron job.
+    const wrong = await api(capstan.url, token, 'POST', '/registries/local/pipelines/demo-simple/pause');
+    expect(wrong.status).toBe(404);
     // Every operation is audited.
     const audit = await api(capstan.url, token, 'GET', '/audit?action=pipeline.restart');
     expect(JSON.stringify(audit.body)).toContain('pipeline.restart');

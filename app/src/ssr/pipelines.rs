@@ -245,6 +245,15 @@ pub async fn act(
         let local = find(state, &row, name).ok();
         let restarts = local.as_ref().map(|p| p.status().restarts);
         let registry = &conn.registry;
+        // Only a STREAM job: this route must not pause a cron job of the same name.
+        match registry.get(&format!("/{name}")).await {
+            Ok((v, _)) if v == capstan_stream::registration::STREAM_TYPE.as_bytes() => {}
+            _ => {
+                return Err(AppError::NotFound(format!(
+                    "there is no stream pipeline named {name:?} on {rc}"
+                )));
+            }
+        }
         let done: Box<dyn Fn(&PipelineStatus) -> bool + Send> = match action {
             "pause" => {
                 capstan_scheduler::admin::operations::pause(registry, name)
