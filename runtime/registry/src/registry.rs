@@ -188,6 +188,36 @@ impl Registry {
         Ok(self.rel(&created))
     }
 
+    /// Creates a node in `mode`, with missing parents; `Ok(false)` if it exists already.
+    ///
+    /// # Errors
+    /// As [`Registry::create`], except [`Error::NodeExists`].
+    pub async fn create_if_absent(&self, p: &str, data: &[u8], mode: CreateMode) -> Result<bool> {
+        let opts = CreateOptions {
+            mode,
+            create_parents: true,
+        };
+        match self.create_with(p, data, opts).await {
+            Ok(_) => Ok(true),
+            Err(Error::NodeExists(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a persistent node (with missing parents), or sets its value if it exists.
+    ///
+    /// # Errors
+    /// As [`Registry::create`] and [`Registry::set`].
+    pub async fn put(&self, p: &str, data: &[u8]) -> Result<()> {
+        if !self
+            .create_if_absent(p, data, CreateMode::Persistent)
+            .await?
+        {
+            self.set(p, data, None).await?;
+        }
+        Ok(())
+    }
+
     /// Data and stat of a node.
     ///
     /// # Errors

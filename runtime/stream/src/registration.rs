@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use capstan_registry::{CreateMode, CreateOptions, Error as RegistryError, Registry};
+use capstan_registry::{CreateMode, Error as RegistryError, Registry};
 
 use crate::exec::{Pipeline, State};
 
@@ -36,36 +36,6 @@ pub fn metrics_node(job: &str) -> String {
     format!("/{job}/capstan/metrics")
 }
 
-async fn create(
-    registry: &Registry,
-    path: &str,
-    data: &[u8],
-    mode: CreateMode,
-) -> Result<bool, RegistryError> {
-    match registry
-        .create_with(
-            path,
-            data,
-            CreateOptions {
-                mode,
-                create_parents: true,
-            },
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(RegistryError::NodeExists(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-async fn put(registry: &Registry, path: &str, data: &[u8]) -> Result<(), RegistryError> {
-    if !create(registry, path, data, CreateMode::Persistent).await? {
-        registry.set(path, data, None).await?;
-    }
-    Ok(())
-}
-
 async fn ephemeral(registry: &Registry, path: &str, data: &[u8]) -> Result<(), RegistryError> {
     match registry.get(path).await {
         Ok((v, stat)) if v == data && stat.ephemeral_owner == registry.session_id() => Ok(()),
@@ -74,11 +44,13 @@ async fn ephemeral(registry: &Registry, path: &str, data: &[u8]) -> Result<(), R
                 RegistryError::NoNode(_) => Ok(()),
                 e => Err(e),
             })?;
-            create(registry, path, data, CreateMode::Ephemeral)
+            registry
+                .create_if_absent(path, data, CreateMode::Ephemeral)
                 .await
                 .map(|_| ())
         }
-        Err(RegistryError::NoNode(_)) => create(registry, path, data, CreateMode::Ephemeral)
+        Err(RegistryError::NoNode(_)) => registry
+            .create_if_absent(path, data, CreateMode::Ephemeral)
             .await
             .map(|_| ()),
         Err(e) => Err(e),
@@ -117,7 +89,8 @@ pub async fn request_restart(registry: &Registry, job: &str) -> Result<(), Strin
         Err(RegistryError::NoNode(_)) => return Err(format!("there is no job named {job:?}")),
         Err(e) => return Err(e.to_string()),
     }
-    put(registry, &restart_node(job), b"requested")
+    registry
+        .put(&restart_node(job), b"requested")
         .await
         .map_err(|e| e.to_string())
 }
@@ -150,40 +123,32 @@ pub async fn register(
                 .map_err(|e| e.to_string())?;
         }
         Err(RegistryError::NoNode(_)) => {
-            create(
-                &registry,
-                &root,
-                STREAM_TYPE.as_bytes(),
-                CreateMode::Persistent,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            registry
+                .create_if_absent(&root, STREAM_TYPE.as_bytes(), CreateMode::Persistent)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         Err(e) => return Err(e.to_string()),
     }
     let status = pipeline.status();
     let description = format!("Capstan stream pipeline: {}", pipeline.dag());
     let setup = async {
-        put(
-            &registry,
-            &format!("{root}/config"),
-            config_yaml(&name, status.partitions, &description).as_bytes(),
-        )
-        .await?;
-        create(
-            &registry,
-            &format!("{root}/servers/{ip}"),
-            b"",
-            CreateMode::Persistent,
-        )
-        .await?;
-        for i in 0..status.partitions {
-            put(
-                &registry,
-                &format!("{root}/sharding/{i}/instance"),
-                instance.as_bytes(),
+        registry
+            .put(
+                &format!("{root}/config"),
+                config_yaml(&name, status.partitions, &description).as_bytes(),
             )
             .await?;
+        registry
+            .create_if_absent(&format!("{root}/servers/{ip}"), b"", CreateMode::Persistent)
+            .await?;
+        for i in 0..status.partitions {
+            registry
+                .put(
+                    &format!("{root}/sharding/{i}/instance"),
+                    instance.as_bytes(),
+                )
+                .await?;
         }
         Ok::<(), RegistryError>(())
     };
@@ -254,7 +219,7 @@ impl Follower {
                 .checkpoints
                 .split_off(s.checkpoints.len().saturating_sub(5));
             if let Ok(json) = serde_json::to_vec(&s) {
-                put(r, &metrics_node(self.pipeline.name()), &json).await?;
+                r.put(&metrics_node(self.pipeline.name()), &json).await?;
             }
             self.running = None; // re-assert below
         }

@@ -56,6 +56,18 @@ const WINDOWED: &str = "  - key_by: user\n  - aggregate:\n      window: {tumblin
 const STATELESS: &str =
     "  - filter: \"amount > 3\"\n  - map: {user: user, cents: \"amount * 100\"}\n";
 
+/// Starts `text` fresh in `dir` and waits (at most a minute) until it finished.
+fn run_to_end(text: &str, dir: &Path) -> std::sync::Arc<Pipeline> {
+    let p = Pipeline::start(text, dir, StartMode::Fresh).expect("start");
+    assert_eq!(
+        p.wait(Duration::from_secs(60)),
+        State::Finished,
+        "{:?}",
+        p.status().error
+    );
+    p
+}
+
 /// The committed output: every committed file's rows, as a sorted multiset.
 fn committed(out: &Path) -> Vec<String> {
     let mut rows = Vec::new();
@@ -100,13 +112,7 @@ fn a_partitioned_windowed_run_commits_what_the_replay_gives() {
     let dir = temp_dir("windowed");
     let inputs = write_inputs(&dir, 3, 2000);
     let text = spec_text(&inputs, 4, 20, WINDOWED);
-    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    assert_eq!(
-        p.wait(Duration::from_secs(60)),
-        State::Finished,
-        "{:?}",
-        p.status().error
-    );
+    let p = run_to_end(&text, &dir);
     let got = committed(&dir.join("out"));
     let want = replayed(&text, &inputs);
     assert!(!want.is_empty());
@@ -126,13 +132,7 @@ fn a_stateless_run_commits_every_row_once() {
     let dir = temp_dir("stateless");
     let inputs = write_inputs(&dir, 2, 3000);
     let text = spec_text(&inputs, 2, 20, STATELESS);
-    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    assert_eq!(
-        p.wait(Duration::from_secs(60)),
-        State::Finished,
-        "{:?}",
-        p.status().error
-    );
+    run_to_end(&text, &dir);
     assert_eq!(committed(&dir.join("out")), replayed(&text, &inputs));
 }
 
@@ -274,13 +274,7 @@ fn csv_files_partitioned_by_key_give_the_replay_result_and_bad_lines_are_counted
         dir.join("a.csv").display(),
         dir.join("b.csv").display()
     );
-    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    assert_eq!(
-        p.wait(Duration::from_secs(60)),
-        State::Finished,
-        "{:?}",
-        p.status().error
-    );
+    let p = run_to_end(&text, &dir);
     let spec = PipelineSpec::from_yaml(&text).expect("spec");
     let (out, _) = run_lines(&spec, &replay).expect("replay");
     let mut want: Vec<String> = out.iter().map(Value::to_string).collect();
@@ -344,13 +338,7 @@ fn a_two_source_join_gives_the_same_results_on_one_partition_and_on_three() {
         let text = format!(
             "name: new-sellers\nsources: [{{name: persons}}, {{name: auctions}}]\njoin: {{left: persons, right: auctions, kind: stream_stream, type: left, within_ms: 2}}\nsteps:\n  - map: {{person: left.id, auction: right.id}}\nrun:\n  partitions: {partitions}\n  checkpoint_interval_ms: 20\n  inputs:\n    persons: {{generator: {{kind: persons, limit: 900}}}}\n    auctions: {{generator: {{kind: auctions, limit: 2700}}}}\n  sink: {{file: out}}\n"
         );
-        let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-        assert_eq!(
-            p.wait(Duration::from_secs(60)),
-            State::Finished,
-            "{:?}",
-            p.status().error
-        );
+        let p = run_to_end(&text, &dir);
         assert_eq!(
             p.status().bad_records,
             0,

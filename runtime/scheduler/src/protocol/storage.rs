@@ -2,7 +2,7 @@
 //! parents as persistent empty nodes, and "already there" or "already gone" is not an
 //! error where Java swallows it.
 
-use capstan_registry::{CreateMode, CreateOptions, Error as RegistryError, Registry};
+use capstan_registry::{CreateMode, Error as RegistryError, Registry};
 
 use crate::Result;
 
@@ -48,21 +48,7 @@ pub async fn create_if_absent(
     value: &[u8],
     mode: CreateMode,
 ) -> Result<bool> {
-    match registry
-        .create_with(
-            path,
-            value,
-            CreateOptions {
-                mode,
-                create_parents: true,
-            },
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(RegistryError::NodeExists(_)) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    Ok(registry.create_if_absent(path, value, mode).await?)
 }
 
 /// `persist`: creates a persistent node, or sets its value if it exists.
@@ -70,10 +56,7 @@ pub async fn create_if_absent(
 /// # Errors
 /// A registry error.
 pub async fn persist(registry: &Registry, path: &str, value: &[u8]) -> Result<()> {
-    if !create_if_absent(registry, path, value, CreateMode::Persistent).await? {
-        registry.set(path, value, None).await?;
-    }
-    Ok(())
+    Ok(registry.put(path, value).await?)
 }
 
 /// `persistEphemeral`: deletes the node (recursively) if present, then creates it
