@@ -69,12 +69,20 @@ struct Shared {
     state: watch::Sender<CacheState>,
     /// Bumped after every applied change: a cheap "something changed" signal.
     generation: watch::Sender<u64>,
+    /// Paths whose changes are applied and counted in the generation but not broadcast.
+    quiet: Option<fn(&str) -> bool>,
 }
 
 impl Shared {
     fn bump(&self, event: CacheEvent) {
         self.generation.send_modify(|g| *g += 1);
-        let _ = self.events.send(event);
+        let quiet = match (&event, self.quiet) {
+            (CacheEvent::Upserted(p) | CacheEvent::Removed(p), Some(quiet)) => quiet(p),
+            _ => false,
+        };
+        if !quiet {
+            let _ = self.events.send(event);
+        }
     }
 }
 
@@ -196,6 +204,21 @@ impl TreeCache {
     /// A registry error during the first load; later errors are retried in the
     /// background and show as [`CacheState::Stale`].
     pub async fn start(registry: Registry, root: &str) -> Result<TreeCache> {
+        Self::start_with_quiet(registry, root, None).await
+    }
+
+    /// As [`TreeCache::start`], except that changes to paths for which `quiet` holds are
+    /// not sent to [`TreeCache::subscribe`]rs (the view and the generation still show
+    /// them). For nodes that change all the time and that no subscriber reacts to: each
+    /// event it would only discard still costs a subscriber a wake-up.
+    ///
+    /// # Errors
+    /// As [`TreeCache::start`].
+    pub async fn start_with_quiet(
+        registry: Registry,
+        root: &str,
+        quiet: Option<fn(&str) -> bool>,
+    ) -> Result<TreeCache> {
         path::validate(root)?;
         let (events, _) = broadcast::channel(4096);
         let (state, _) = watch::channel(CacheState::Loading);
@@ -205,6 +228,7 @@ impl TreeCache {
             events,
             state,
             generation,
+            quiet,
         });
         let session = registry.session_events();
         let stream = registry.watch_recursive(root).await?;
@@ -239,6 +263,13 @@ impl TreeCache {
     /// A counter bumped after every change: wait on it to refresh a view.
     pub fn generation(&self) -> watch::Receiver<u64> {
         self.shared.generation.subscribe()
+    }
+
+    /// The generation counter's value now. A view read after this call is at least as new
+    /// as this generation, so whatever is derived from it may be reused for as long as the
+    /// counter stays the same.
+    pub fn current_generation(&self) -> u64 {
+        *self.shared.generation.borrow()
     }
 
     /// Whether the cache is following the registry right now.

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use capstan_registry::cache::{CacheState, TreeCache, TreeView};
+use capstan_registry::cache::{CacheEvent, CacheState, TreeCache, TreeView};
 use capstan_registry::recipes::election::LeaderElection;
 use capstan_registry::recipes::latch::Latch;
 use capstan_registry::{
@@ -658,6 +658,48 @@ async fn tree_cache_loads_and_follows(f: &Fixture) {
     owner.close().await;
 }
 
+/// Changes to quiet paths show in the view and the generation, and are not broadcast.
+async fn tree_cache_quiet_paths_are_not_broadcast(f: &Fixture) {
+    let writer = f.registry().await;
+    writer
+        .create("/q", b"", CreateMode::Persistent)
+        .await
+        .expect("root");
+    let reader = f.registry().await;
+    let cache =
+        TreeCache::start_with_quiet(reader.clone(), "/q", Some(|p| p.ends_with("/running")))
+            .await
+            .expect("cache");
+    let mut events = cache.subscribe();
+    let before = cache.current_generation();
+    writer
+        .create("/q/running", b"me", CreateMode::Ephemeral)
+        .await
+        .expect("quiet");
+    eventually(&cache, "quiet node", |v| v.get("/q/running").is_some()).await;
+    assert!(
+        cache.current_generation() > before,
+        "the generation counts quiet changes"
+    );
+    writer
+        .create("/q/loud", b"", CreateMode::Persistent)
+        .await
+        .expect("loud");
+    // The first event a subscriber hears is the loud one: the quiet one was never sent.
+    let first = within("loud event", events.recv()).await.expect("event");
+    assert_eq!(first, CacheEvent::Upserted("/q/loud".into()));
+    writer
+        .delete("/q/running", None)
+        .await
+        .expect("delete quiet");
+    writer.delete("/q/loud", None).await.expect("delete loud");
+    let next = within("loud removal", events.recv()).await.expect("event");
+    assert_eq!(next, CacheEvent::Removed("/q/loud".into()));
+    drop(cache);
+    reader.close().await;
+    writer.close().await;
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -694,4 +736,5 @@ contract!(
     latch_never_has_two_holders,
     leadership_moves_when_the_leader_expires,
     tree_cache_loads_and_follows,
+    tree_cache_quiet_paths_are_not_broadcast,
 );

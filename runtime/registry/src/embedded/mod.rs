@@ -3,10 +3,11 @@
 //! One [`EmbeddedStore`] per file; any number of sessions on it (each
 //! [`crate::Registry::embedded`] handle is one session, as each ZooKeeper client is).
 //!
-//! Concurrency: writes are serialised by `writer` (an async mutex held across the SQLite
-//! commit). A write is staged against a read-locked tree, committed to disk, and only then
-//! applied under the tree's write lock together with its watch events. Reads take the read
-//! lock only, so they never wait for the disk, and never see a write that is not durable.
+//! Concurrency: writes are serialised by one committer at a time (see
+//! [`EmbeddedSession::transact`]). A write is staged against a read-locked tree, committed to
+//! disk, and only then applied under the tree's write lock together with its watch events.
+//! Reads take the read lock only, so they never wait for the disk, and never see a write
+//! that is not durable.
 
 mod persist;
 mod tree;
@@ -49,11 +50,16 @@ struct Pending {
     reply: Reply,
 }
 
+/// Transactions waiting for the next commit, and whether a committer is draining them.
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    committing: bool,
+}
+
 struct Shared {
-    /// Serialises committers across the durable commit; see [`EmbeddedSession::transact`].
-    writer: tokio::sync::Mutex<()>,
-    /// Transactions waiting for the next commit.
-    queue: std::sync::Mutex<Vec<Pending>>,
+    /// See [`EmbeddedSession::transact`].
+    queue: std::sync::Mutex<Queue>,
     state: RwLock<State>,
     db: Option<SqlitePool>,
     next_session: AtomicI64,
@@ -68,6 +74,51 @@ impl Shared {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Drains the queue batch by batch until it is empty, then stands down. Runs as its own
+/// task, so no caller's cancellation can interrupt a commit that other callers' writes
+/// share.
+async fn commit_loop(shared: Arc<Shared>) {
+    /// Stands the committer down however the loop ends. If it ends early (the runtime is
+    /// shutting down and drops the task), the writes still queued are dropped, and their
+    /// callers hear that the write was interrupted instead of waiting forever.
+    struct StandDown {
+        shared: Arc<Shared>,
+        finished: bool,
+    }
+    impl Drop for StandDown {
+        fn drop(&mut self) {
+            if !self.finished {
+                let mut queue = self.shared.queue();
+                queue.committing = false;
+                queue.pending.clear();
+            }
+        }
+    }
+    let mut guard = StandDown {
+        shared,
+        finished: false,
+    };
+    loop {
+        let batch = {
+            let mut queue = guard.shared.queue();
+            if queue.pending.is_empty() {
+                // Under the queue's lock: a caller that queues after this sees
+                // `committing == false` and starts the next committer.
+                queue.committing = false;
+                drop(queue);
+                guard.finished = true;
+                return;
+            }
+            std::mem::take(&mut queue.pending)
+        };
+        commit_batch(&guard.shared, batch).await;
     }
 }
 
@@ -106,8 +157,7 @@ impl EmbeddedStore {
     fn with(tree: Tree, db: Option<SqlitePool>) -> EmbeddedStore {
         EmbeddedStore {
             shared: Arc::new(Shared {
-                writer: tokio::sync::Mutex::new(()),
-                queue: std::sync::Mutex::new(Vec::new()),
+                queue: std::sync::Mutex::new(Queue::default()),
                 state: RwLock::new(State {
                     tree,
                     watches: Watches::default(),
@@ -144,6 +194,82 @@ impl EmbeddedStore {
     }
 }
 
+/// Stages, commits and applies a batch of queued transactions (by the one committer).
+async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
+    let now = now_ms();
+    let mut staged_all: Vec<Staged> = Vec::with_capacity(batch.len());
+    let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
+    {
+        let state = shared.read();
+        let mut overlay = tree::Overlay::new();
+        let mut last_zxid = state.tree.zxid;
+        for Pending {
+            session,
+            work,
+            reply,
+        } in batch
+        {
+            // A caller that gave up before its turn: its write never happens.
+            if reply.is_closed() {
+                continue;
+            }
+            if !state.sessions.contains_key(&session) {
+                let _ = reply.send(Err(Error::SessionExpired));
+                continue;
+            }
+            let mut txn = Txn::after(&state.tree, &overlay, last_zxid, session, now);
+            match work(&mut txn) {
+                Ok(value) => {
+                    let staged = txn.finish();
+                    last_zxid = staged.zxid;
+                    overlay.extend(staged.nodes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    staged_all.push(staged);
+                    answers.push((reply, value));
+                }
+                // Failed during staging: nothing of it is kept; the rest go on.
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
+        }
+    }
+    if staged_all.is_empty() {
+        return;
+    }
+    if let Some(db) = &shared.db
+        && let Err(e) = persist::commit(db, &staged_all).await
+    {
+        // None of the batch is applied: every caller hears why.
+        for (reply, _) in answers {
+            let _ = reply.send(Err(Error::Storage(e.to_string())));
+        }
+        return;
+    }
+    for staged in staged_all {
+        apply(shared, staged);
+    }
+    for (reply, value) in answers {
+        let _ = reply.send(Ok(value));
+    }
+}
+
+fn apply(shared: &Shared, mut staged: Staged) {
+    let mut state = shared.write();
+    for (owner, p) in &staged.ephemerals_created {
+        if let Some(s) = state.sessions.get_mut(owner) {
+            s.ephemerals.insert(p.clone());
+        }
+    }
+    for (owner, p) in &staged.ephemerals_deleted {
+        if let Some(s) = state.sessions.get_mut(owner) {
+            s.ephemerals.remove(p);
+        }
+    }
+    let events = std::mem::take(&mut staged.events);
+    state.tree.apply(staged);
+    state.watches.fire(&events);
+}
+
 /// One session on an [`EmbeddedStore`].
 pub(crate) struct EmbeddedSession {
     shared: Arc<Shared>,
@@ -175,13 +301,16 @@ impl EmbeddedSession {
     /// Stages `f` as one transaction of `session`, commits it, applies it, and returns
     /// what `f` returned.
     ///
-    /// Group commit: the caller queues its work, then takes the writer lock. Whoever holds
-    /// the lock drains the whole queue: it stages each transaction in order (each sees the
-    /// ones before it), commits them all in one SQLite transaction, applies them in order
-    /// and fires their watches, then answers each caller. Writers that queue while a
-    /// commit is in progress thus share the next one, so concurrent writes cost one disk
-    /// commit per batch rather than one each. Nothing is visible before it is durable, and
-    /// the order of application is the order of staging.
+    /// Group commit: the caller queues its work; the first caller to find no committer at
+    /// work starts one (a task of its own). The committer drains the whole queue: it stages
+    /// each transaction in order (each sees the ones before it), commits them all in one
+    /// SQLite transaction, applies them in order and fires their watches, then answers
+    /// each caller; and again, until the queue is empty. Writers that queue while a commit
+    /// is in progress thus share the next one, so concurrent writes cost one disk commit
+    /// per batch rather than one each, and a caller waits only for its own answer (never
+    /// for a lock handed from caller to caller, which would serialise a thousand
+    /// simultaneous writers into a thousand task switches). Nothing is visible before it is
+    /// durable, and the order of application is the order of staging.
     async fn transact<T: Send + 'static>(
         &self,
         session: i64,
@@ -189,21 +318,21 @@ impl EmbeddedSession {
     ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         let work: Work = Box::new(move |txn| f(txn).map(|v| Box::new(v) as Box<dyn Any + Send>));
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Pending {
+        let start = {
+            let mut queue = self.shared.queue();
+            queue.pending.push(Pending {
                 session,
                 work,
                 reply: tx,
             });
-        {
-            let _writer = self.shared.writer.lock().await;
-            let batch =
-                std::mem::take(&mut *self.shared.queue.lock().unwrap_or_else(|p| p.into_inner()));
-            if !batch.is_empty() {
-                self.commit_batch(batch).await;
+            !std::mem::replace(&mut queue.committing, true)
+        };
+        if start {
+            let committer = commit_loop(self.shared.clone());
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(committer)),
+                // Outside a Tokio runtime (a plain executor): commit in this caller.
+                Err(_) => committer.await,
             }
         }
         match rx.await {
@@ -211,86 +340,9 @@ impl EmbeddedSession {
                 .downcast::<T>()
                 .map_err(|_| Error::Storage("transaction result of an unexpected type".into()))?),
             Ok(Err(e)) => Err(e),
-            // The committer is gone without an answer (its task was cancelled mid-commit).
+            // The committer is gone without an answer (the runtime shut down mid-commit).
             Err(_) => Err(Error::Storage("the write was interrupted".into())),
         }
-    }
-
-    /// Stages, commits and applies a batch of queued transactions (the caller holds the
-    /// writer lock).
-    async fn commit_batch(&self, batch: Vec<Pending>) {
-        let now = now_ms();
-        let mut staged_all: Vec<Staged> = Vec::with_capacity(batch.len());
-        let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
-        {
-            let state = self.shared.read();
-            let mut overlay = tree::Overlay::new();
-            let mut last_zxid = state.tree.zxid;
-            for Pending {
-                session,
-                work,
-                reply,
-            } in batch
-            {
-                // A caller that gave up before its turn: its write never happens.
-                if reply.is_closed() {
-                    continue;
-                }
-                if !state.sessions.contains_key(&session) {
-                    let _ = reply.send(Err(Error::SessionExpired));
-                    continue;
-                }
-                let mut txn = Txn::after(&state.tree, &overlay, last_zxid, session, now);
-                match work(&mut txn) {
-                    Ok(value) => {
-                        let staged = txn.finish();
-                        last_zxid = staged.zxid;
-                        overlay.extend(staged.nodes.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        staged_all.push(staged);
-                        answers.push((reply, value));
-                    }
-                    // Failed during staging: nothing of it is kept; the rest go on.
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
-        }
-        if staged_all.is_empty() {
-            return;
-        }
-        if let Some(db) = &self.shared.db
-            && let Err(e) = persist::commit(db, &staged_all).await
-        {
-            // None of the batch is applied: every caller hears why.
-            for (reply, _) in answers {
-                let _ = reply.send(Err(Error::Storage(e.to_string())));
-            }
-            return;
-        }
-        for staged in staged_all {
-            self.apply(staged);
-        }
-        for (reply, value) in answers {
-            let _ = reply.send(Ok(value));
-        }
-    }
-
-    fn apply(&self, mut staged: Staged) {
-        let mut state = self.shared.write();
-        for (owner, p) in &staged.ephemerals_created {
-            if let Some(s) = state.sessions.get_mut(owner) {
-                s.ephemerals.insert(p.clone());
-            }
-        }
-        for (owner, p) in &staged.ephemerals_deleted {
-            if let Some(s) = state.sessions.get_mut(owner) {
-                s.ephemerals.remove(p);
-            }
-        }
-        let events = std::mem::take(&mut staged.events);
-        state.tree.apply(staged);
-        state.watches.fire(&events);
     }
 
     pub async fn create(

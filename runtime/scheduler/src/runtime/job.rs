@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use capstan_registry::Registry;
-use capstan_registry::cache::{CacheEvent, TreeCache};
+use capstan_registry::cache::TreeCache;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -88,11 +88,25 @@ pub(crate) struct JobShared {
     config: RwLock<Arc<JobConfig>>,
     /// Item executions started and not yet finished, so an abandoned run can record them.
     in_flight: Mutex<HashMap<String, ItemStarted>>,
+    /// The last snapshot and the cache generation it was read at: a fire and the actor ask
+    /// for the snapshot several times per fire, and rebuilding it is most of a fire's cost.
+    last_snapshot: Mutex<(u64, Arc<Snapshot>)>,
 }
 
 impl JobShared {
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::read(&self.cache, &self.nodes, &self.me)
+    /// The job's nodes as the cache holds them now; rebuilt only when the cache changed.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        // Read the generation before the view (see `current_generation`): a snapshot kept
+        // under generation g is never older than g.
+        let generation = self.cache.current_generation();
+        let mut last = self.last_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if last.0 != generation {
+            *last = (
+                generation,
+                Arc::new(Snapshot::read(&self.cache, &self.nodes, &self.me)),
+            );
+        }
+        last.1.clone()
     }
 
     pub fn connected(&self) -> bool {
@@ -195,7 +209,10 @@ pub(crate) async fn spawn(
         )
         .await?;
     }
-    let cache = TreeCache::start(inner.registry.clone(), nodes.root()).await?;
+    // Run markers change twice per fire and call for no reaction (see `is_run_marker`).
+    let cache =
+        TreeCache::start_with_quiet(inner.registry.clone(), nodes.root(), Some(is_run_marker))
+            .await?;
     let shared = Arc::new(JobShared {
         name: name.clone(),
         nodes,
@@ -209,6 +226,9 @@ pub(crate) async fn spawn(
         misfired: AtomicBool::new(false),
         config: RwLock::new(Arc::new(JobConfig::default())),
         in_flight: Mutex::new(HashMap::new()),
+        // Generation 0 is the cache before its first load; it has loaded by now, so the
+        // first call reads it.
+        last_snapshot: Mutex::new((0, Arc::new(Snapshot::default()))),
     });
     let local = match &source {
         Source::Local(c) => Some(&**c),
@@ -231,7 +251,7 @@ pub(crate) async fn spawn(
         commands: rx,
         next_fire: schedule.as_ref().and_then(|s| s.next_after(now_ms())),
         schedule,
-        seen: Snapshot::default(),
+        seen: Arc::new(Snapshot::default()),
         run: None,
         stopped: None,
         epoch,
@@ -281,7 +301,7 @@ struct Actor {
     schedule: Option<Schedule>,
     next_fire: Option<i64>,
     /// The cache state reactions were last computed from.
-    seen: Snapshot,
+    seen: Arc<Snapshot>,
     /// The fire in progress.
     run: Option<JoinHandle<RunReport>>,
     /// Why the job no longer runs here (operator shutdown); the actor then only waits
@@ -321,7 +341,9 @@ async fn join_run(run: &mut Option<JoinHandle<RunReport>>) -> Option<RunReport> 
     }
 }
 
-/// `…/sharding/{item}/running` and `…/misfire`: written and removed by every fire.
+/// `…/sharding/{item}/running` and `…/misfire`: written and removed by every fire (this
+/// instance's own, mostly), and never a reason for the actor to react, so the job's cache
+/// does not tell it of them; keeps a fire from costing two wake-ups and two diffs.
 fn is_run_marker(path: &str) -> bool {
     (path.ends_with("/running") || path.ends_with("/misfire")) && path.contains("/sharding/")
 }
@@ -365,9 +387,6 @@ impl Actor {
                 }
                 event = events.recv() => {
                     match event {
-                        // Markers of runs (this instance's own, mostly) never call for a
-                        // reaction; skipping them keeps a fire from costing two diffs.
-                        Ok(CacheEvent::Upserted(p) | CacheEvent::Removed(p)) if is_run_marker(&p) => {}
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {
                             if !self.on_change().await {
                                 return;
@@ -421,13 +440,17 @@ impl Actor {
         self.state.executed += report.executed as u64;
         self.state.failed += report.failed as u64;
         // §4.5 step 9: look for more items to take over.
-        let config = self.config();
+        // (The config first: the snapshot after a run is a fresh one, worth reading only
+        // when there can be failover work.)
+        if !self.shared.current_config().failover {
+            return;
+        }
         let snap = self.shared.snapshot();
         let mine = snap
             .items
             .values()
             .any(|n| n.failover.as_deref() == Some(self.shared.me.as_str()));
-        if config.failover && (!snap.failover_pending.is_empty() || mine) {
+        if !snap.failover_pending.is_empty() || mine {
             self.start(Cause::Failover);
         }
     }

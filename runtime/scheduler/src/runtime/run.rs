@@ -17,7 +17,6 @@ use futures::StreamExt;
 use super::Connection;
 use super::failover;
 use super::job::JobShared;
-use super::snapshot::Snapshot;
 use crate::config::JobConfig;
 use crate::context::{ShardingContext, item_parameters, task_id};
 use crate::history::{ItemFinished, ItemStarted, Source, StatusTrace, TraceState, now_ms};
@@ -475,7 +474,7 @@ async fn run_item(
         keep_streaming: {
             let shared = shared.clone();
             Arc::new(move || {
-                let snap: Snapshot = shared.snapshot();
+                let snap = shared.snapshot();
                 let still_on = shared
                     .current_config()
                     .props

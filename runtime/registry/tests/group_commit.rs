@@ -1,0 +1,64 @@
+//! Group commit in the embedded registry: writers that give up (their task aborted, a
+//! timeout) while a batch is being committed take nobody else's write with them.
+
+use std::time::Duration;
+
+use capstan_registry::{CreateMode, Durability, EmbeddedStore, Registry};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_writer_fails_no_other_write_of_its_batch() {
+    let dir = std::env::temp_dir().join(format!("capstan-group-commit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // A file-backed store, so a commit awaits SQLite and there is a "mid-commit" to abandon.
+    let store = EmbeddedStore::open(&dir.join("registry.db"), Durability::ProcessCrash)
+        .await
+        .expect("open");
+    let r = Registry::embedded(&store, "batch").await.expect("registry");
+    r.create("/n", b"", CreateMode::Persistent)
+        .await
+        .expect("parent");
+    let mut kept_total = 0;
+    for round in 0..60u64 {
+        let mut kept = Vec::new();
+        let mut abandoned = Vec::new();
+        for i in 0..24u64 {
+            let r = r.clone();
+            let task = tokio::spawn(async move {
+                r.create(&format!("/n/r{round}-{i}"), b"x", CreateMode::Persistent)
+                    .await
+            });
+            if i % 2 == 0 {
+                abandoned.push(task);
+            } else {
+                kept.push(task);
+            }
+        }
+        // Abandon half of them at varying points of the commit in flight.
+        tokio::time::sleep(Duration::from_micros(50 * (round % 8))).await;
+        for task in &abandoned {
+            task.abort();
+        }
+        for task in kept {
+            task.await
+                .expect("task")
+                .expect("a kept write must succeed");
+            kept_total += 1;
+        }
+    }
+    // The store still takes writes, and every kept write is there.
+    r.create("/n/after", b"", CreateMode::Persistent)
+        .await
+        .expect("write after abandoned ones");
+    let children = r.children("/n").await.expect("children");
+    let kept_seen = children
+        .iter()
+        .filter(|c| {
+            c.rsplit_once('-')
+                .and_then(|(_, i)| i.parse::<u64>().ok())
+                .is_some_and(|i| i % 2 == 1)
+        })
+        .count();
+    assert_eq!(kept_seen, kept_total);
+    r.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
