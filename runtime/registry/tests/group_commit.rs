@@ -1,5 +1,6 @@
 //! Group commit in the embedded registry: writers that give up (their task aborted, a
-//! timeout) while a batch is being committed take nobody else's write with them.
+//! timeout) while a batch is being committed take nobody else's write with them; and a
+//! session's end is one step, however its commit is scheduled.
 
 use std::time::Duration;
 
@@ -61,4 +62,41 @@ async fn an_abandoned_writer_fails_no_other_write_of_its_batch() {
     assert_eq!(kept_seen, kept_total);
     r.close().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_session_cannot_write_once_its_ephemerals_are_gone() {
+    let store = EmbeddedStore::in_memory();
+    for round in 0..50 {
+        let doomed = Registry::embedded(&store, "expiry").await.expect("session");
+        let watcher = Registry::embedded(&store, "expiry").await.expect("session");
+        let marker = format!("/marker-{round}");
+        let after = format!("/after-{round}");
+        doomed
+            .create(&marker, b"", CreateMode::Ephemeral)
+            .await
+            .expect("ephemeral");
+        let (_, watch) = watcher.exists_and_watch(&marker).await.expect("watch");
+        // React to the deletion as fast as possible, writing as the expiring session (what
+        // an instance re-registering itself would do).
+        let reacting = tokio::spawn({
+            let doomed = doomed.clone();
+            let after = after.clone();
+            async move {
+                watch.changed().await;
+                doomed.create(&after, b"", CreateMode::Ephemeral).await
+            }
+        });
+        doomed.expire_session().await.expect("expire");
+        let written = reacting.await.expect("task");
+        assert!(
+            written.is_err(),
+            "round {round}: an expired session wrote {after}"
+        );
+        assert!(
+            watcher.exists(&after).await.expect("exists").is_none(),
+            "round {round}: a node of an expired session outlived it"
+        );
+        watcher.close().await;
+    }
 }

@@ -832,26 +832,52 @@ async fn write_batch(
         });
         q.build().execute(&mut *tx).await?;
     }
-    // Finishes: one UPDATE each (the rows differ), and the hourly aggregates summed per
-    // (job, hour, outcome) first, so a burst of a thousand finishes is a few upserts.
+    // Finishes: one UPDATE per chunk, from a VALUES list (a thousand finishes of a burst
+    // are a few statements, not a thousand round trips), and the hourly aggregates summed
+    // per (job, hour, outcome) first, so they are a few upserts.
+    let finishes: Vec<(&ItemFinished, RunState)> = batch
+        .iter()
+        .filter_map(|r| match r {
+            Record::Finished(f) => Some(f),
+            _ => None,
+        })
+        .map(|f| {
+            let state = if f.failure.is_some() {
+                RunState::Failed
+            } else {
+                RunState::Succeeded
+            };
+            (f, state)
+        })
+        .collect();
+    for chunk in finishes.chunks(ROWS_PER_INSERT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "WITH f (id, state, is_success, failure_cause, output, complete_time) AS (",
+        );
+        q.push_values(chunk, |mut row, (f, state)| {
+            row.push_bind(&f.id)
+                .push_bind(state.as_str())
+                .push_bind(i64::from(*state == RunState::Succeeded))
+                .push_bind(f.failure.as_deref().map(|c| cut(c, CAUSE_LIMIT)))
+                .push_bind(f.output.as_deref())
+                .push_bind(f.end_ms);
+        });
+        q.push(
+            ") UPDATE job_execution_log SET state = f.state, is_success = f.is_success, \
+             failure_cause = f.failure_cause, output = f.output, complete_time = f.complete_time \
+             FROM f WHERE job_execution_log.id = f.id",
+        );
+        q.build().execute(&mut *tx).await?;
+    }
     let mut hourly: std::collections::HashMap<(&str, i64, RunState), (i64, i64, i64)> =
         std::collections::HashMap::new();
-    for f in batch.iter().filter_map(|r| match r {
-        Record::Finished(f) => Some(f),
-        _ => None,
-    }) {
-        let state = if f.failure.is_some() {
-            RunState::Failed
-        } else {
-            RunState::Succeeded
-        };
-        update_finished(tx, f, state).await?;
+    for (f, state) in &finishes {
         let duration = (f.end_ms - f.start_ms).max(0);
         let agg = hourly
             .entry((
                 f.job_name.as_str(),
                 f.end_ms - f.end_ms.rem_euclid(HOUR_MS),
-                state,
+                *state,
             ))
             .or_default();
         agg.0 += 1;
@@ -921,10 +947,14 @@ async fn write_finished(
     add_hourly(tx, &f.job_name, hour, state, (1, duration, duration)).await
 }
 
-/// After the first record of a batch, the writer waits this long for more: fires come in
-/// bursts (every job due on the same second), and the burst is done before the history
-/// is written, rather than sharing the CPU with it.
-const COALESCE: Duration = Duration::from_millis(50);
+/// After the first record of a batch, the writer waits in slices of this long for as long
+/// as more keep coming (up to [`COALESCE_MAX`]): fires come in bursts (every job due on the
+/// same second), and the burst is done before the history is written, rather than
+/// sharing the CPU with it. A slice is a sleep, not a wait on the channel, so a burst's
+/// records do not wake the writer one by one.
+const COALESCE: Duration = Duration::from_millis(20);
+/// The longest a record waits before it is written (unless the writer is busy).
+const COALESCE_MAX: Duration = Duration::from_millis(250);
 
 /// Commits records in batches; answers flushes once what came before them is committed.
 async fn writer(
@@ -936,13 +966,19 @@ async fn writer(
     let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         // A flush is waited on: answer it without the coalescing pause.
-        if !batch.iter().any(|r| matches!(r, Record::Flush(_))) {
+        let flush_waiting = |batch: &[Record]| batch.iter().any(|r| matches!(r, Record::Flush(_)));
+        let give_up = tokio::time::Instant::now() + COALESCE_MAX;
+        while !flush_waiting(&batch) && batch.len() < BATCH * 8 {
             tokio::time::sleep(COALESCE).await;
+            let before = batch.len();
             while batch.len() < BATCH * 8 {
                 match rx.try_recv() {
                     Ok(r) => batch.push(r),
                     Err(_) => break,
                 }
+            }
+            if batch.len() == before || tokio::time::Instant::now() >= give_up {
+                break;
             }
         }
         let mut attempt = 0;

@@ -46,6 +46,9 @@ type Reply = oneshot::Sender<Result<Box<dyn Any + Send>>>;
 
 struct Pending {
     session: i64,
+    /// The session ends with this transaction, atomically: nothing (another task reacting
+    /// to its watch events, say) can see the transaction applied and the session alive.
+    ends_session: bool,
     work: Work,
     reply: Reply,
 }
@@ -197,14 +200,17 @@ impl EmbeddedStore {
 /// Stages, commits and applies a batch of queued transactions (by the one committer).
 async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
     let now = now_ms();
-    let mut staged_all: Vec<Staged> = Vec::with_capacity(batch.len());
+    let mut staged_all: Vec<(Staged, Option<i64>)> = Vec::with_capacity(batch.len());
     let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
     {
         let state = shared.read();
         let mut overlay = tree::Overlay::new();
         let mut last_zxid = state.tree.zxid;
+        // Sessions that end earlier in this batch: their later writes find them expired.
+        let mut ending: Vec<i64> = Vec::new();
         for Pending {
             session,
+            ends_session,
             work,
             reply,
         } in batch
@@ -213,7 +219,7 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
             if reply.is_closed() {
                 continue;
             }
-            if !state.sessions.contains_key(&session) {
+            if !state.sessions.contains_key(&session) || ending.contains(&session) {
                 let _ = reply.send(Err(Error::SessionExpired));
                 continue;
             }
@@ -223,7 +229,10 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
                     let staged = txn.finish();
                     last_zxid = staged.zxid;
                     overlay.extend(staged.nodes.iter().map(|(k, v)| (k.clone(), v.clone())));
-                    staged_all.push(staged);
+                    if ends_session {
+                        ending.push(session);
+                    }
+                    staged_all.push((staged, ends_session.then_some(session)));
                     answers.push((reply, value));
                 }
                 // Failed during staging: nothing of it is kept; the rest go on.
@@ -236,8 +245,9 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
     if staged_all.is_empty() {
         return;
     }
+    let staged_only: Vec<&Staged> = staged_all.iter().map(|(s, _)| s).collect();
     if let Some(db) = &shared.db
-        && let Err(e) = persist::commit(db, &staged_all).await
+        && let Err(e) = persist::commit(db, &staged_only).await
     {
         // None of the batch is applied: every caller hears why.
         for (reply, _) in answers {
@@ -245,15 +255,18 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
         }
         return;
     }
-    for staged in staged_all {
-        apply(shared, staged);
+    drop(staged_only);
+    for (staged, ends) in staged_all {
+        apply(shared, staged, ends);
     }
     for (reply, value) in answers {
         let _ = reply.send(Ok(value));
     }
 }
 
-fn apply(shared: &Shared, mut staged: Staged) {
+/// Applies one staged transaction and fires its watches; with `ends`, that session ends in
+/// the same step (its watches told, and no later write of it accepted).
+fn apply(shared: &Shared, mut staged: Staged, ends: Option<i64>) {
     let mut state = shared.write();
     for (owner, p) in &staged.ephemerals_created {
         if let Some(s) = state.sessions.get_mut(owner) {
@@ -268,6 +281,30 @@ fn apply(shared: &Shared, mut staged: Staged) {
     let events = std::mem::take(&mut staged.events);
     state.tree.apply(staged);
     state.watches.fire(&events);
+    if let Some(session) = ends {
+        end_session_locked(&mut state, session);
+    }
+}
+
+/// Ends `id` under the write lock: removes the session and whatever ephemeral nodes it
+/// still owns, in memory only (ephemeral nodes are never stored), and ends its watches.
+fn end_session_locked(state: &mut State, id: i64) {
+    let Some(session) = state.sessions.remove(&id) else {
+        return;
+    };
+    let mut staged = {
+        let mut txn = Txn::new(&state.tree, id, now_ms());
+        for p in session.ephemerals.iter().rev() {
+            if txn.get(p).is_some() {
+                let _ = txn.delete(p, None);
+            }
+        }
+        txn.finish()
+    };
+    let events = std::mem::take(&mut staged.events);
+    state.tree.apply(staged);
+    state.watches.fire(&events);
+    state.watches.end_session(id);
 }
 
 /// One session on an [`EmbeddedStore`].
@@ -313,15 +350,26 @@ impl EmbeddedSession {
     /// durable, and the order of application is the order of staging.
     async fn transact<T: Send + 'static>(
         &self,
-        session: i64,
         f: impl FnOnce(&mut Txn<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.submit(false, f).await
+    }
+
+    /// [`Self::transact`], for work of `session` on behalf of this session, ending it with
+    /// the transaction when `ends_session`.
+    async fn submit<T: Send + 'static>(
+        &self,
+        ends_session: bool,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let session = self.id;
         let (tx, rx) = oneshot::channel();
         let work: Work = Box::new(move |txn| f(txn).map(|v| Box::new(v) as Box<dyn Any + Send>));
         let start = {
             let mut queue = self.shared.queue();
             queue.pending.push(Pending {
                 session,
+                ends_session,
                 work,
                 reply: tx,
             });
@@ -353,7 +401,7 @@ impl EmbeddedSession {
         parents: bool,
     ) -> Result<String> {
         let (p, data) = (p.to_owned(), data.to_vec());
-        self.transact(self.id, move |txn| {
+        self.transact(move |txn| {
             if parents {
                 let mut missing = Vec::new();
                 let mut cur = path::parent(&p);
@@ -375,20 +423,18 @@ impl EmbeddedSession {
 
     pub async fn set(&self, p: &str, data: &[u8], version: Option<i32>) -> Result<Stat> {
         let (p, data) = (p.to_owned(), data.to_vec());
-        self.transact(self.id, move |txn| txn.set(&p, &data, version))
-            .await
+        self.transact(move |txn| txn.set(&p, &data, version)).await
     }
 
     pub async fn delete(&self, p: &str, version: Option<i32>) -> Result<()> {
         let p = p.to_owned();
-        self.transact(self.id, move |txn| txn.delete(&p, version))
-            .await
+        self.transact(move |txn| txn.delete(&p, version)).await
     }
 
     /// Deletes `p` and everything below it in one transaction.
     pub async fn delete_recursive(&self, p: &str) -> Result<()> {
         let p = p.to_owned();
-        self.transact(self.id, move |txn| {
+        self.transact(move |txn| {
             let mut order = Vec::new();
             let mut stack = vec![p];
             while let Some(cur) = stack.pop() {
@@ -406,7 +452,7 @@ impl EmbeddedSession {
 
     pub async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         let ops = ops.to_vec();
-        self.transact(self.id, move |txn| {
+        self.transact(move |txn| {
             ops.iter()
                 .enumerate()
                 .map(|(index, op)| {
@@ -550,9 +596,12 @@ impl EmbeddedSession {
                 None => return,
             }
         };
-        // Through a normal transaction, so the parents' counters are stored.
+        // Through a normal transaction, so the parents' counters are stored, and ending the
+        // session in the same step (as a ZooKeeper server expires a session: its ephemeral
+        // nodes and the session go together; nobody reacting to the deletions can still
+        // write as the session).
         let deleted = self
-            .transact(self.id, move |txn| {
+            .submit(true, move |txn| {
                 for p in ephemerals.iter().rev() {
                     if txn.get(p).is_some() {
                         txn.delete(p, None)?;
@@ -571,23 +620,7 @@ impl EmbeddedSession {
     /// Removes the session and whatever ephemeral nodes it still owns, in memory only
     /// (ephemeral nodes are never stored), and ends its watches.
     fn end_in_memory(&self) {
-        let mut state = self.shared.write();
-        let Some(session) = state.sessions.remove(&self.id) else {
-            return;
-        };
-        let mut staged = {
-            let mut txn = Txn::new(&state.tree, self.id, now_ms());
-            for p in session.ephemerals.iter().rev() {
-                if txn.get(p).is_some() {
-                    let _ = txn.delete(p, None);
-                }
-            }
-            txn.finish()
-        };
-        let events = std::mem::take(&mut staged.events);
-        state.tree.apply(staged);
-        state.watches.fire(&events);
-        state.watches.end_session(self.id);
+        end_session_locked(&mut self.shared.write(), self.id);
     }
 
     pub fn is_alive(&self) -> bool {
