@@ -144,7 +144,7 @@ impl TreeView<'_> {
         &'s self,
         p: &'s str,
     ) -> impl Iterator<Item = (&'s str, &'s CachedNode)> + 's {
-        subtree_keys(self.0, p).map(|k| (k, &self.0[k]))
+        subtree_entries(self.0, p)
     }
 
     /// Number of cached nodes.
@@ -162,6 +162,14 @@ impl TreeView<'_> {
 /// starting at `p/`; a sibling like `p-x` sorts between `p` and `p/`, so a plain range from
 /// `p` would wrongly include it.
 fn subtree_keys<'m>(map: &'m Map, p: &str) -> impl Iterator<Item = &'m str> + 'm {
+    subtree_entries(map, p).map(|(k, _)| k)
+}
+
+/// `p` and everything below it, in path order, by one range scan.
+fn subtree_entries<'m>(
+    map: &'m Map,
+    p: &str,
+) -> impl Iterator<Item = (&'m str, &'m CachedNode)> + 'm {
     let prefix = if p == "/" {
         "/".to_owned()
     } else {
@@ -170,13 +178,13 @@ fn subtree_keys<'m>(map: &'m Map, p: &str) -> impl Iterator<Item = &'m str> + 'm
     let own = if p == "/" {
         None
     } else {
-        map.get_key_value(p).map(|(k, _)| &**k)
+        map.get_key_value(p).map(|(k, v)| (&**k, v))
     };
     let lower = prefix.clone();
     own.into_iter().chain(
         map.range::<str, _>((Bound::Included(lower.as_str()), Bound::Unbounded))
-            .map(|(k, _)| &**k)
-            .take_while(move |k| k.starts_with(prefix.as_str())),
+            .map(|(k, v)| (&**k, v))
+            .take_while(move |(k, _)| k.starts_with(prefix.as_str())),
     )
 }
 

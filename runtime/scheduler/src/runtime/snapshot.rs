@@ -46,9 +46,8 @@ pub(crate) struct Snapshot {
     pub paused: bool,
 }
 
-fn text(view: &TreeView<'_>, path: &str) -> Option<String> {
-    view.get(path)
-        .map(|n| String::from_utf8_lossy(&n.data).into_owned())
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
 }
 
 impl Snapshot {
@@ -56,62 +55,91 @@ impl Snapshot {
         cache.read(|v| Snapshot::from_view(v, nodes, me))
     }
 
+    /// One ordered pass over the job's subtree, each node placed by its path below the
+    /// root. (A fire reads the snapshot anew after its own run markers changed it, so this
+    /// is on every fire's path: one scan, where a lookup per node wanted meant a formatted
+    /// path and a map seek each.)
     fn from_view(v: &TreeView<'_>, nodes: &JobNodes, me: &InstanceId) -> Snapshot {
         let root = nodes.root();
         let Some(root_node) = v.get(root) else {
             return Snapshot::default();
         };
-        let mut items = BTreeMap::new();
-        let sharding = v.children(&nodes.sharding());
-        for child in &sharding {
-            let Ok(item) = child.parse::<u32>() else {
+        let mut snap = Snapshot {
+            exists: true,
+            root_value: Some(text(&root_node.data)),
+            ..Snapshot::default()
+        };
+        for (path, node) in v.subtree(root) {
+            let Some(rel) = path.strip_prefix(root).and_then(|r| r.strip_prefix('/')) else {
                 continue;
             };
-            let leaf = |name: &str| text(v, &nodes.item_leaf(item, name));
-            items.insert(
-                item,
-                ItemNodes {
-                    instance: leaf("instance"),
-                    running: leaf("running"),
-                    misfire: v.get(&nodes.item_leaf(item, "misfire")).is_some(),
-                    disabled: v.get(&nodes.item_leaf(item, "disabled")).is_some(),
-                    failover: leaf("failover"),
-                    failovering: leaf("failovering"),
-                },
-            );
+            let mut parts = rel.split('/');
+            let parts: [Option<&str>; 5] = std::array::from_fn(|_| parts.next());
+            match parts {
+                [Some("config"), None, ..] => snap.config = Some(node.data.to_vec()),
+                [Some("paused"), None, ..] => snap.paused = true,
+                [Some("instances"), Some(id), None, ..] => {
+                    snap.instances.insert(id.to_owned());
+                }
+                [Some("servers"), Some(ip), None, ..] => {
+                    snap.servers.insert(ip.to_owned(), text(&node.data));
+                }
+                [Some("trigger"), Some(id), None, ..] if id == me.as_str() => {
+                    snap.my_trigger = Some(text(&node.data));
+                }
+                [Some("leader"), Some("election"), Some("instance"), None, _] => {
+                    snap.leader = Some(text(&node.data));
+                }
+                [Some("leader"), Some("sharding"), Some("necessary"), None, _] => {
+                    snap.necessary = true;
+                }
+                [
+                    Some("leader"),
+                    Some("sharding"),
+                    Some("processing"),
+                    None,
+                    _,
+                ] => {
+                    snap.processing = true;
+                }
+                [
+                    Some("leader"),
+                    Some("failover"),
+                    Some("items"),
+                    Some(item),
+                    None,
+                ] => {
+                    snap.failover_pending.push(item.to_owned());
+                }
+                [Some("sharding"), Some(child), None, ..] => {
+                    snap.sharding_children += 1;
+                    if let Ok(item) = child.parse::<u32>() {
+                        snap.items.insert(item, ItemNodes::default());
+                    }
+                }
+                // The subtree is in path order, so an item's node comes before its leaves.
+                [Some("sharding"), Some(child), Some(leaf), None, _] => {
+                    let Some(leaves) = child
+                        .parse::<u32>()
+                        .ok()
+                        .and_then(|item| snap.items.get_mut(&item))
+                    else {
+                        continue;
+                    };
+                    match leaf {
+                        "instance" => leaves.instance = Some(text(&node.data)),
+                        "running" => leaves.running = Some(text(&node.data)),
+                        "misfire" => leaves.misfire = true,
+                        "disabled" => leaves.disabled = true,
+                        "failover" => leaves.failover = Some(text(&node.data)),
+                        "failovering" => leaves.failovering = Some(text(&node.data)),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
         }
-        Snapshot {
-            exists: true,
-            root_value: Some(String::from_utf8_lossy(&root_node.data).into_owned()),
-            config: v.get(&nodes.config()).map(|n| n.data.to_vec()),
-            instances: v
-                .children(&nodes.instances())
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            servers: v
-                .children(&nodes.servers())
-                .into_iter()
-                .map(|ip| {
-                    (
-                        ip.to_owned(),
-                        text(v, &nodes.server(ip)).unwrap_or_default(),
-                    )
-                })
-                .collect(),
-            leader: text(v, &nodes.leader()),
-            necessary: v.get(&nodes.resharding_necessary()).is_some(),
-            processing: v.get(&nodes.resharding_processing()).is_some(),
-            items,
-            sharding_children: sharding.len(),
-            failover_pending: v
-                .children(&nodes.failover_items())
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
-            my_trigger: text(v, &nodes.trigger(me.as_str())),
-            paused: v.get(&nodes.paused()).is_some(),
-        }
+        snap
     }
 
     /// §2.1: `servers/{ip}` is exactly `ENABLED` and some instance id starts with the IP
@@ -143,5 +171,107 @@ impl Snapshot {
                 .and_then(|n| n.instance.as_ref())
                 .is_none_or(|owner| !self.instances.contains(owner))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use capstan_registry::{CreateMode, CreateOptions, EmbeddedStore, Registry};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_node_lands_in_its_field_and_nothing_else_does() {
+        let store = EmbeddedStore::in_memory();
+        let r = Registry::embedded(&store, "snap").await.expect("registry");
+        let me = "10.0.0.1@-@1";
+        for (path, data) in [
+            ("/job", "SIMPLE"),
+            ("/job/config", "cron: 0 * * * * ?"),
+            ("/job/paused", ""),
+            ("/job/instances/10.0.0.1@-@1", "jobInstanceId: x"),
+            ("/job/instances/10.0.0.2@-@2", ""),
+            ("/job/servers/10.0.0.1", "ENABLED"),
+            ("/job/servers/10.0.0.2", "DISABLED"),
+            ("/job/leader/election/instance", me),
+            ("/job/leader/election/latch", ""),
+            ("/job/leader/sharding/necessary", ""),
+            ("/job/leader/failover/items/1", ""),
+            ("/job/leader/failover/items/3", ""),
+            ("/job/sharding/0/instance", me),
+            ("/job/sharding/0/running", me),
+            ("/job/sharding/0/misfire", ""),
+            ("/job/sharding/1/instance", "10.0.0.2@-@2"),
+            ("/job/sharding/1/disabled", ""),
+            ("/job/sharding/1/failover", me),
+            ("/job/sharding/1/failovering", me),
+            ("/job/sharding/1/unknown", "ignored"),
+            ("/job/sharding/notAnItem/instance", "ignored"),
+            ("/job/trigger/10.0.0.1@-@1", "param"),
+            ("/job/trigger/10.0.0.2@-@2", "not mine"),
+            // A job whose name extends this one's is not part of it.
+            ("/jobX/config", "other"),
+            ("/jobX/sharding/0/instance", "other"),
+        ] {
+            r.create_with(
+                path,
+                data.as_bytes(),
+                CreateOptions {
+                    mode: CreateMode::Persistent,
+                    create_parents: true,
+                },
+            )
+            .await
+            .expect("create");
+        }
+        let cache = TreeCache::start(r.clone(), "/").await.expect("cache");
+        let me: InstanceId = me.parse().expect("id");
+        let snap = Snapshot::read(&cache, &JobNodes::new("job"), &me);
+        let item = |instance: &str| ItemNodes {
+            instance: Some(instance.into()),
+            ..ItemNodes::default()
+        };
+        let expected = Snapshot {
+            exists: true,
+            root_value: Some("SIMPLE".into()),
+            config: Some(b"cron: 0 * * * * ?".to_vec()),
+            instances: ["10.0.0.1@-@1", "10.0.0.2@-@2"].map(String::from).into(),
+            servers: [("10.0.0.1", "ENABLED"), ("10.0.0.2", "DISABLED")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            leader: Some(me.as_str().into()),
+            necessary: true,
+            processing: false,
+            items: [
+                (
+                    0,
+                    ItemNodes {
+                        running: Some(me.as_str().into()),
+                        misfire: true,
+                        ..item(me.as_str())
+                    },
+                ),
+                (
+                    1,
+                    ItemNodes {
+                        disabled: true,
+                        failover: Some(me.as_str().into()),
+                        failovering: Some(me.as_str().into()),
+                        ..item("10.0.0.2@-@2")
+                    },
+                ),
+            ]
+            .into(),
+            sharding_children: 3,
+            failover_pending: vec!["1".into(), "3".into()],
+            my_trigger: Some("param".into()),
+            paused: true,
+        };
+        assert_eq!(snap, expected);
+        assert_eq!(
+            Snapshot::read(&cache, &JobNodes::new("missing"), &me),
+            Snapshot::default()
+        );
+        r.close().await;
     }
 }
