@@ -185,6 +185,14 @@ pub(crate) struct ItemFinished {
     pub output: Option<String>,
 }
 
+/// A new id for a run, an item execution or a trace row: a UUID, as Java's, but ordered by
+/// time (version 7), so each insert lands at the end of its index rather than on a random
+/// page of it: with a thousand fires a second, random keys made most of the history's cost
+/// page reads and writes all over a table bigger than SQLite's cache.
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 /// A status transition of a run.
 #[derive(Debug, Clone)]
 pub(crate) struct StatusTrace {
@@ -375,6 +383,9 @@ impl History {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            // 16 MiB of page cache per connection (SQLite's default is 2 MiB): the pages
+            // the writer touches stay in memory instead of being read back at every batch.
+            .pragma("cache_size", "-16384")
             .busy_timeout(Duration::from_secs(5));
         Self::connect(options, &path.display().to_string(), retention).await
     }
@@ -818,7 +829,7 @@ async fn write_batch(
              execution_type, sharding_item, state, message, creation_time) ",
         );
         q.push_values(chunk, |mut row, t| {
-            row.push_bind(uuid::Uuid::new_v4().to_string())
+            row.push_bind(new_id())
                 .push_bind(&t.run_id)
                 .push_bind(&t.job_name)
                 .push("''")

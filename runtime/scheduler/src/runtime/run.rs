@@ -303,7 +303,7 @@ async fn execute(
 ) -> (usize, usize) {
     let me = shared.me.as_str();
     let task = task_id(&shared.name, items, &shared.me);
-    let run_id = uuid::Uuid::new_v4().to_string();
+    let run_id = crate::history::new_id();
     shared.trace_run(
         &run_id,
         &task,
@@ -457,7 +457,7 @@ async fn run_item(
             Some("not started: the registry connection was lost".into()),
         );
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = crate::history::new_id();
     let start_ms = now_ms();
     let started = ItemStarted {
         id: id.clone(),
