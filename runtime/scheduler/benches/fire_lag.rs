@@ -8,6 +8,10 @@
 //! - registry reads and writes per fire, from the registry handle's own counters (the
 //!   tree cache's re-reads included).
 //!
+//! Before each, the registry's own floor: the time for that many simultaneous `running`
+//! creates to complete from one client, without the scheduler (a fire cannot start its
+//! item before its create is answered, so no lag can be below this).
+//!
 //! Every job has one item, `monitorExecution` on (a `running` node per fire), failover and
 //! misfire off, and run history on, as a console would run them. Each fire is due on a
 //! whole second, so an item's lag is the time since the last whole second.
@@ -23,7 +27,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use capstan_registry::{Durability, EmbeddedStore, Registry, ZkSettings};
+use capstan_registry::{
+    CreateMode, CreateOptions, Durability, EmbeddedStore, Registry, ZkSettings,
+};
 use capstan_scheduler::config::JobConfig;
 use capstan_scheduler::context::ShardingContext;
 use capstan_scheduler::history::{History, Retention};
@@ -67,6 +73,8 @@ struct Report {
     jobs: usize,
     seconds: f64,
     lags_ms: Vec<f64>,
+    /// p50 and p99 of `jobs` simultaneous creates on the bare registry.
+    floor_ms: (f64, f64),
     cpu_pct: f64,
     zk_cpu_pct: Option<f64>,
     reads_per_fire: f64,
@@ -81,6 +89,49 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// p50 and p99 (ms) of the completion times of `n` simultaneous ephemeral creates, over a
+/// few rounds after two of warm-up (each create's time from the start of its round). Each
+/// under a parent of its own, as each job's `running` node is.
+async fn registry_floor(registry: &Registry, n: usize) -> (f64, f64) {
+    for i in 0..n {
+        registry
+            .create_with(
+                &format!("/floor/{i}"),
+                b"",
+                CreateOptions {
+                    mode: CreateMode::Persistent,
+                    create_parents: true,
+                },
+            )
+            .await
+            .expect("floor parent");
+    }
+    let mut times = Vec::with_capacity(n * 5);
+    for round in 0..7 {
+        let start = Instant::now();
+        let creates = (0..n).map(|i| async move {
+            registry
+                .create(&format!("/floor/{i}/running"), b"x", CreateMode::Ephemeral)
+                .await
+                .expect("create");
+            start.elapsed().as_secs_f64() * 1000.0
+        });
+        let done = futures::future::join_all(creates).await;
+        if round >= 2 {
+            times.extend(done);
+        }
+        let deletes = (0..n).map(|i| async move {
+            registry
+                .delete(&format!("/floor/{i}/running"), None)
+                .await
+                .expect("delete");
+        });
+        futures::future::join_all(deletes).await;
+    }
+    times.sort_by(f64::total_cmp);
+    (percentile(&times, 50.0), percentile(&times, 99.0))
+}
+
 async fn measure(
     label: &'static str,
     registry: Registry,
@@ -88,6 +139,7 @@ async fn measure(
     seconds: u64,
     zk_pid: Option<u32>,
 ) -> Report {
+    let floor = registry_floor(&registry, jobs).await;
     let dir = tempfile::tempdir().expect("dir");
     let history = History::open(&dir.path().join("history.db"), Retention::default())
         .await
@@ -164,6 +216,7 @@ async fn measure(
         reads_per_fire: (ops1.reads - ops0.reads) as f64 / fires,
         writes_per_fire: (ops1.writes - ops0.writes) as f64 / fires,
         lags_ms,
+        floor_ms: floor,
     }
 }
 
@@ -183,6 +236,10 @@ fn print(r: &Report) {
             .unwrap_or_default(),
         r.reads_per_fire,
         r.writes_per_fire,
+    );
+    println!(
+        "{:<10} registry floor: {} simultaneous creates answered in p50 {:.2} ms, p99 {:.2} ms",
+        "", r.jobs, r.floor_ms.0, r.floor_ms.1
     );
 }
 
