@@ -200,7 +200,9 @@ impl EmbeddedStore {
 /// Stages, commits and applies a batch of queued transactions (by the one committer).
 async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
     let now = now_ms();
-    let mut staged_all: Vec<(Staged, Option<i64>)> = Vec::with_capacity(batch.len());
+    let mut staged_all: Vec<Staged> = Vec::with_capacity(batch.len());
+    // Per staged transaction: the session it ends, if it does.
+    let mut ends: Vec<Option<i64>> = Vec::with_capacity(batch.len());
     let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
     {
         let state = shared.read();
@@ -223,16 +225,19 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
                 let _ = reply.send(Err(Error::SessionExpired));
                 continue;
             }
-            let mut txn = Txn::after(&state.tree, &overlay, last_zxid, session, now);
+            let mut txn = Txn::after(&state.tree, &overlay, &staged_all, last_zxid, session, now);
             match work(&mut txn) {
                 Ok(value) => {
                     let staged = txn.finish();
                     last_zxid = staged.zxid;
-                    overlay.extend(staged.nodes.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    for path in staged.nodes.keys() {
+                        overlay.insert(path.clone(), staged_all.len());
+                    }
                     if ends_session {
                         ending.push(session);
                     }
-                    staged_all.push((staged, ends_session.then_some(session)));
+                    staged_all.push(staged);
+                    ends.push(ends_session.then_some(session));
                     answers.push((reply, value));
                 }
                 // Failed during staging: nothing of it is kept; the rest go on.
@@ -245,9 +250,8 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
     if staged_all.is_empty() {
         return;
     }
-    let staged_only: Vec<&Staged> = staged_all.iter().map(|(s, _)| s).collect();
     if let Some(db) = &shared.db
-        && let Err(e) = persist::commit(db, &staged_only).await
+        && let Err(e) = persist::commit(db, &staged_all).await
     {
         // None of the batch is applied: every caller hears why.
         for (reply, _) in answers {
@@ -255,8 +259,7 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
         }
         return;
     }
-    drop(staged_only);
-    for (staged, ends) in staged_all {
+    for (staged, ends) in staged_all.into_iter().zip(ends) {
         apply(shared, staged, ends);
     }
     for (reply, value) in answers {

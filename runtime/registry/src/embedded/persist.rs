@@ -98,7 +98,7 @@ pub(crate) async fn load(pool: &SqlitePool) -> Result<Vec<(String, Vec<u8>, Stat
 /// Commits the persistent part of staged transactions, in order, as one SQLite
 /// transaction: all of them or none. Transactions that touch only ephemeral nodes are not
 /// written (see `Staged::durable`); a batch of only those costs no disk access.
-pub(crate) async fn commit(pool: &SqlitePool, batch: &[&Staged]) -> Result<()> {
+pub(crate) async fn commit(pool: &SqlitePool, batch: &[Staged]) -> Result<()> {
     if !batch.iter().any(|s| s.durable) {
         return Ok(());
     }

@@ -128,13 +128,17 @@ pub(crate) struct Staged {
     pub durable: bool,
 }
 
-/// Final node states of transactions staged earlier in the same batch, not yet applied.
-pub(crate) type Overlay = HashMap<String, Option<Node>>;
+/// For each path that transactions staged earlier in the same batch (not yet applied)
+/// touched, the index among them of the last one that did: its final state of the node is
+/// what a later transaction sees. An index, not a copy of the node, so staging a batch of a
+/// thousand writes does not copy every node they touch (a parent's child list included)
+/// once more each.
+pub(crate) type Overlay = HashMap<String, usize>;
 
 /// A transaction being staged against a tree (and the batch staged before it).
 pub(crate) struct Txn<'a> {
     base: &'a Tree,
-    prior: Option<&'a Overlay>,
+    prior: Option<(&'a Overlay, &'a [Staged])>,
     staged: Staged,
     now: i64,
     session: i64,
@@ -156,17 +160,18 @@ impl<'a> Txn<'a> {
     }
 
     /// Starts a transaction that sees `base` changed by `prior` (transactions staged
-    /// before it in one batch, whose last id is `last_zxid`).
+    /// before it in one batch, indexed by `overlay`, whose last id is `last_zxid`).
     pub fn after(
         base: &'a Tree,
-        prior: &'a Overlay,
+        overlay: &'a Overlay,
+        prior: &'a [Staged],
         last_zxid: i64,
         session: i64,
         now: i64,
     ) -> Txn<'a> {
         Txn {
             base,
-            prior: Some(prior),
+            prior: Some((overlay, prior)),
             staged: Staged {
                 zxid: last_zxid + 1,
                 ..Staged::default()
@@ -178,7 +183,10 @@ impl<'a> Txn<'a> {
 
     /// The node at `p` before this transaction.
     fn before(&self, p: &str) -> Option<&'a Node> {
-        match self.prior.and_then(|o| o.get(p)) {
+        match self
+            .prior
+            .and_then(|(overlay, staged)| staged.get(*overlay.get(p)?)?.nodes.get(p))
+        {
             Some(n) => n.as_ref(),
             None => self.base.nodes.get(p),
         }
