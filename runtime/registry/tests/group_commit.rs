@@ -100,3 +100,44 @@ async fn an_expiring_session_cannot_write_once_its_ephemerals_are_gone() {
         watcher.close().await;
     }
 }
+
+/// A committer spawned on a runtime that shuts down before running it must not leave the
+/// store waiting for it: the next writer, on another runtime, gets its write through.
+#[test]
+fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
+    let store = EmbeddedStore::in_memory();
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    first.block_on(async {
+        let r = Registry::embedded(&store, "lost").await.expect("registry");
+        let mut write = std::pin::pin!(r.create("/a", b"", CreateMode::Persistent));
+        // Poll the write once: it queues itself and spawns the committer, which this
+        // single-threaded runtime has not run yet; then give the write up.
+        tokio::select! {
+            biased;
+            _ = &mut write => panic!("the write cannot finish before its committer runs"),
+            () = std::future::ready(()) => {}
+        }
+    });
+    // The committer task goes with the runtime, never polled.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    second.block_on(async {
+        let r = Registry::embedded(&store, "lost").await.expect("registry");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            r.create("/b", b"", CreateMode::Persistent),
+        )
+        .await
+        .expect("a write after the lost committer must not hang")
+        .expect("write");
+        tokio::time::timeout(Duration::from_secs(5), r.close())
+            .await
+            .expect("closing must not hang");
+    });
+}

@@ -87,13 +87,20 @@ impl Shared {
 /// Drains the queue batch by batch until it is empty, then stands down. Runs as its own
 /// task, so no caller's cancellation can interrupt a commit that other callers' writes
 /// share.
-async fn commit_loop(shared: Arc<Shared>) {
-    /// Stands the committer down however the loop ends. If it ends early (the runtime is
-    /// shutting down and drops the task), the writes still queued are dropped, and their
-    /// callers hear that the write was interrupted instead of waiting forever.
+fn commit_loop(shared: Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
+    /// Stands the committer down however it ends. If it ends early (its runtime shuts
+    /// down and drops the task, even before ever running it), the writes still queued are
+    /// dropped, and their callers hear that the write was interrupted instead of waiting
+    /// forever; the next writer starts a new committer.
     struct StandDown {
         shared: Arc<Shared>,
         finished: bool,
+    }
+    impl StandDown {
+        /// The queue is empty and `committing` already cleared: nothing left to undo.
+        fn finish(&mut self) {
+            self.finished = true;
+        }
     }
     impl Drop for StandDown {
         fn drop(&mut self) {
@@ -104,24 +111,27 @@ async fn commit_loop(shared: Arc<Shared>) {
             }
         }
     }
+    // Made before the future, so that dropping the future unpolled still stands it down.
     let mut guard = StandDown {
         shared,
         finished: false,
     };
-    loop {
-        let batch = {
-            let mut queue = guard.shared.queue();
-            if queue.pending.is_empty() {
-                // Under the queue's lock: a caller that queues after this sees
-                // `committing == false` and starts the next committer.
-                queue.committing = false;
-                drop(queue);
-                guard.finished = true;
-                return;
-            }
-            std::mem::take(&mut queue.pending)
-        };
-        commit_batch(&guard.shared, batch).await;
+    async move {
+        loop {
+            let batch = {
+                let mut queue = guard.shared.queue();
+                if queue.pending.is_empty() {
+                    // Under the queue's lock: a caller that queues after this sees
+                    // `committing == false` and starts the next committer.
+                    queue.committing = false;
+                    drop(queue);
+                    guard.finish();
+                    return;
+                }
+                std::mem::take(&mut queue.pending)
+            };
+            commit_batch(&guard.shared, batch).await;
+        }
     }
 }
 
