@@ -22,6 +22,10 @@
 
 #[path = "../../registry/tests/support/mod.rs"]
 mod support;
+// The stream benchmarks' readers of the environment and /proc (not all of them used here).
+#[path = "../../stream/benches/support/mod.rs"]
+#[allow(dead_code)]
+mod bench;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,36 +40,13 @@ use capstan_scheduler::history::{History, Retention};
 use capstan_scheduler::kinds::{BoxError, JobKind};
 use capstan_scheduler::{JobDefinition, Scheduler};
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use bench::{env_or, process_cpu_seconds};
 
 fn now_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) of a process, from /proc (clock ticks of 1/100 s).
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The command name may hold spaces; the fields after its closing parenthesis do not.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 struct Report {
@@ -189,8 +170,8 @@ async fn measure(
     let zk = zk_pid.map(|p| p.to_string());
     let (ops0, cpu0, zk0, t0) = (
         registry.op_counts(),
-        cpu_seconds(&me),
-        zk.as_deref().map(cpu_seconds),
+        process_cpu_seconds(&me),
+        zk.as_deref().map(process_cpu_seconds),
         Instant::now(),
     );
     measuring.store(true, Ordering::Relaxed);
@@ -198,8 +179,8 @@ async fn measure(
     measuring.store(false, Ordering::Relaxed);
     let (ops1, cpu1, zk1, wall) = (
         registry.op_counts(),
-        cpu_seconds(&me),
-        zk.as_deref().map(cpu_seconds),
+        process_cpu_seconds(&me),
+        zk.as_deref().map(process_cpu_seconds),
         t0.elapsed().as_secs_f64(),
     );
     let mut lags_ms = lags.lock().expect("lags").clone();
@@ -244,8 +225,8 @@ fn print(r: &Report) {
 }
 
 fn main() {
-    let jobs = env_or("CAPSTAN_BENCH_FIRE_JOBS", 1000);
-    let seconds = env_or("CAPSTAN_BENCH_SECONDS", 20) as u64;
+    let jobs = env_or("CAPSTAN_BENCH_FIRE_JOBS", 1000) as usize;
+    let seconds = env_or("CAPSTAN_BENCH_SECONDS", 20);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,4 +1,5 @@
-//! What both stream benchmarks read from the environment and the process.
+//! What the benchmarks read from the environment and from /proc: both stream benchmarks'
+//! and, by path, the scheduler's fire-lag benchmark's.
 
 /// A number from the environment, or `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
@@ -10,7 +11,14 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 
 /// CPU time of this process (user + system, every thread), seconds.
 pub fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    process_cpu_seconds("self")
+}
+
+/// CPU time of process `pid` (or `self`), user + system, from /proc (clock ticks of
+/// 1/100 s), seconds.
+pub fn process_cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
@@ -21,6 +29,7 @@ pub fn cpu_seconds() -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
 
