@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Rec, Runner, key_text};
+use super::{Rec, Runner, key_text, object};
 use crate::spec::{JoinKind, JoinType};
 
 /// A stream-stream join's buffered record.
@@ -60,7 +60,12 @@ impl Runner {
                 JoinType::Left => l.is_some(),
                 JoinType::Outer => l.is_some() || rt.is_some(),
             };
-            present.then(|| json!({"left": l.cloned(), "right": rt.cloned()}))
+            present.then(|| {
+                object([
+                    ("left", l.cloned().unwrap_or(Value::Null)),
+                    ("right", rt.cloned().unwrap_or(Value::Null)),
+                ])
+            })
         };
         match j.kind {
             JoinKind::StreamStream => self.stream_join(j, left, r, w),
@@ -70,7 +75,10 @@ impl Runner {
                     return Vec::new();
                 }
                 vec![Rec {
-                    value: json!({"left": r.value, "right": right.cloned()}),
+                    value: object([
+                        ("left", r.value),
+                        ("right", right.cloned().unwrap_or(Value::Null)),
+                    ]),
                     ..r
                 }]
             }
@@ -153,7 +161,7 @@ impl Runner {
                 };
                 out.push(Rec {
                     key: r.key.clone(),
-                    value: json!({"left": l, "right": rt}),
+                    value: object([("left", l.clone()), ("right", rt.clone())]),
                     ts: r.ts.max(e.ts),
                 });
             }
@@ -205,9 +213,9 @@ impl Runner {
             };
             if !b.matched && keep {
                 let value = if b.left {
-                    json!({"left": b.value, "right": null})
+                    object([("left", b.value), ("right", Value::Null)])
                 } else {
-                    json!({"left": null, "right": b.value})
+                    object([("left", Value::Null), ("right", b.value)])
                 };
                 let rec = Rec {
                     key: b.key,

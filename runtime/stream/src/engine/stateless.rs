@@ -3,18 +3,18 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{InputError, Rec, Record, scope};
+use super::{InputError, Rec, Record, object, scope};
 use crate::expr::truthy;
 use crate::spec::{JoinKind, PipelineSpec, SourceKind, Step};
 
 /// A record as the pipeline's output writes it.
 pub fn output_row(r: Record, table: bool) -> Value {
     if table {
-        json!({"key": r.key, "value": r.value})
+        object([("key", r.key), ("value", r.value)])
     } else {
-        json!({"key": r.key, "ts": r.ts, "value": r.value})
+        object([("key", r.key), ("ts", r.ts.into()), ("value", r.value)])
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::config::{Format, GenConfig, GenKind, InputConfig, PartitionBy};
 use super::route::stable_hash;
+use crate::engine::object;
 
 /// What a connector has next.
 pub(crate) enum Next {
@@ -156,12 +157,12 @@ impl Generator {
 
     fn keyed(&self, key: Value, fields: Value, ts: i64) -> Value {
         if self.table {
-            json!({"key": key, "value": fields, "ts": ts})
+            object([("key", key), ("value", fields), ("ts", ts.into())])
         } else {
             let mut v = fields;
             if let Some(m) = v.as_object_mut() {
                 m.insert("key".into(), key);
-                m.insert("ts".into(), json!(ts));
+                m.insert("ts".into(), ts.into());
             }
             v
         }
@@ -179,7 +180,12 @@ impl Generator {
                 let s = p + n * (h % owned);
                 let value = 15.0 + ((h >> 20) % 2000) as f64 / 100.0;
                 let name = format!("sensor-{s}");
-                json!({"key": name, "sensor": name, "ts": ts, "value": value})
+                object([
+                    ("key", name.clone().into()),
+                    ("sensor", name.into()),
+                    ("ts", ts.into()),
+                    ("value", value.into()),
+                ])
             }
             GenKind::Bids => {
                 let i = j * self.partitions + self.partition;
@@ -188,27 +194,35 @@ impl Generator {
                 } else {
                     1000 + (i * 7919) % 100_000
                 };
-                json!({
-                    "key": auction,
-                    "auction": auction,
-                    "bidder": 2000 + (i * 31) % 50_000,
-                    "price": 100 + (i * 13) % 10_000,
-                    "channel": CHANNELS[(i % 4) as usize],
-                    "ts": ts,
-                })
+                object([
+                    ("key", auction.into()),
+                    ("auction", auction.into()),
+                    ("bidder", (2000 + (i * 31) % 50_000).into()),
+                    ("price", (100 + (i * 13) % 10_000).into()),
+                    ("channel", CHANNELS[(i % 4) as usize].into()),
+                    ("ts", ts.into()),
+                ])
             }
             GenKind::Persons => {
                 let g = j * self.partitions + self.partition;
                 let id = 1000 + g;
                 let h = mix(g ^ 0x5EED);
                 self.keyed(
-                    json!(id),
-                    json!({
-                        "id": id,
-                        "name": format!("{} {}", FIRST[(h % 8) as usize], LAST[((h >> 8) % 8) as usize]),
-                        "city": CITIES[((h >> 16) % 6) as usize],
-                        "state": STATES[((h >> 24) % 6) as usize],
-                    }),
+                    id.into(),
+                    object([
+                        ("id", id.into()),
+                        (
+                            "name",
+                            format!(
+                                "{} {}",
+                                FIRST[(h % 8) as usize],
+                                LAST[((h >> 8) % 8) as usize]
+                            )
+                            .into(),
+                        ),
+                        ("city", CITIES[((h >> 16) % 6) as usize].into()),
+                        ("state", STATES[((h >> 24) % 6) as usize].into()),
+                    ]),
                     ts,
                 )
             }
@@ -218,13 +232,13 @@ impl Generator {
                 // People are made at a third of the auctions' rate: person g/3 exists.
                 let seller = 1000 + g / 3;
                 self.keyed(
-                    json!(seller),
-                    json!({
-                        "id": 1000 + g,
-                        "seller": seller,
-                        "category": 10 + h % 5,
-                        "reserve": 100 + (h >> 8) % 10_000,
-                    }),
+                    seller.into(),
+                    object([
+                        ("id", (1000 + g).into()),
+                        ("seller", seller.into()),
+                        ("category", (10 + h % 5).into()),
+                        ("reserve", (100 + (h >> 8) % 10_000).into()),
+                    ]),
                     ts,
                 )
             }
