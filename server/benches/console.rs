@@ -10,6 +10,10 @@
 #[path = "../../runtime/registry/tests/support/mod.rs"]
 mod support;
 
+/// The allocator the `capstan` binary runs with (see `server/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,13 @@ use clap::Parser;
 
 use capstan_server::config::{Cli, Command};
 
+/// mimalloc, not glibc's malloc. Stream records are JSON trees: each is allocated on a
+/// source's thread and freed on a stage's or a sink's. glibc's malloc takes the owning
+/// arena's lock for such a free, and that showed as futex waits in `make bench`.
+/// mimalloc frees to the owning thread without a lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

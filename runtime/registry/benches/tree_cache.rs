@@ -7,6 +7,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+/// The allocator the `capstan` binary runs with (see `server/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use capstan_registry::cache::TreeCache;

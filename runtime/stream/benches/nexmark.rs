@@ -8,7 +8,8 @@
 //! Nexmark's Q8 uses tumbling windows).
 //!
 //! `CAPSTAN_BENCH_EVENTS` (default 2,000,000), `CAPSTAN_BENCH_PARTITIONS` (default: cores),
-//! `CAPSTAN_BENCH_KEYS` (state test, default 500,000).
+//! `CAPSTAN_BENCH_KEYS` (state test, default 500,000). `CAPSTAN_BENCH_ONLY=Q5` runs only
+//! the queries whose label starts with it, and no state or latency test (for profiling).
 
 use std::time::{Duration, Instant};
 
@@ -157,7 +158,25 @@ fn state_memory(keys: u64, partitions: u64) {
     drop(p);
 }
 
+/// `CAPSTAN_BENCH_ONLY`: the query label prefix to run alone.
+fn only() -> Option<String> {
+    std::env::var("CAPSTAN_BENCH_ONLY")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 fn main() {
+    if let Some(prefix) = only() {
+        let events = env_or("CAPSTAN_BENCH_EVENTS", 2_000_000);
+        let partitions = env_or("CAPSTAN_BENCH_PARTITIONS", 2);
+        for (label, steps) in QUERIES.iter().filter(|(l, _)| l.starts_with(&prefix)) {
+            throughput(label, steps, events, partitions);
+        }
+        for (label, sources, body, inputs) in JOINS.iter().filter(|j| j.0.starts_with(&prefix)) {
+            join_throughput(label, sources, body, inputs, events / 2, partitions);
+        }
+        return;
+    }
     let events = env_or("CAPSTAN_BENCH_EVENTS", 2_000_000);
     let cores = std::thread::available_parallelism().map_or(2, |c| c.get() as u64);
     let partitions = env_or("CAPSTAN_BENCH_PARTITIONS", cores);

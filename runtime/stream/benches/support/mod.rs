@@ -1,6 +1,11 @@
 //! What the benchmarks read from the environment and from /proc: both stream benchmarks'
 //! and, by path, the scheduler's fire-lag benchmark's.
 
+/// The allocator the `capstan` binary runs with (see `server/src/main.rs`), so the
+/// benchmarks measure what it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A number from the environment, or `default`.
 pub fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
