@@ -102,7 +102,8 @@ fn every_case_resumes_from_a_snapshot_at_any_record() {
                 a.push(i + 1, v.clone()).expect("push");
             }
             let mut out = a.drain();
-            let mut b = Runner::restore(spec.clone(), a.snapshot()).expect("restore");
+            let mut b =
+                Runner::restore(spec.clone(), &a.snapshot().expect("snapshot")).expect("restore");
             for (i, v) in input[cut..].iter().enumerate() {
                 b.push(cut + i + 1, v.clone()).expect("push");
             }

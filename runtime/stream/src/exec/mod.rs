@@ -472,9 +472,7 @@ impl Pipeline {
                         .join(format!("part-{q}.json"));
                     let bytes = std::fs::read(&path)
                         .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
-                    let v: Value = serde_json::from_slice(&bytes)
-                        .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
-                    Runner::restore((*spec).clone(), v)
+                    Runner::restore((*spec).clone(), &bytes)
                         .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?
                 } else {
                     Runner::stage((*spec).clone(), split)

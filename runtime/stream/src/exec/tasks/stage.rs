@@ -112,7 +112,7 @@ impl StageTask {
     fn checkpoint(&mut self, id: u64) -> Result<(), String> {
         let dir = self.ckpt_dir.join(id.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let bytes = serde_json::to_vec(&self.runner.snapshot()).map_err(|e| e.to_string())?;
+        let bytes = self.runner.snapshot()?;
         let path = dir.join(format!("part-{}.json", self.partition));
         write_file_synced(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let _ = self.ack.send(Ack::Stage {
