@@ -8,6 +8,7 @@
 //! the end of the input it becomes +∞, so every open window completes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -112,6 +113,9 @@ struct AggState {
     /// Every held session by (end, start, key): completion and expiry look at the due
     /// ones only, not at every key.
     session_ends: std::collections::BTreeSet<(i64, i64, String)>,
+    /// Scratch for a record's key text: written per record, copied only into a new
+    /// window (not part of the state).
+    key_text: String,
 }
 
 /// A pipeline being run, or the stateful part of one partition's task in the executor
@@ -496,7 +500,10 @@ impl Runner {
             self.late(r);
             return;
         }
-        let k = key_text(&r.key);
+        let mut k = std::mem::take(&mut self.agg.key_text);
+        k.clear();
+        // As `key_text`, into the reused buffer (writing to a String cannot fail).
+        let _ = write!(k, "{}", r.key);
         let inputs = Accs::inputs(a, r);
         for (start, end) in accepted {
             let keys = self.agg.windows.entry((end, start)).or_default();
@@ -523,6 +530,7 @@ impl Runner {
                 self.emit(row);
             }
         }
+        self.agg.key_text = k;
     }
 
     fn session_update(

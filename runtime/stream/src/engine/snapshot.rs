@@ -157,6 +157,7 @@ impl Runner {
                     .into_iter()
                     .map(|(k, v, ss)| (k, (v, ss)))
                     .collect(),
+                key_text: String::new(),
             },
             out: Vec::new(),
             metrics: s.metrics,

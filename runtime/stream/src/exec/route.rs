@@ -3,6 +3,7 @@
 //! The hash is FNV-1a, not std's randomly seeded one: a key must reach the same partition
 //! after a restart, because that partition's restored state holds it.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
@@ -29,9 +30,41 @@ pub(crate) fn partition_of(key: &Value, n: usize) -> usize {
     }
     let h = match key {
         Value::String(s) => stable_hash(s.as_bytes()),
-        other => stable_hash(other.to_string().as_bytes()),
+        other => {
+            // The key's JSON text, as ever (restored state depends on it), written on the
+            // stack: a number's text fits, and keys are mostly numbers or strings.
+            let mut text = StackText::default();
+            if write!(text, "{other}").is_ok() {
+                stable_hash(text.bytes())
+            } else {
+                stable_hash(other.to_string().as_bytes())
+            }
+        }
     };
     (h % n as u64) as usize
+}
+
+/// Text written into a fixed buffer; a write that does not fit fails.
+#[derive(Default)]
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// What flows between tasks. Barriers and ends are in-band, so a queue's order is the
@@ -111,5 +144,34 @@ impl Rx {
     /// Items waiting.
     pub(crate) fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Restored state depends on a key reaching the partition it reached before: the
+    /// hash is of the key's JSON text, whether it is written on the stack or not.
+    #[test]
+    fn a_key_goes_where_its_json_text_sends_it() {
+        let long = Value::Array((0..40).map(Value::from).collect());
+        for key in [
+            Value::from(1042u64),
+            Value::from(-7i64),
+            Value::from(0.908),
+            Value::from(u64::MAX),
+            Value::Bool(true),
+            Value::Null,
+            serde_json::json!({"a": 1}),
+            long,
+        ] {
+            let expected = (stable_hash(key.to_string().as_bytes()) % 7) as usize;
+            assert_eq!(partition_of(&key, 7), expected, "{key}");
+        }
+        assert_eq!(
+            partition_of(&Value::from("sensor-3"), 7),
+            (stable_hash(b"sensor-3") % 7) as usize
+        );
     }
 }
