@@ -194,12 +194,13 @@ impl Generator {
                 } else {
                     1000 + (i * 7919) % 100_000
                 };
+                // In the map's (alphabetical) order: each field goes in at the end.
                 object([
-                    ("key", auction.into()),
                     ("auction", auction.into()),
                     ("bidder", (2000 + (i * 31) % 50_000).into()),
-                    ("price", (100 + (i * 13) % 10_000).into()),
                     ("channel", CHANNELS[(i % 4) as usize].into()),
+                    ("key", auction.into()),
+                    ("price", (100 + (i * 13) % 10_000).into()),
                     ("ts", ts.into()),
                 ])
             }
