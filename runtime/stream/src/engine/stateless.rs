@@ -34,13 +34,15 @@ pub(super) fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
         }
         Step::Map(fields) if !(table && r.value.is_null()) => {
             let s = scope(&r);
-            let value = Value::Object(
-                fields
-                    .iter()
-                    .map(|(f, e)| (f.clone(), e.eval(&s)))
-                    .collect(),
-            );
-            out.push(Rec { value, ..r });
+            // Inserted one by one, as `object` does (collecting sorts and bulk-builds).
+            let mut m = serde_json::Map::new();
+            for (f, e) in fields {
+                m.insert(f.clone(), e.eval(&s));
+            }
+            out.push(Rec {
+                value: Value::Object(m),
+                ..r
+            });
         }
         Step::FlatMap(e) => {
             if let Value::Array(items) = e.eval(&scope(&r)) {
