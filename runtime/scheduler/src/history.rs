@@ -775,7 +775,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Rows per multi-row INSERT (SQLite allows 32,766 bound values; rows here bind 10).
+/// Rows per multi-row INSERT (SQLite allows 32,766 bound values; rows here bind 15 at most).
 const ROWS_PER_INSERT: usize = 200;
 
 /// Writes one batch in one transaction, with as few statements as possible: every
@@ -788,19 +788,40 @@ async fn write_batch(
     batch: &[Record],
     hostname: &str,
 ) -> Result<(), sqlx::Error> {
-    let started: Vec<&ItemStarted> = batch
+    let finishes: Vec<(&ItemFinished, RunState)> = batch
         .iter()
         .filter_map(|r| match r {
-            Record::Started(s) => Some(s),
+            Record::Finished(f) => Some(f),
+            _ => None,
+        })
+        .map(|f| {
+            let state = if f.failure.is_some() {
+                RunState::Failed
+            } else {
+                RunState::Succeeded
+            };
+            (f, state)
+        })
+        .collect();
+    // An item that started and finished within the batch (most do: the batch gathers a
+    // burst for 20 ms or more) is inserted as it ended, not inserted running and then
+    // updated, which wrote the row and its indexes twice.
+    let finished_here: std::collections::HashMap<&str, &(&ItemFinished, RunState)> =
+        finishes.iter().map(|f| (f.0.id.as_str(), f)).collect();
+    let started: Vec<(&ItemStarted, Option<&(&ItemFinished, RunState)>)> = batch
+        .iter()
+        .filter_map(|r| match r {
+            Record::Started(s) => Some((s, finished_here.get(s.id.as_str()).copied())),
             _ => None,
         })
         .collect();
     for chunk in started.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO job_execution_log (id, run_id, job_name, task_id, hostname, ip, instance_id, \
-             sharding_item, execution_source, state, is_success, start_time) ",
+             sharding_item, execution_source, state, is_success, start_time, failure_cause, output, \
+             complete_time) ",
         );
-        q.push_values(chunk, |mut row, s| {
+        q.push_values(chunk, |mut row, (s, end)| {
             row.push_bind(&s.id)
                 .push_bind(&s.run_id)
                 .push_bind(&s.job_name)
@@ -809,10 +830,25 @@ async fn write_batch(
                 .push_bind(&s.ip)
                 .push_bind(&s.instance_id)
                 .push_bind(i64::from(s.item))
-                .push_bind(s.source.as_str())
-                .push("'RUNNING'")
-                .push("0")
-                .push_bind(s.start_ms);
+                .push_bind(s.source.as_str());
+            match end {
+                None => {
+                    row.push("'RUNNING'")
+                        .push("0")
+                        .push_bind(s.start_ms)
+                        .push("NULL")
+                        .push("NULL")
+                        .push("NULL");
+                }
+                Some((f, state)) => {
+                    row.push_bind(state.as_str())
+                        .push_bind(i64::from(*state == RunState::Succeeded))
+                        .push_bind(s.start_ms)
+                        .push_bind(f.failure.as_deref().map(|c| cut(c, CAUSE_LIMIT)))
+                        .push_bind(f.output.as_deref())
+                        .push_bind(f.end_ms);
+                }
+            }
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -843,29 +879,21 @@ async fn write_batch(
         });
         q.build().execute(&mut *tx).await?;
     }
-    // Finishes: one UPDATE per chunk, from a VALUES list (a thousand finishes of a burst
-    // are a few statements, not a thousand round trips), and the hourly aggregates summed
-    // per (job, hour, outcome) first, so they are a few upserts.
-    let finishes: Vec<(&ItemFinished, RunState)> = batch
+    // Finishes of items that started in an earlier batch: one UPDATE per chunk, from a
+    // VALUES list (a thousand finishes of a burst are a few statements, not a thousand
+    // round trips). Then the hourly aggregates of every finish, summed per (job, hour,
+    // outcome) first, so they are a few upserts.
+    let started_here: std::collections::HashSet<&str> =
+        started.iter().map(|(s, _)| s.id.as_str()).collect();
+    let updates: Vec<&(&ItemFinished, RunState)> = finishes
         .iter()
-        .filter_map(|r| match r {
-            Record::Finished(f) => Some(f),
-            _ => None,
-        })
-        .map(|f| {
-            let state = if f.failure.is_some() {
-                RunState::Failed
-            } else {
-                RunState::Succeeded
-            };
-            (f, state)
-        })
+        .filter(|(f, _)| !started_here.contains(f.id.as_str()))
         .collect();
-    for chunk in finishes.chunks(ROWS_PER_INSERT) {
+    for chunk in updates.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "WITH f (id, state, is_success, failure_cause, output, complete_time) AS (",
         );
-        q.push_values(chunk, |mut row, (f, state)| {
+        q.push_values(chunk, |mut row, &(f, state)| {
             row.push_bind(&f.id)
                 .push_bind(state.as_str())
                 .push_bind(i64::from(*state == RunState::Succeeded))
@@ -1102,6 +1130,53 @@ mod tests {
             .await
             .expect("runs");
         assert_eq!(c.rows[0].state, RunState::Abandoned);
+    }
+
+    /// A start and its finish in one batch are written as one finished row; a finish of
+    /// an item that started in an earlier batch still updates its row.
+    #[tokio::test]
+    async fn items_that_end_in_the_batch_they_start_in_are_written_as_they_ended() {
+        let h = History::in_memory().await.expect("history");
+        let t0 = 1_764_000_000_000;
+        h.started(started("early", "job", t0));
+        h.flush().await;
+        h.started(started("ok", "job", t0 + 1000));
+        h.started(started("bad", "job", t0 + 2000));
+        h.started(started("live", "job", t0 + 3000));
+        h.finished(finished("early", "job", t0, None));
+        h.finished(finished("ok", "job", t0 + 1000, None));
+        h.finished(finished("bad", "job", t0 + 2000, Some("boom")));
+        h.flush().await;
+        let page = h.runs(&RunQuery::default(), 1, 10).await.expect("runs");
+        let by_id = |id: &str| {
+            page.rows
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap_or_else(|| panic!("{id} missing"))
+                .clone()
+        };
+        assert_eq!(page.total, 4);
+        for (id, state, failure) in [
+            ("early", RunState::Succeeded, None),
+            ("ok", RunState::Succeeded, None),
+            ("bad", RunState::Failed, Some("boom")),
+        ] {
+            let r = by_id(id);
+            assert_eq!(
+                (r.state, r.failure_cause.as_deref()),
+                (state, failure),
+                "{id}"
+            );
+            assert_eq!(r.output.as_deref(), Some("out"), "{id}");
+            assert_eq!(r.complete_ms, Some(r.start_ms + 250), "{id}");
+        }
+        let live = by_id("live");
+        assert_eq!((live.state, live.complete_ms), (RunState::Running, None));
+        let hours = h
+            .hourly(Some("job"), t0 - HOUR_MS, t0 + HOUR_MS)
+            .await
+            .expect("hourly");
+        assert_eq!(hours.iter().map(|c| c.runs).sum::<u64>(), 3);
     }
 
     #[tokio::test]
