@@ -9,7 +9,7 @@
 //!
 //! `CAPSTAN_BENCH_EVENTS` (default 2,000,000), `CAPSTAN_BENCH_PARTITIONS` (default: cores),
 //! `CAPSTAN_BENCH_KEYS` (state test, default 500,000). `CAPSTAN_BENCH_ONLY=Q5` runs only
-//! the queries whose label starts with it, and no state or latency test (for profiling).
+//! the queries whose label starts with it (and their latency test), no state test.
 
 use std::time::{Duration, Instant};
 
@@ -158,6 +158,9 @@ fn state_memory(keys: u64, partitions: u64) {
     drop(p);
 }
 
+/// The queries whose latency is measured (Q1 and Q5-like), by index in [`QUERIES`].
+const LATENCY: [usize; 2] = [1, 3];
+
 /// `CAPSTAN_BENCH_ONLY`: the query label prefix to run alone.
 fn only() -> Option<String> {
     std::env::var("CAPSTAN_BENCH_ONLY")
@@ -169,8 +172,13 @@ fn main() {
     if let Some(prefix) = only() {
         let events = env_or("CAPSTAN_BENCH_EVENTS", 2_000_000);
         let partitions = env_or("CAPSTAN_BENCH_PARTITIONS", 2);
-        for (label, steps) in QUERIES.iter().filter(|(l, _)| l.starts_with(&prefix)) {
-            throughput(label, steps, events, partitions);
+        for (i, (label, steps)) in QUERIES.iter().enumerate() {
+            if label.starts_with(&prefix) {
+                let rate = throughput(label, steps, events, partitions);
+                if LATENCY.contains(&i) {
+                    latency(label, steps, (rate * 0.5) as u64, partitions);
+                }
+            }
         }
         for (label, sources, body, inputs) in JOINS.iter().filter(|j| j.0.starts_with(&prefix)) {
             join_throughput(label, sources, body, inputs, events / 2, partitions);
@@ -193,7 +201,7 @@ fn main() {
         join_throughput(label, sources, body, inputs, events / 2, partitions);
     }
     for (i, (label, steps)) in QUERIES.iter().enumerate() {
-        if [1, 3].contains(&i) {
+        if LATENCY.contains(&i) {
             latency(label, steps, (rates[i] * 0.5) as u64, partitions);
         }
     }

@@ -634,19 +634,20 @@ impl Runner {
             return;
         };
         let l = a.allowed_lateness_ms;
-        let mut closing: Vec<((i64, i64, String), Value)> = Vec::new();
+        // Results in (end, start, key) order. Both loops below make them in that order
+        // already (windows by (end, start), then keys sorted; sessions from their index
+        // by (end, start, key)), and a pipeline has one aggregate, windowed or by
+        // session, so only one of them adds any: no sort of the results (and no copy of
+        // every key to sort by) is needed.
+        let mut closing: Vec<Value> = Vec::new();
         for ((end, start), keys) in self.agg.windows.range_mut(..=(w, i64::MAX)) {
-            // In key order within a window, as (end, start, key) orders every result.
             let mut due: Vec<(&String, &mut Win)> =
                 keys.iter_mut().filter(|(_, win)| !win.closed).collect();
             due.sort_unstable_by(|x, y| x.0.cmp(y.0));
-            for (k, win) in due {
+            for (_, win) in due {
                 win.closed = true;
                 if a.emit == Emit::OnClose {
-                    closing.push((
-                        (*end, *start, k.clone()),
-                        Self::window_row(&a, &win.key, *start, *end, &win.accs),
-                    ));
+                    closing.push(Self::window_row(&a, &win.key, *start, *end, &win.accs));
                 }
             }
         }
@@ -667,10 +668,7 @@ impl Runner {
                 s.closed = true;
                 if a.emit == Emit::OnClose {
                     s.emitted = Some((s.start, end));
-                    closing.push((
-                        (end, s.start, k.clone()),
-                        Self::window_row(&a, key, s.start, end, &s.accs),
-                    ));
+                    closing.push(Self::window_row(&a, key, s.start, end, &s.accs));
                 }
             }
             // Freed once no late record can reach it.
@@ -682,8 +680,7 @@ impl Runner {
                 self.agg.session_ends.remove(&(end, start, k));
             }
         }
-        closing.sort_by(|x, y| x.0.cmp(&y.0));
-        for (_, v) in closing {
+        for v in closing {
             self.emit(v);
         }
         // Free what no late record can reach any more: windows are ordered by end, so
