@@ -1,9 +1,8 @@
 //! A runner's state as a checkpoint stores it (maps with composite keys as lists), and
 //! back.
 
-use std::collections::{BTreeMap, HashMap};
-
 use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
