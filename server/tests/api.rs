@@ -416,21 +416,12 @@ impl<T> Pipe for T {}
 /// Writes registry nodes (parents created) into the console's embedded `local` centre, as
 /// another process would.
 async fn put_nodes(c: &Console, nodes: &[(&str, &str)]) {
-    use capstan_registry::{CreateMode, CreateOptions, Registry};
+    use capstan_registry::Registry;
     let r = Registry::embedded(&c.state.embedded, "capstan")
         .await
         .expect("registry");
     for (path, data) in nodes {
-        r.create_with(
-            path,
-            data.as_bytes(),
-            CreateOptions {
-                mode: CreateMode::Persistent,
-                create_parents: true,
-            },
-        )
-        .await
-        .expect("node");
+        r.put(path, data.as_bytes()).await.expect("node");
     }
     r.close().await;
 }

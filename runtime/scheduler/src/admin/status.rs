@@ -304,7 +304,7 @@ pub fn servers(view: &TreeView<'_>) -> Vec<ServerSummary> {
 #[cfg(test)]
 mod tests {
     use capstan_registry::cache::TreeCache;
-    use capstan_registry::{CreateMode, CreateOptions, EmbeddedStore, Registry};
+    use capstan_registry::{EmbeddedStore, Registry};
 
     use super::*;
 
@@ -312,16 +312,7 @@ mod tests {
         let store = EmbeddedStore::in_memory();
         let r = Registry::embedded(&store, "ns").await.expect("registry");
         for (p, data) in nodes {
-            r.create_with(
-                p,
-                data.as_bytes(),
-                CreateOptions {
-                    mode: CreateMode::Persistent,
-                    create_parents: true,
-                },
-            )
-            .await
-            .expect("node");
+            r.put(p, data.as_bytes()).await.expect("node");
         }
         TreeCache::start(r, "/").await.expect("cache")
     }

@@ -176,7 +176,7 @@ impl Snapshot {
 
 #[cfg(test)]
 mod tests {
-    use capstan_registry::{CreateMode, CreateOptions, EmbeddedStore, Registry};
+    use capstan_registry::{EmbeddedStore, Registry};
 
     use super::*;
 
@@ -213,16 +213,7 @@ mod tests {
             ("/jobX/config", "other"),
             ("/jobX/sharding/0/instance", "other"),
         ] {
-            r.create_with(
-                path,
-                data.as_bytes(),
-                CreateOptions {
-                    mode: CreateMode::Persistent,
-                    create_parents: true,
-                },
-            )
-            .await
-            .expect("create");
+            r.put(path, data.as_bytes()).await.expect("create");
         }
         let cache = TreeCache::start(r.clone(), "/").await.expect("cache");
         let me: InstanceId = me.parse().expect("id");
