@@ -216,7 +216,7 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
     let mut answers: Vec<(Reply, Box<dyn Any + Send>)> = Vec::with_capacity(batch.len());
     {
         let state = shared.read();
-        let mut overlay = tree::Overlay::new();
+        let mut overlay = tree::Overlay::default();
         let mut last_zxid = state.tree.zxid;
         // Sessions that end earlier in this batch: their later writes find them expired.
         let mut ending: Vec<i64> = Vec::new();
@@ -240,6 +240,7 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
                 Ok(value) => {
                     let staged = txn.finish();
                     last_zxid = staged.zxid;
+                    overlay.reserve(staged.nodes.len());
                     for path in staged.nodes.keys() {
                         overlay.insert(path.clone(), staged_all.len());
                     }
@@ -269,10 +270,11 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
         }
         return;
     }
-    for (staged, ends) in staged_all.into_iter().zip(ends) {
+    // Each caller hears as soon as its own transaction is applied (all of them are durable
+    // by now): a batch of a thousand writes lets its first writers go on while the rest
+    // are applied.
+    for ((staged, ends), (reply, value)) in staged_all.into_iter().zip(ends).zip(answers) {
         apply(shared, staged, ends);
-    }
-    for (reply, value) in answers {
         let _ = reply.send(Ok(value));
     }
 }
@@ -354,8 +356,8 @@ impl EmbeddedSession {
     /// Group commit: the caller queues its work; the first caller to find no committer at
     /// work starts one (a task of its own). The committer drains the whole queue: it stages
     /// each transaction in order (each sees the ones before it), commits them all in one
-    /// SQLite transaction, applies them in order and fires their watches, then answers
-    /// each caller; and again, until the queue is empty. Writers that queue while a commit
+    /// SQLite transaction, then applies them in order, firing each one's watches and
+    /// answering its caller; and again, until the queue is empty. Writers that queue while a commit
     /// is in progress thus share the next one, so concurrent writes cost one disk commit
     /// per batch rather than one each, and a caller waits only for its own answer (never
     /// for a lock handed from caller to caller, which would serialise a thousand
@@ -466,6 +468,8 @@ impl EmbeddedSession {
     pub async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
         let ops = ops.to_vec();
         self.transact(move |txn| {
+            // Each operation touches its node and (creates, deletes) its parent.
+            txn.reserve(ops.len() * 2);
             ops.iter()
                 .enumerate()
                 .map(|(index, op)| {

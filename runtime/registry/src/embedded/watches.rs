@@ -3,7 +3,7 @@
 //! one-shot child watches fire on child changes and on the node's deletion; persistent
 //! recursive watches see create, data change and delete anywhere below their root.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 
