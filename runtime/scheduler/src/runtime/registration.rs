@@ -265,32 +265,22 @@ pub(crate) async fn discover(scheduler: Scheduler) {
             if running.contains(&name) || waiting.contains(&name) {
                 continue;
             }
+            // The job's watch is set before the attempt reads anything: whatever lands
+            // after those reads (a console writes the root first and the config next) is
+            // then an event, and nothing can land unseen in between.
+            let changes = registry.watch_recursive(&format!("/{name}")).await;
             match scheduler.adopt(&name).await {
-                Ok(true) => tracing::info!(job = %name, "running job found in the registry"),
-                Ok(false) => {
-                    waiting.insert(name.clone());
-                    // Waiting for the config to be written (a console creates the root
-                    // first): it may land before the watch is set, so look again then.
-                    let config = format!("/{name}/config");
-                    let missing = matches!(registry.exists(&config).await, Ok(None));
-                    tokio::spawn(wait_for_change(
-                        registry.clone(),
-                        name.clone(),
-                        missing.then_some(config),
-                        ready_tx.clone(),
-                    ));
+                Ok(true) => {
+                    tracing::info!(job = %name, "running job found in the registry");
+                    continue;
                 }
+                Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(job = %name, error = %e, "cannot run job found in the registry");
-                    waiting.insert(name.clone());
-                    tokio::spawn(wait_for_change(
-                        registry.clone(),
-                        name.clone(),
-                        None,
-                        ready_tx.clone(),
-                    ));
+                    tracing::warn!(job = %name, error = %e, "cannot run job found in the registry")
                 }
             }
+            waiting.insert(name.clone());
+            tokio::spawn(wait_for_change(changes, name, ready_tx.clone()));
         }
         tokio::select! {
             event = watch.changed() => {
@@ -306,25 +296,19 @@ pub(crate) async fn discover(scheduler: Scheduler) {
     }
 }
 
-/// Resolves (by sending `name`) when anything under `/{name}` changes, or the job goes.
-/// Waits for a change under `/{name}` (at most a minute), then asks discovery to look at
-/// the job again. `appeared`: a node missing at the adoption attempt; if it exists once
-/// the watch is set, it arrived in between and no event will tell, so look again at once.
+/// Waits for a change under the job's root (at most a minute), then asks discovery to look
+/// at the job again.
 async fn wait_for_change(
-    registry: capstan_registry::Registry,
+    changes: capstan_registry::Result<capstan_registry::EventStream>,
     name: String,
-    appeared: Option<String>,
     ready: tokio::sync::mpsc::UnboundedSender<String>,
 ) {
-    let root = format!("/{name}");
-    if let Ok(mut stream) = registry.watch_recursive(&root).await {
-        let arrived = match &appeared {
-            Some(path) => matches!(registry.exists(path).await, Ok(Some(_))),
-            None => false,
-        };
-        if !arrived {
+    match changes {
+        Ok(mut stream) => {
             let _ = tokio::time::timeout(Duration::from_secs(60), stream.next()).await;
         }
+        // No watch: look again later.
+        Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
     }
     let _ = ready.send(name);
 }
