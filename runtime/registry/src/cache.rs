@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -69,17 +70,24 @@ struct Shared {
     state: watch::Sender<CacheState>,
     /// Bumped after every applied change: a cheap "something changed" signal.
     generation: watch::Sender<u64>,
-    /// Paths whose changes are applied and counted in the generation but not broadcast.
+    /// Bumped after every applied change outside the quiet paths.
+    loud_generation: AtomicU64,
+    /// Paths mirrored for their presence only, whose changes are counted in the generation
+    /// but neither in the loud generation nor broadcast.
     quiet: Option<fn(&str) -> bool>,
 }
 
 impl Shared {
     fn bump(&self, event: CacheEvent) {
-        self.generation.send_modify(|g| *g += 1);
         let quiet = match (&event, self.quiet) {
             (CacheEvent::Upserted(p) | CacheEvent::Removed(p), Some(quiet)) => quiet(p),
             _ => false,
         };
+        // The loud counter first: a reader that sees the new full generation sees it too.
+        if !quiet {
+            self.loud_generation.fetch_add(1, Ordering::AcqRel);
+        }
+        self.generation.send_modify(|g| *g += 1);
         if !quiet {
             let _ = self.events.send(event);
         }
@@ -215,10 +223,13 @@ impl TreeCache {
         Self::start_with_quiet(registry, root, None).await
     }
 
-    /// As [`TreeCache::start`], except that changes to paths for which `quiet` holds are
-    /// not sent to [`TreeCache::subscribe`]rs (the view and the generation still show
-    /// them). For nodes that change all the time and that no subscriber reacts to: each
-    /// event it would only discard still costs a subscriber a wake-up.
+    /// As [`TreeCache::start`], except for paths for which `quiet` holds: their changes are
+    /// not sent to [`TreeCache::subscribe`]rs, nor counted in
+    /// [`TreeCache::current_loud_generation`] (the generation still counts them), and they
+    /// are mirrored for their presence only, with empty data and a default stat. For nodes
+    /// that change all the time and whose existence is what matters (a scheduler's run
+    /// markers): each event a subscriber would only discard still costs it a wake-up, and
+    /// each re-read a request.
     ///
     /// # Errors
     /// As [`TreeCache::start`].
@@ -236,11 +247,12 @@ impl TreeCache {
             events,
             state,
             generation,
+            loud_generation: AtomicU64::new(0),
             quiet,
         });
         let session = registry.session_events();
         let stream = registry.watch_recursive(root).await?;
-        let loaded = load(&registry, root).await?;
+        let loaded = load_quietly(&registry, root, quiet).await?;
         *shared.tree.write().unwrap_or_else(|p| p.into_inner()) = loaded;
         shared.state.send_replace(CacheState::Live);
         shared.bump(CacheEvent::Reloaded);
@@ -278,6 +290,15 @@ impl TreeCache {
     /// counter stays the same.
     pub fn current_generation(&self) -> u64 {
         *self.shared.generation.borrow()
+    }
+
+    /// A counter of the changes outside the quiet paths (see
+    /// [`TreeCache::start_with_quiet`]), read as [`TreeCache::current_generation`] is: a
+    /// view read after this call is at least as new as this count, so whatever is derived
+    /// from the loud part of the tree may be reused for as long as it stays the same, however
+    /// often the quiet paths change.
+    pub fn current_loud_generation(&self) -> u64 {
+        self.shared.loud_generation.load(Ordering::Acquire)
     }
 
     /// Whether the cache is following the registry right now.
@@ -328,24 +349,27 @@ fn remove_subtree(map: &mut Map, p: &str) {
     }
 }
 
-/// Applies one watch event by re-reading the node it names.
+/// Applies one watch event by re-reading the node it names. A quiet node is mirrored for
+/// its presence only (see [`TreeCache::start_with_quiet`]): nothing is read for it.
 async fn apply(registry: &Registry, shared: &Shared, kind: EventKind, p: &str) -> Result<()> {
+    let quiet = shared.quiet.is_some_and(|quiet| quiet(p));
     let node = match kind {
-        EventKind::NodeCreated | EventKind::NodeDataChanged => {
-            registry.read_nodes(&[p.to_owned()]).await?.pop().flatten()
-        }
+        EventKind::NodeCreated | EventKind::NodeDataChanged if quiet => Some(presence()),
+        EventKind::NodeCreated | EventKind::NodeDataChanged => registry
+            .read_nodes(&[p.to_owned()])
+            .await?
+            .pop()
+            .flatten()
+            .map(|n| CachedNode {
+                data: n.data.into_boxed_slice(),
+                stat: n.stat,
+            }),
         _ => None,
     };
     let mut tree = shared.tree.write().unwrap_or_else(|e| e.into_inner());
     let event = match node {
         Some(n) => {
-            tree.insert(
-                p.into(),
-                CachedNode {
-                    data: n.data.into_boxed_slice(),
-                    stat: n.stat,
-                },
-            );
+            tree.insert(p.into(), n);
             CacheEvent::Upserted(p.to_owned())
         }
         None => {
@@ -356,6 +380,31 @@ async fn apply(registry: &Registry, shared: &Shared, kind: EventKind, p: &str) -
     drop(tree);
     shared.bump(event);
     Ok(())
+}
+
+/// What a quiet node is cached as: that it exists, without its data or stat.
+fn presence() -> CachedNode {
+    CachedNode {
+        data: Box::new([]),
+        stat: Stat::default(),
+    }
+}
+
+/// A cold load with the quiet nodes' data and stats dropped, as events would leave them.
+async fn load_quietly(
+    registry: &Registry,
+    root: &str,
+    quiet: Option<fn(&str) -> bool>,
+) -> Result<Map> {
+    let mut map = load(registry, root).await?;
+    if let Some(quiet) = quiet {
+        for (path, node) in &mut map {
+            if quiet(path) {
+                *node = presence();
+            }
+        }
+    }
+    Ok(map)
 }
 
 async fn follow(
@@ -372,6 +421,13 @@ async fn follow(
                 event = stream.next() => {
                     let Some(event) = event.filter(|e| e.kind != EventKind::SessionEnded) else { break };
                     let Some(shared) = shared.upgrade() else { return };
+                    if shared.quiet.is_some_and(|quiet| quiet(&event.path)) {
+                        // Quiet paths change in bursts (a scheduler's run markers: a
+                        // thousand jobs due on one second write a thousand at once), and
+                        // nothing waits on them: let the tasks woken with this one go
+                        // first.
+                        tokio::task::yield_now().await;
+                    }
                     if let Err(e) = apply(&registry, &shared, event.kind, &event.path).await {
                         tracing::warn!(error = %e, path = %event.path, "cache: re-read failed; reloading");
                         break;
@@ -402,7 +458,7 @@ async fn follow(
             shared.state.send_replace(CacheState::Stale);
             let attempt = async {
                 let s = registry.watch_recursive(&root).await?;
-                let map = load(&registry, &root).await?;
+                let map = load_quietly(&registry, &root, shared.quiet).await?;
                 Ok::<_, crate::Error>((s, map))
             }
             .await;

@@ -658,7 +658,8 @@ async fn tree_cache_loads_and_follows(f: &Fixture) {
     owner.close().await;
 }
 
-/// Changes to quiet paths show in the view and the generation, and are not broadcast.
+/// Changes to quiet paths show in the view and the generation, and are neither broadcast nor
+/// counted in the loud generation.
 async fn tree_cache_quiet_paths_are_not_broadcast(f: &Fixture) {
     let writer = f.registry().await;
     writer
@@ -672,6 +673,7 @@ async fn tree_cache_quiet_paths_are_not_broadcast(f: &Fixture) {
             .expect("cache");
     let mut events = cache.subscribe();
     let before = cache.current_generation();
+    let loud_before = cache.current_loud_generation();
     writer
         .create("/q/running", b"me", CreateMode::Ephemeral)
         .await
@@ -681,6 +683,15 @@ async fn tree_cache_quiet_paths_are_not_broadcast(f: &Fixture) {
         cache.current_generation() > before,
         "the generation counts quiet changes"
     );
+    assert!(
+        cache.read(|v| v.get("/q/running").is_some_and(|n| n.data.is_empty())),
+        "a quiet node is mirrored for its presence, not its data"
+    );
+    assert_eq!(
+        cache.current_loud_generation(),
+        loud_before,
+        "the loud generation does not count quiet changes"
+    );
     writer
         .create("/q/loud", b"", CreateMode::Persistent)
         .await
@@ -688,6 +699,10 @@ async fn tree_cache_quiet_paths_are_not_broadcast(f: &Fixture) {
     // The first event a subscriber hears is the loud one: the quiet one was never sent.
     let first = within("loud event", events.recv()).await.expect("event");
     assert_eq!(first, CacheEvent::Upserted("/q/loud".into()));
+    assert!(
+        cache.current_loud_generation() > loud_before,
+        "the loud generation counts loud changes"
+    );
     writer
         .delete("/q/running", None)
         .await

@@ -74,6 +74,9 @@ pub enum Error {
     /// A registry failure.
     #[error(transparent)]
     Registry(#[from] capstan_registry::Error),
+    /// The runtime's fire-clock thread could not be started.
+    #[error("cannot start the scheduler's clock thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// The scheduler's result type.

@@ -514,6 +514,143 @@ async fn script_jobs_created_in_the_registry_are_found_and_run() {
     discovery.abort();
 }
 
+/// The fire clock fires every job due on a second in one batch: over a few seconds each of
+/// many jobs with the same cron runs each of its items once per second, never twice and
+/// never skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_due_on_the_same_second_each_fire_once_per_second() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, _history) = start(&store, "10.0.0.1", "a").await;
+    // (job, item, second) of every item start.
+    let starts: Arc<Mutex<Vec<(String, u32, i64)>>> = Arc::default();
+    let kind = {
+        let starts = starts.clone();
+        JobKind::simple_fn("capstan:test", move |ctx: ShardingContext| {
+            let second = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            starts
+                .lock()
+                .expect("lock")
+                .push((ctx.job_name, ctx.sharding_item, second));
+            async { Ok::<(), BoxError>(()) }
+        })
+    };
+    let jobs: Vec<String> = (0..60).map(|i| format!("same-{i:02}")).collect();
+    for name in &jobs {
+        a.add_job(JobDefinition::new(
+            config(name, Some("* * * * * ?"), 2),
+            kind.clone(),
+        ))
+        .await
+        .expect("add");
+    }
+    eventually("every job fired on three seconds", 15, async || {
+        let starts = starts.lock().expect("lock");
+        jobs.iter().all(|j| {
+            starts
+                .iter()
+                .filter(|(n, _, _)| n == j)
+                .map(|(_, _, s)| *s)
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= 3
+        })
+    })
+    .await;
+    a.shutdown().await;
+    let starts = starts.lock().expect("lock").clone();
+    let mut per: BTreeMap<(String, u32, i64), usize> = BTreeMap::new();
+    for s in &starts {
+        *per.entry(s.clone()).or_default() += 1;
+    }
+    let twice: Vec<_> = per.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "items started twice in one second: {twice:?}"
+    );
+    // Each job ran both items on each second it fired.
+    let mut seconds: BTreeMap<(String, i64), BTreeSet<u32>> = BTreeMap::new();
+    for (job, item, second) in starts {
+        seconds.entry((job, second)).or_default().insert(item);
+    }
+    let partial: Vec<_> = seconds
+        .iter()
+        .filter(|(_, items)| items.len() != 2)
+        .collect();
+    assert!(
+        partial.is_empty(),
+        "fires that ran one item of two: {partial:?}"
+    );
+    ra.close().await;
+}
+
+/// A panic in an item's code fails that item and nothing else: it is recorded as failed,
+/// its `running` marker is released, and the job fires again at its next time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_item_fails_and_the_job_fires_on() {
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, history) = start(&store, "10.0.0.1", "a").await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let kind = {
+        let calls = calls.clone();
+        JobKind::simple_fn("capstan:test", move |_: ShardingContext| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                assert!(!first, "kaboom");
+                Ok::<(), BoxError>(())
+            }
+        })
+    };
+    a.add_job(JobDefinition::new(
+        config("boom", Some("* * * * * ?"), 1),
+        kind,
+    ))
+    .await
+    .expect("add");
+    // The second call needs the first fire's marker gone (the job skips an item still
+    // marked running) and its run slot free.
+    eventually("a fire after the panicking one", 10, async || {
+        calls.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    history.flush().await;
+    let page = history
+        .runs(
+            &RunQuery {
+                job: Some("boom".into()),
+                ..RunQuery::default()
+            },
+            1,
+            50,
+        )
+        .await
+        .expect("runs");
+    let failed: Vec<_> = page
+        .rows
+        .iter()
+        .filter(|r| r.state == RunState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", page.rows);
+    assert!(
+        failed[0]
+            .failure_cause
+            .as_deref()
+            .is_some_and(|c| c.contains("panicked") && c.contains("kaboom")),
+        "{:?}",
+        failed[0]
+    );
+    assert!(
+        page.rows
+            .iter()
+            .all(|r| r.state != RunState::Running || r.start_ms > failed[0].start_ms),
+        "the panicking item must not stay RUNNING: {:?}",
+        page.rows
+    );
+    a.shutdown().await;
+    ra.close().await;
+}
+
 /// Exclusivity under random kills: one item never runs on two instances at once. A kill
 /// is what `kill -9` does: the instance stops at once (its items with it), and its session
 /// is expired afterwards, when the server notices.

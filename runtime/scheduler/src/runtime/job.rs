@@ -7,17 +7,20 @@
 //! apply a change twice.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use capstan_registry::Registry;
 use capstan_registry::cache::TreeCache;
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
+use super::clock::FireClock;
 use super::registration::{self, register, setup_config};
-use super::run::{Cause, RunReport, fire};
+use super::release::Releaser;
+use super::run::{Cause, fire};
+use super::slot::RunSlot;
 use super::snapshot::Snapshot;
 use super::{Command, Connection, Inner, Link, Scheduler, failover};
 use crate::config::JobConfig;
@@ -88,17 +91,40 @@ pub(crate) struct JobShared {
     config: RwLock<Arc<JobConfig>>,
     /// Item executions started and not yet finished, so an abandoned run can record them.
     in_flight: Mutex<HashMap<String, ItemStarted>>,
-    /// The last snapshot and the cache generation it was read at: a fire and the actor ask
-    /// for the snapshot several times per fire, and rebuilding it is most of a fire's cost.
+    /// The last snapshot and the cache's loud generation it was read at: a fire and the
+    /// actor ask for the snapshot several times per fire, and rebuilding it was most of a
+    /// fire's cost. Run markers are quiet in the cache and not part of a snapshot, so
+    /// fires alone never make it stale.
     last_snapshot: Mutex<(u64, Arc<Snapshot>)>,
+    /// The scheduler's fire clock, which fires this job on its schedule, and the job's key
+    /// there.
+    clock: FireClock,
+    clock_key: u64,
+    /// Releases this instance's `running` markers in batches.
+    pub releaser: Releaser,
+    /// The cron schedule in force; `None`: the job fires on triggers and failover only.
+    schedule: Mutex<Option<Schedule>>,
+    /// The one fire at a time (see `slot`).
+    pub(super) slot: Mutex<RunSlot>,
+    pub(super) counters: RunCounters,
+}
+
+/// Fires and items run on this instance.
+#[derive(Default)]
+pub(super) struct RunCounters {
+    /// Fires that executed at least one item.
+    pub fires: AtomicU64,
+    pub executed: AtomicU64,
+    pub failed: AtomicU64,
 }
 
 impl JobShared {
-    /// The job's nodes as the cache holds them now; rebuilt only when the cache changed.
+    /// The job's nodes as the cache holds them now (run markers aside); rebuilt only when
+    /// something else in the cache changed.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        // Read the generation before the view (see `current_generation`): a snapshot kept
-        // under generation g is never older than g.
-        let generation = self.cache.current_generation();
+        // Read the generation before the view (see `current_loud_generation`): a snapshot
+        // kept under generation g is never older than g.
+        let generation = self.cache.current_loud_generation();
         let mut last = self.last_snapshot.lock().unwrap_or_else(|p| p.into_inner());
         if last.0 != generation {
             *last = (
@@ -107,6 +133,49 @@ impl JobShared {
             );
         }
         last.1.clone()
+    }
+
+    /// Which of `items` have a `running` node in the cache now. (Run markers are quiet in
+    /// the job's cache, held for their presence only: who holds one takes a read.)
+    pub fn running_items(&self, items: &[u32]) -> Vec<u32> {
+        self.cache.read(|v| {
+            items
+                .iter()
+                .copied()
+                .filter(|item| v.get(&self.nodes.item_leaf(*item, "running")).is_some())
+                .collect()
+        })
+    }
+
+    /// The job's key on the fire clock.
+    pub fn clock_key(&self) -> u64 {
+        self.clock_key
+    }
+
+    /// The first fire time of the schedule in force after `after_ms`.
+    pub fn next_fire_after(&self, after_ms: i64) -> Option<i64> {
+        self.schedule
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|s| s.next_after(after_ms))
+    }
+
+    /// Puts `schedule` in force and arms the clock for its next fire.
+    fn set_schedule(self: &Arc<Self>, schedule: Option<Schedule>) {
+        *self.schedule.lock().unwrap_or_else(|p| p.into_inner()) = schedule;
+        self.arm();
+    }
+
+    /// Arms the clock for the schedule's next fire from now.
+    fn arm(self: &Arc<Self>) {
+        let next = self.next_fire_after(now_ms());
+        self.clock.set(self.clock_key, self, next);
+    }
+
+    /// No more scheduled fires here.
+    fn disarm(self: &Arc<Self>) {
+        self.clock.set(self.clock_key, self, None);
     }
 
     pub fn connected(&self) -> bool {
@@ -140,7 +209,7 @@ impl JobShared {
     }
 
     /// Records every unfinished item of an abandoned run as failed, with `why`.
-    fn abandon_in_flight(&self, why: &str) {
+    pub(super) fn abandon_in_flight(&self, why: &str) {
         let items: Vec<ItemStarted> = self
             .in_flight
             .lock()
@@ -229,6 +298,12 @@ pub(crate) async fn spawn(
         // Generation 0 is the cache before its first load; it has loaded by now, so the
         // first call reads it.
         last_snapshot: Mutex::new((0, Arc::new(Snapshot::default()))),
+        clock_key: inner.clock.key(),
+        clock: inner.clock.clone(),
+        releaser: inner.releaser.clone(),
+        schedule: Mutex::new(None),
+        slot: Mutex::new(RunSlot::default()),
+        counters: RunCounters::default(),
     });
     let local = match &source {
         Source::Local(c) => Some(&**c),
@@ -249,21 +324,18 @@ pub(crate) async fn spawn(
     let actor = Actor {
         scheduler: inner,
         commands: rx,
-        next_fire: schedule.as_ref().and_then(|s| s.next_after(now_ms())),
-        schedule,
         seen: Arc::new(Snapshot::default()),
-        run: None,
         stopped: None,
         epoch,
         lost: false,
         side: JoinSet::new(),
-        state: Counters::default(),
         config_problem: None,
         last_reconcile: tokio::time::Instant::now(),
         total_changed: false,
         shared,
     };
-    let task = tokio::spawn(actor.run());
+    // The actor arms the clock once it has looked at the cache (`Actor::run`).
+    let task = tokio::spawn(actor.run(schedule));
     Ok((tx, task.abort_handle()))
 }
 
@@ -287,23 +359,12 @@ async fn flag_legacy_if_alone(shared: &JobShared, config: &JobConfig) {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    fires: u64,
-    executed: u64,
-    failed: u64,
-}
-
 struct Actor {
     shared: Arc<JobShared>,
     scheduler: Arc<Inner>,
     commands: mpsc::Receiver<Command>,
-    schedule: Option<Schedule>,
-    next_fire: Option<i64>,
     /// The cache state reactions were last computed from.
     seen: Arc<Snapshot>,
-    /// The fire in progress.
-    run: Option<JoinHandle<RunReport>>,
     /// Why the job no longer runs here (operator shutdown); the actor then only waits
     /// for the job's removal.
     stopped: Option<String>,
@@ -313,7 +374,6 @@ struct Actor {
     lost: bool,
     /// Background reactions (failover detection) that take a latch.
     side: JoinSet<()>,
-    state: Counters,
     config_problem: Option<String>,
     last_reconcile: tokio::time::Instant,
     /// The last config change altered `shardingTotalCount` (§4.3 trigger 1).
@@ -321,23 +381,14 @@ struct Actor {
 }
 
 impl Drop for Actor {
-    /// An actor that is aborted (the runtime killed) takes its fire with it, as a dying
-    /// process would.
+    /// However the actor ends, the job fires no more here; an actor that is aborted (the
+    /// runtime killed) takes its fire with it, as a dying process would.
     fn drop(&mut self) {
-        if let Some(run) = self.run.take() {
+        self.shared.refuse(true);
+        self.shared.disarm();
+        if let Some(run) = self.shared.take_run() {
             run.abort();
         }
-    }
-}
-
-async fn join_run(run: &mut Option<JoinHandle<RunReport>>) -> Option<RunReport> {
-    match run {
-        Some(handle) => {
-            let result = handle.await;
-            *run = None;
-            Some(result.unwrap_or_default())
-        }
-        None => std::future::pending().await,
     }
 }
 
@@ -348,23 +399,17 @@ fn is_run_marker(path: &str) -> bool {
     (path.ends_with("/running") || path.ends_with("/misfire")) && path.contains("/sharding/")
 }
 
-fn deadline_of(fire_ms: i64) -> tokio::time::Instant {
-    let wait = (fire_ms - now_ms()).max(0) as u64;
-    tokio::time::Instant::now() + Duration::from_millis(wait)
-}
-
 impl Actor {
-    async fn run(mut self) {
+    async fn run(mut self, schedule: Option<Schedule>) {
         let mut events = self.shared.cache.subscribe();
         let mut link = self.shared.link.clone();
         let mut reconcile = tokio::time::interval(Duration::from_secs(60));
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         self.on_change().await;
+        if self.stopped.is_none() {
+            self.shared.set_schedule(schedule);
+        }
         loop {
-            let timer = self
-                .next_fire
-                .filter(|_| self.stopped.is_none())
-                .map(deadline_of);
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::State(tx)) => {
@@ -395,17 +440,6 @@ impl Actor {
                         Err(broadcast::error::RecvError::Closed) => return,
                     }
                 }
-                report = join_run(&mut self.run) => {
-                    if let Some(report) = report {
-                        self.after_run(report);
-                    }
-                }
-                () = async {
-                    match timer {
-                        Some(t) => tokio::time::sleep_until(t).await,
-                        None => std::future::pending().await,
-                    }
-                } => self.on_timer().await,
                 _ = reconcile.tick() => self.reconcile().await,
                 Some(_) = self.side.join_next(), if !self.side.is_empty() => {}
             }
@@ -413,82 +447,39 @@ impl Actor {
     }
 
     fn state(&self) -> JobState {
+        let counters = &self.shared.counters;
         JobState {
             name: self.shared.name.clone(),
             leader: self.seen.leader.as_deref() == Some(self.shared.me.as_str()),
-            running: self.run.is_some(),
+            running: self.shared.run_in_progress(),
             stopped: self.stopped.clone(),
-            next_fire_ms: self.next_fire.filter(|_| self.stopped.is_none()),
-            fires: self.state.fires,
-            items_executed: self.state.executed,
-            items_failed: self.state.failed,
+            next_fire_ms: self
+                .shared
+                .clock
+                .next_fire(self.shared.clock_key)
+                .filter(|_| self.stopped.is_none()),
+            fires: counters.fires.load(Ordering::Relaxed),
+            items_executed: counters.executed.load(Ordering::Relaxed),
+            items_failed: counters.failed.load(Ordering::Relaxed),
             config_problem: self.config_problem.clone(),
         }
     }
 
-    fn start(&mut self, cause: Cause) {
-        if self.run.is_some() || self.stopped.is_some() || self.lost {
-            return;
-        }
-        self.run = Some(tokio::spawn(fire(self.shared.clone(), cause)));
-    }
-
-    fn after_run(&mut self, report: RunReport) {
-        if report.executed > 0 {
-            self.state.fires += 1;
-        }
-        self.state.executed += report.executed as u64;
-        self.state.failed += report.failed as u64;
-        // §4.5 step 9: look for more items to take over.
-        // (The config first: the snapshot after a run is a fresh one, worth reading only
-        // when there can be failover work.)
-        if !self.shared.current_config().failover {
-            return;
-        }
-        let snap = self.shared.snapshot();
-        let mine = snap
-            .items
-            .values()
-            .any(|n| n.failover.as_deref() == Some(self.shared.me.as_str()));
-        if !snap.failover_pending.is_empty() || mine {
-            self.start(Cause::Failover);
-        }
+    /// Starts a fire for `cause` unless one is in progress (or fires are refused: the job
+    /// is fenced or stopped here); whether it started.
+    fn start(&mut self, cause: Cause) -> bool {
+        self.shared.start_run(fire(self.shared.clone(), cause))
     }
 
     fn config(&self) -> JobConfig {
         (*self.shared.current_config()).clone()
     }
 
-    async fn on_timer(&mut self) {
-        let Some(at) = self.next_fire else { return };
-        // Quartz "do nothing": fire times missed while busy or asleep are not replayed.
-        self.next_fire = self
-            .schedule
-            .as_ref()
-            .and_then(|s| s.next_after(at.max(now_ms())));
-        if self.run.is_none() {
-            self.start(Cause::Schedule { at_ms: at });
-            return;
-        }
-        // §4.7: a fire during a run is a misfire of the local items.
-        let config = self.config();
-        let snap = self.shared.snapshot();
-        if !config.misfire || snap.paused {
-            return;
-        }
-        let total = config.sharding_total_count.max(0) as u32;
-        for item in snap.local_items(&self.shared.me, total) {
-            let _ = create_if_absent(
-                &self.shared.registry,
-                &self.shared.nodes.item_leaf(item, "misfire"),
-                b"",
-                capstan_registry::CreateMode::Persistent,
-            )
-            .await;
-        }
-        self.shared
-            .misfired
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+    /// Stops fires here, and takes the one in progress out of the slot (a planned one that
+    /// has not started never will).
+    fn fence(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        self.shared.refuse(true);
+        self.shared.take_run()
     }
 
     /// Reacts to a connection change; `false` ends the actor.
@@ -502,7 +493,7 @@ impl Actor {
                 if !self.lost {
                     self.lost = true;
                     // Fencing: another instance may fail these items over now.
-                    if let Some(run) = self.run.take() {
+                    if let Some(run) = self.fence() {
                         run.abort();
                         self.shared.abandon_in_flight(
                             "abandoned: the registry session was lost, so the item may be failing over elsewhere",
@@ -519,7 +510,7 @@ impl Actor {
             }
             Connection::Connected => {}
             Connection::Closed => {
-                if let Some(run) = self.run.take() {
+                if let Some(run) = self.fence() {
                     run.abort();
                     self.shared
                         .abandon_in_flight("abandoned: the registry session was closed");
@@ -549,6 +540,9 @@ impl Actor {
         .await;
         match result {
             Ok(()) => {
+                if self.lost && self.stopped.is_none() {
+                    self.shared.refuse(false);
+                }
                 self.lost = false;
                 tracing::info!(job = %self.shared.name, "registered again after reconnecting");
                 if config.failover {
@@ -570,7 +564,7 @@ impl Actor {
         if !snap.exists && (prev.exists || self.stopped.is_some()) {
             // The job was removed: this instance is done with it.
             tracing::info!(job = %self.shared.name, "job removed from the registry; stopping it here");
-            if let Some(run) = self.run.take() {
+            if let Some(run) = self.fence() {
                 let _ = run.await;
             }
             Scheduler::from_inner(self.scheduler.clone()).forget(&self.shared.name);
@@ -645,11 +639,9 @@ impl Actor {
         }
         if snap.my_trigger.is_some() && prev.my_trigger.is_none() {
             let _ = remove(&self.shared.registry, &self.shared.nodes.trigger(me)).await;
-            if self.run.is_some() {
+            let parameter = snap.my_trigger.clone().filter(|p| !p.is_empty());
+            if !self.start(Cause::Trigger { parameter }) {
                 tracing::info!(job = %self.shared.name, "trigger dropped: the job is running here (as ElasticJob does)");
-            } else {
-                let parameter = snap.my_trigger.clone().filter(|p| !p.is_empty());
-                self.start(Cause::Trigger { parameter });
             }
         }
         if config.failover && !snap.failover_pending.is_empty() {
@@ -678,10 +670,8 @@ impl Actor {
         let old = self.config();
         if new.cron != old.cron || new.time_zone != old.time_zone {
             match schedule_of(&new) {
-                Ok(s) => {
-                    self.next_fire = s.as_ref().and_then(|s| s.next_after(now_ms()));
-                    self.schedule = s;
-                }
+                Ok(s) if self.stopped.is_none() => self.shared.set_schedule(s),
+                Ok(_) => {}
                 Err(e) => {
                     let problem = format!(
                         "the new cron or time zone is invalid, still using the previous schedule: {e}"
@@ -757,8 +747,8 @@ impl Actor {
     async fn stop_by_registry(&mut self) {
         tracing::warn!(job = %self.shared.name, "instance shut down from the registry (an operator's shutdown); the job stays stopped here until this process restarts");
         self.stopped = Some("shut down by an operator: the instance node was deleted".into());
-        self.next_fire = None;
-        if let Some(run) = self.run.take() {
+        self.shared.disarm();
+        if let Some(run) = self.fence() {
             let _ = run.await;
         }
         let _ = registration::abdicate(&self.shared).await;
@@ -766,8 +756,8 @@ impl Actor {
 
     /// Graceful shutdown: the run finishes (up to the grace period), then unregister.
     async fn stop(&mut self) {
-        self.next_fire = None;
-        if let Some(mut run) = self.run.take() {
+        self.shared.disarm();
+        if let Some(mut run) = self.fence() {
             let grace = self.scheduler.shutdown_grace;
             if tokio::time::timeout(grace, &mut run).await.is_err() {
                 run.abort();

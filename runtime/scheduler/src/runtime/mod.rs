@@ -2,9 +2,11 @@
 //! Java instances and Capstan instances share jobs, leaders, shards and failover.
 //!
 //! Shape: a [`Scheduler`] is one instance (`ip@-@pid`) on one registry session. Each job it
-//! runs is an actor task ([`job`]) that owns the job's cron timer, a [`TreeCache`] of
-//! `/{job}`, and at most one fire in progress ([`run`]); it reacts to changes in the cache
-//! (instances, servers, leader, config, triggers) as Java's listeners do. A session task
+//! runs is an actor task ([`job`]) that owns a [`TreeCache`] of `/{job}` and reacts to
+//! changes in it (instances, servers, leader, config, triggers) as Java's listeners do. One
+//! fire clock ([`clock`]) fires every job on its cron schedule, batching the jobs due at the
+//! same instant; a job has at most one fire in progress ([`run`], [`slot`]), whoever started
+//! it. A session task
 //! turns the registry's connection states into the [`Connection`] every actor obeys
 //! (fencing, §4.12): while suspended no item starts; once the session is lost (expired, or
 //! suspended longer than the session timeout, after which the server has expired it) every
@@ -12,10 +14,14 @@
 //!
 //! [`TreeCache`]: capstan_registry::cache::TreeCache
 
+mod batch;
+mod clock;
 mod failover;
 mod job;
 mod registration;
+mod release;
 mod run;
+mod slot;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -168,6 +174,8 @@ impl SchedulerBuilder {
             self.session_timeout,
         ));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let (clock, clock_task) = clock::FireClock::start().map_err(Error::Thread)?;
+        let (releaser, releaser_task) = release::Releaser::start(self.registry.clone());
         Ok(Scheduler {
             inner: Arc::new(Inner {
                 registry: self.registry,
@@ -177,7 +185,11 @@ impl SchedulerBuilder {
                 jobs: Mutex::new(HashMap::new()),
                 shutdown_grace: self.shutdown_grace,
                 cpu_threads: threads,
+                clock,
+                releaser,
                 _watcher: AbortOnDrop(watcher),
+                _clock: AbortOnDrop(clock_task),
+                _releaser: AbortOnDrop(releaser_task),
             }),
         })
     }
@@ -201,7 +213,13 @@ pub(crate) struct Inner {
     pub shutdown_grace: Duration,
     /// Concurrency of a run's items for `CPU` thread pools (2 × processors, as Java's).
     pub cpu_threads: usize,
+    /// Fires every job of this instance on its schedule.
+    pub clock: clock::FireClock,
+    /// Deletes the `running` markers of ended fires, in batches.
+    pub releaser: release::Releaser,
     _watcher: AbortOnDrop,
+    _clock: AbortOnDrop,
+    _releaser: AbortOnDrop,
 }
 
 /// Commands to a job actor.

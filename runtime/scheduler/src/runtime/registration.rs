@@ -203,11 +203,13 @@ pub(crate) async fn clear_stale_running(
     snap: &Snapshot,
     executing: &[u32],
 ) -> Result<()> {
-    for (item, leaves) in &snap.items {
-        if leaves.running.as_deref() == Some(shared.me.as_str()) && !executing.contains(item) {
+    let items: Vec<u32> = snap.items.keys().copied().collect();
+    for item in shared.running_items(&items) {
+        // Deleted only if it names this instance (the delete reads it).
+        if !executing.contains(&item) {
             delete_if_value(
                 &shared.registry,
-                &shared.nodes.item_leaf(*item, "running"),
+                &shared.nodes.item_leaf(item, "running"),
                 shared.me.as_str(),
             )
             .await?;

@@ -1,5 +1,11 @@
-//! One fire of a job on this instance (spec §4.5): choose the items, mark them running,
-//! execute them, record the outcome, clean up, and re-run misfired items.
+//! One fire of a job on this instance (spec §4.5): choose the items (a [`Plan`]), mark
+//! them running ([`Held`]), execute them, record the outcome, clean up, and re-run misfired
+//! items.
+//!
+//! A fire is planned either here, awaiting the registry where it must ([`fire`]: triggers,
+//! failover, resharding, the clock-skew check), or by the fire clock without awaiting
+//! anything ([`plan_scheduled`]), which then holds the items of every job due at the same
+//! instant in batches ([`super::batch`]).
 //!
 //! Exclusivity: an item starts only after this instance has *created* its `running` node;
 //! a node that already exists means another instance (or an earlier run here) still holds
@@ -12,11 +18,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use capstan_registry::CreateMode;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 use super::Connection;
 use super::failover;
 use super::job::JobShared;
+use super::slot::Taken;
+use super::snapshot::Snapshot;
 use crate::config::JobConfig;
 use crate::context::{ShardingContext, item_parameters, task_id};
 use crate::history::{ItemFinished, ItemStarted, Source, StatusTrace, TraceState, now_ms};
@@ -50,63 +58,234 @@ pub(crate) struct RunReport {
 /// How long a follower waits for the leader to shard before giving up this fire.
 const SHARDING_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// What one fire runs, decided before anything is marked running.
+#[derive(Clone)]
+pub(crate) struct Plan {
+    pub config: Arc<JobConfig>,
+    pub items: Vec<u32>,
+    pub source: Source,
+    pub parameter: Option<String>,
+    /// When the fire began: its first status trace's time.
+    pub began_ms: i64,
+}
+
+/// The items of a plan this instance marked running, and those it found still running
+/// elsewhere (or from an earlier run here).
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    pub held: Vec<u32>,
+    pub busy: Vec<u32>,
+}
+
+/// A fire of a job not planned by the fire clock: a trigger, a failover enquiry, or a
+/// scheduled fire that needs the registry before it knows its items.
 pub(crate) async fn fire(shared: Arc<JobShared>, cause: Cause) -> RunReport {
-    // Breadth first: when many jobs are due at the same instant, each fire steps back once
-    // so every due job's fire is under way before any of them runs on. Otherwise the
-    // runtime runs a freshly spawned fire at once, and the first fires' whole runs (their
-    // writes, their caches' updates) come before the last jobs have even woken up: with a
-    // thousand jobs due on one second that halved the median lag (`make bench`).
-    tokio::task::yield_now().await;
-    let mut report = RunReport::default();
+    let Some(plan) = plan(&shared, &cause).await else {
+        return RunReport::default();
+    };
+    let held = hold(&shared, &plan.config, &plan.items).await;
+    run(shared, plan, held).await
+}
+
+/// §4.5 steps 1-4: whether to fire, and which items.
+async fn plan(shared: &JobShared, cause: &Cause) -> Option<Plan> {
+    let began_ms = now_ms();
+    let (config, _) = gate(shared, cause)?;
+    if !clock_within_tolerance(shared, &config).await {
+        return None;
+    }
+    let (items, source) = choose_items(shared, &config, cause).await?;
+    Some(Plan {
+        parameter: parameter_of(&config, cause),
+        config,
+        items,
+        source,
+        began_ms,
+    })
+}
+
+/// Whether a fire for `cause` goes on at all, and the config and snapshot it decides from:
+/// not without a usable connection, and not while the job is paused (failover aside).
+fn gate(shared: &JobShared, cause: &Cause) -> Option<(Arc<JobConfig>, Arc<Snapshot>)> {
     let config = shared.current_config();
     if !shared.connected() {
         tracing::debug!(job = %shared.name, "fire skipped: registry connection not usable");
-        return report;
+        return None;
     }
     let snap = shared.snapshot();
-    if snap.paused && cause != Cause::Failover {
+    if snap.paused && *cause != Cause::Failover {
         tracing::debug!(job = %shared.name, "fire skipped: the job is paused");
-        return report;
+        return None;
     }
-    if !clock_within_tolerance(&shared, &config).await {
-        return report;
-    }
-    let Some((mut items, source)) = choose_items(&shared, &config, &cause).await else {
-        return report;
-    };
-    report.failover = source == Source::Failover;
-    let parameter = match &cause {
+    Some((config, snap))
+}
+
+/// The job parameter a fire's items get: a trigger's own, else the config's.
+fn parameter_of(config: &JobConfig, cause: &Cause) -> Option<String> {
+    match cause {
         Cause::Trigger { parameter: Some(p) } if !p.is_empty() => Some(p.clone()),
         _ => config.job_parameter.clone().filter(|p| !p.is_empty()),
+    }
+}
+
+/// What the fire clock does with a job due at `at_ms`.
+pub(crate) enum Due {
+    /// Planned, with the job's run slot reserved: the clock holds its items and starts it.
+    Planned { reservation: u64, plan: Plan },
+    /// Its fire needs the registry first: started as a [`fire`] of its own.
+    Started,
+    /// No fire: paused, disconnected, nothing to run here, stopped, or (a misfire) still
+    /// running the previous one.
+    Skipped,
+}
+
+/// The fire clock's plan for a scheduled fire, without awaiting anything: the same
+/// decisions as [`plan`] for a schedule, or [`Due::Started`] where they need the registry.
+pub(crate) fn plan_scheduled(shared: &Arc<JobShared>, at_ms: i64) -> Due {
+    let reservation = match shared.reserve() {
+        Ok(id) => id,
+        Err(Taken::Busy) => {
+            // §4.7: a fire during a run is a misfire of the local items.
+            tokio::spawn(note_misfire(shared.clone()));
+            return Due::Skipped;
+        }
+        Err(Taken::Refused) => return Due::Skipped,
     };
-    let mut source = source;
+    let cause = Cause::Schedule { at_ms };
+    match plan_now(shared, &cause) {
+        Quick::Ready(plan) => Due::Planned { reservation, plan },
+        Quick::Skip => {
+            shared.release(reservation);
+            Due::Skipped
+        }
+        Quick::Slow => {
+            shared.start_reserved(reservation, fire(shared.clone(), cause));
+            Due::Started
+        }
+    }
+}
+
+enum Quick {
+    Ready(Plan),
+    Skip,
+    Slow,
+}
+
+fn plan_now(shared: &JobShared, cause: &Cause) -> Quick {
+    let began_ms = now_ms();
+    let Some((config, snap)) = gate(shared, cause) else {
+        return Quick::Skip;
+    };
+    let Some(total) = total_of(&config) else {
+        return Quick::Skip;
+    };
+    let me = shared.me.as_str();
+    let failover_mine = config.failover
+        && snap
+            .items
+            .values()
+            .any(|n| n.failover.as_deref() == Some(me));
+    // The clock check reads the registry, failover items run alone, and resharding (or a
+    // strategy name that does not parse) is decided by `shard`.
+    if config.max_time_diff_seconds >= 0
+        || failover_mine
+        || snap.necessary
+        || snap.processing
+        || Strategy::from_config(config.job_sharding_strategy_type.as_deref()).is_err()
+    {
+        return Quick::Slow;
+    }
+    let items = runnable(shared, &config, &snap, snap.local_items(&shared.me, total));
+    if items.is_empty() {
+        tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
+        return Quick::Skip;
+    }
+    Quick::Ready(Plan {
+        parameter: parameter_of(&config, cause),
+        config,
+        items,
+        source: Source::NormalTrigger,
+        began_ms,
+    })
+}
+
+/// §4.7, on a fire due while the previous one runs: marks the local items misfired, for
+/// the run to re-run when it ends.
+async fn note_misfire(shared: Arc<JobShared>) {
+    let config = shared.current_config();
+    let snap = shared.snapshot();
+    if !config.misfire || snap.paused {
+        return;
+    }
+    let total = config.sharding_total_count.max(0) as u32;
+    mark_misfired(&shared, &snap.local_items(&shared.me, total)).await;
+    shared.misfired.store(true, Ordering::SeqCst);
+}
+
+/// Writes the `misfire` marks of `items`.
+async fn mark_misfired(shared: &JobShared, items: &[u32]) {
+    for item in items {
+        let _ = create_if_absent(
+            &shared.registry,
+            &shared.nodes.item_leaf(*item, "misfire"),
+            b"",
+            CreateMode::Persistent,
+        )
+        .await;
+    }
+}
+
+/// Runs a planned fire whose items are held: executes them, then re-runs the items whose
+/// fires were missed meanwhile (§4.5 step 8).
+pub(crate) async fn run(shared: Arc<JobShared>, plan: Plan, held: Held) -> RunReport {
+    let mut report = RunReport {
+        failover: plan.source == Source::Failover,
+        ..RunReport::default()
+    };
+    // The awaited steps are boxed: a fire's task then starts small (its spawn copies and
+    // allocates a few hundred bytes, not the four KiB of every step's state), which counts
+    // when a thousand fires start on the same second.
+    let (executed, failed) = Box::pin(execute(&shared, &plan, held)).await;
+    report.executed += executed;
+    report.failed += failed;
+    let mut items = plan.items.clone();
     loop {
-        let (executed, failed) = execute(&shared, &config, &items, source, parameter.clone()).await;
-        report.executed += executed;
-        report.failed += failed;
-        // §4.5 step 8: re-run items whose fires were missed while this run went on.
-        if !config.misfire || !shared.misfired.swap(false, Ordering::SeqCst) {
+        if !plan.config.misfire || !shared.misfired.swap(false, Ordering::SeqCst) {
             break;
         }
         let snap = shared.snapshot();
         if snap.necessary {
             break;
         }
-        let mut again = Vec::new();
-        for item in &items {
-            let path = shared.nodes.item_leaf(*item, "misfire");
-            if matches!(shared.registry.exists(&path).await, Ok(Some(_))) {
-                let _ = remove(&shared.registry, &path).await;
-                again.push(*item);
-            }
-        }
-        if again.is_empty() {
+        items = Box::pin(take_misfired(&shared, &items)).await;
+        if items.is_empty() {
             break;
         }
-        items = again;
-        source = Source::Misfire;
+        let plan = Plan {
+            items: items.clone(),
+            source: Source::Misfire,
+            began_ms: now_ms(),
+            ..plan.clone()
+        };
+        let held = Box::pin(hold(&shared, &plan.config, &plan.items)).await;
+        let (executed, failed) = Box::pin(execute(&shared, &plan, held)).await;
+        report.executed += executed;
+        report.failed += failed;
     }
     report
+}
+
+/// Of `items`, those marked misfired; their marks are removed.
+async fn take_misfired(shared: &JobShared, items: &[u32]) -> Vec<u32> {
+    let mut again = Vec::new();
+    for item in items {
+        let path = shared.nodes.item_leaf(*item, "misfire");
+        if matches!(shared.registry.exists(&path).await, Ok(Some(_))) {
+            let _ = remove(&shared.registry, &path).await;
+            again.push(*item);
+        }
+    }
+    again
 }
 
 /// §4.11: with `maxTimeDiffSeconds >= 0`, this machine's clock must agree with the
@@ -151,9 +330,7 @@ async fn choose_items(
     config: &JobConfig,
     cause: &Cause,
 ) -> Option<(Vec<u32>, Source)> {
-    let total = u32::try_from(config.sharding_total_count)
-        .ok()
-        .filter(|t| *t > 0)?;
+    let total = total_of(config)?;
     let me = shared.me.as_str();
     let mut taken = Vec::new();
     if config.failover && *cause == Cause::Failover {
@@ -187,22 +364,46 @@ async fn choose_items(
     // b. normal sharding.
     let assigned = shard(shared, config, total).await?;
     let snap = shared.snapshot();
-    let mut items = assigned.unwrap_or_else(|| snap.local_items(&shared.me, total));
+    let items = runnable(
+        shared,
+        config,
+        &snap,
+        assigned.unwrap_or_else(|| snap.local_items(&shared.me, total)),
+    );
+    if items.is_empty() {
+        tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
+        return None;
+    }
+    Some((items, Source::NormalTrigger))
+}
+
+/// `shardingTotalCount` when it is a usable count.
+fn total_of(config: &JobConfig) -> Option<u32> {
+    u32::try_from(config.sharding_total_count)
+        .ok()
+        .filter(|t| *t > 0)
+}
+
+/// Of this instance's `items`, those to run now: not disabled, not taken over by another
+/// instance's failover, and (with `monitorExecution`) not still marked running, which
+/// leaves them to their run (the create of the `running` node decides races).
+fn runnable(
+    shared: &JobShared,
+    config: &JobConfig,
+    snap: &Snapshot,
+    mut items: Vec<u32>,
+) -> Vec<u32> {
     items.retain(|i| {
         let leaves = snap.items.get(i);
         let taken_over = config.failover && leaves.is_some_and(|n| n.failover.is_some());
         let disabled = leaves.is_some_and(|n| n.disabled);
         !taken_over && !disabled
     });
-    // c. items still marked running are left to their run (the create below decides races).
-    if config.monitor_execution {
-        items.retain(|i| snap.items.get(i).is_none_or(|n| n.running.is_none()));
+    if config.monitor_execution && !items.is_empty() {
+        let running = shared.running_items(&items);
+        items.retain(|i| !running.contains(i));
     }
-    if items.is_empty() {
-        tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
-        return None;
-    }
-    Some((items, Source::NormalTrigger))
+    items
 }
 
 /// `shardingIfNecessary`: `Some(Some(items))` when this instance just sharded (its own
@@ -292,67 +493,71 @@ async fn shard(shared: &JobShared, config: &JobConfig, total: u32) -> Option<Opt
     }
 }
 
-/// Marks the items running, runs them, records them, and cleans up: returns (executed,
-/// failed).
-async fn execute(
-    shared: &Arc<JobShared>,
-    config: &JobConfig,
-    items: &[u32],
-    source: Source,
-    parameter: Option<String>,
-) -> (usize, usize) {
+/// The `running` node of an item, as §4.5 steps 5 and 7 write it: persistent with failover
+/// on, so a crash leaves it for the failover detector; ephemeral otherwise.
+pub(super) fn running_mode(config: &JobConfig) -> CreateMode {
+    if config.failover {
+        CreateMode::Persistent
+    } else {
+        CreateMode::Ephemeral
+    }
+}
+
+/// Holds each of `items` by creating its `running` node (see the module docs), one create
+/// each. Without `monitorExecution` nothing is marked, and every item is held.
+pub(super) async fn hold(shared: &JobShared, config: &JobConfig, items: &[u32]) -> Held {
+    let mut held = Held::default();
+    if !config.monitor_execution {
+        held.held.extend_from_slice(items);
+        return held;
+    }
     let me = shared.me.as_str();
+    let mode = running_mode(config);
+    let creates = items.iter().map(|item| {
+        let path = shared.nodes.item_leaf(*item, "running");
+        async move {
+            (
+                *item,
+                create_if_absent(&shared.registry, &path, me.as_bytes(), mode).await,
+            )
+        }
+    });
+    for (item, created) in futures::future::join_all(creates).await {
+        match created {
+            Ok(true) => held.held.push(item),
+            Ok(false) => held.busy.push(item),
+            Err(e) => {
+                tracing::warn!(job = %shared.name, item, error = %e, "cannot mark item running; skipped");
+            }
+        }
+    }
+    held
+}
+
+/// Executes held items, records them, and cleans up: returns (executed, failed).
+async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, usize) {
+    let Plan {
+        config,
+        items,
+        source,
+        parameter,
+        began_ms,
+    } = plan;
+    let source = *source;
     let task = task_id(&shared.name, items, &shared.me);
     let run_id = crate::history::new_id();
-    shared.trace_run(
+    shared.trace_run_at(
         &run_id,
         &task,
         items,
         TraceState::Staging,
         format!("Job '{}' execute begin.", shared.name),
+        *began_ms,
     );
-    // §4.5 step 5 and 7: hold each item by creating its `running` node (see the module
-    // docs); persistent with failover on, so a crash leaves it for the detector.
-    let mut held = Vec::with_capacity(items.len());
-    let mut busy = Vec::new();
-    if config.monitor_execution {
-        let mode = if config.failover {
-            CreateMode::Persistent
-        } else {
-            CreateMode::Ephemeral
-        };
-        let creates = items.iter().map(|item| {
-            let path = shared.nodes.item_leaf(*item, "running");
-            async move {
-                (
-                    *item,
-                    create_if_absent(&shared.registry, &path, me.as_bytes(), mode).await,
-                )
-            }
-        });
-        for (item, created) in futures::future::join_all(creates).await {
-            match created {
-                Ok(true) => held.push(item),
-                Ok(false) => busy.push(item),
-                Err(e) => {
-                    tracing::warn!(job = %shared.name, item, error = %e, "cannot mark item running; skipped");
-                }
-            }
-        }
-    } else {
-        held.extend_from_slice(items);
-    }
+    let Held { held, busy } = held;
     if !busy.is_empty() {
         if config.misfire {
-            for item in &busy {
-                let _ = create_if_absent(
-                    &shared.registry,
-                    &shared.nodes.item_leaf(*item, "misfire"),
-                    b"",
-                    CreateMode::Persistent,
-                )
-                .await;
-            }
+            Box::pin(mark_misfired(shared, &busy)).await;
         }
         let set: Vec<String> = busy.iter().map(u32::to_string).collect();
         shared.trace_run(
@@ -377,7 +582,6 @@ async fn execute(
         Some("SINGLE_THREAD") => 1,
         _ => shared.cpu_threads,
     };
-    let config = Arc::new(config.clone());
     let outcomes: Vec<(u32, Option<String>)> = futures::stream::iter(held.iter().copied())
         .map(|item| {
             let ctx = ShardingContext {
@@ -400,16 +604,15 @@ async fn execute(
         async move {
             // This run created the node, and nobody else deletes a live holder's node (a
             // failover detector only acts once the holder's session is gone), so a plain
-            // delete releases it, as Java's does, without reading it back first.
-            if config.monitor_execution {
-                match shared
-                    .registry
-                    .delete(&shared.nodes.item_leaf(item, "running"), None)
+            // delete releases it, as Java's does, without reading it back first; batched
+            // with the other fires' releases (see `release`).
+            if config.monitor_execution
+                && let Err(e) = shared
+                    .releaser
+                    .release(shared.nodes.item_leaf(item, "running"))
                     .await
-                {
-                    Ok(()) | Err(capstan_registry::Error::NoNode(_)) => {}
-                    Err(e) => tracing::warn!(job = %shared.name, item, error = %e, "cannot release the running marker"),
-                }
+            {
+                tracing::warn!(job = %shared.name, item, error = %e, "cannot release the running marker");
             }
             if config.failover && source == Source::Failover {
                 let _ = remove(&shared.registry, &shared.nodes.item_leaf(item, "failover")).await;
@@ -439,6 +642,15 @@ async fn execute(
         );
     }
     (held.len(), failures.len())
+}
+
+/// The text a panic was raised with, when it has one.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 /// Runs one item and records it.
@@ -492,7 +704,18 @@ async fn run_item(
             })
         },
     };
-    let outcome = shared.kind.exec.run(env).await;
+    // A panic in the item's own code fails the item, as an error would: unwinding through
+    // the fire would leave its `running` marker and its history row behind.
+    let outcome = match std::panic::AssertUnwindSafe(shared.kind.exec.run(env))
+        .catch_unwind()
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(panic) => crate::kinds::ItemOutcome::failed(format!(
+            "the item panicked: {}",
+            panic_message(panic.as_ref())
+        )),
+    };
     shared.in_flight_remove(&id);
     if let Some(h) = &shared.history {
         h.finished(ItemFinished {
@@ -519,6 +742,18 @@ impl JobShared {
         state: TraceState,
         message: String,
     ) {
+        self.trace_run_at(run_id, task, items, state, message, now_ms());
+    }
+
+    fn trace_run_at(
+        &self,
+        run_id: &str,
+        task: &str,
+        items: &[u32],
+        state: TraceState,
+        message: String,
+        at_ms: i64,
+    ) {
         if let Some(h) = &self.history {
             h.trace(StatusTrace {
                 run_id: run_id.to_owned(),
@@ -528,7 +763,7 @@ impl JobShared {
                 items: items.to_vec(),
                 state,
                 message,
-                at_ms: now_ms(),
+                at_ms,
             });
         }
     }

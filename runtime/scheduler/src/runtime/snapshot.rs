@@ -1,5 +1,11 @@
 //! A job's nodes as its cache holds them, read under one lock: what the actor diffs to
 //! react to changes, and what a fire decides from (spec §4.5 reads "from the cache").
+//!
+//! Run markers (`sharding/{item}/running` and `misfire`) are left out: every fire writes
+//! and removes them, and a snapshot that held them would be rebuilt at every fire of every
+//! job (a thousand jobs due on one second made that a good part of each fire's cost). The
+//! snapshot is therefore reused until something else changes, and a fire looks its
+//! markers up live ([`JobShared::running_items`](super::job::JobShared::running_items)).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,8 +18,6 @@ use crate::protocol::nodes::JobNodes;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ItemNodes {
     pub instance: Option<String>,
-    pub running: Option<String>,
-    pub misfire: bool,
     pub disabled: bool,
     pub failover: Option<String>,
     pub failovering: Option<String>,
@@ -128,8 +132,6 @@ impl Snapshot {
                     };
                     match leaf {
                         "instance" => leaves.instance = Some(text(&node.data)),
-                        "running" => leaves.running = Some(text(&node.data)),
-                        "misfire" => leaves.misfire = true,
                         "disabled" => leaves.disabled = true,
                         "failover" => leaves.failover = Some(text(&node.data)),
                         "failovering" => leaves.failovering = Some(text(&node.data)),
@@ -234,14 +236,8 @@ mod tests {
             necessary: true,
             processing: false,
             items: [
-                (
-                    0,
-                    ItemNodes {
-                        running: Some(me.as_str().into()),
-                        misfire: true,
-                        ..item(me.as_str())
-                    },
-                ),
+                // Its `running` and `misfire` markers are not part of a snapshot.
+                (0, item(me.as_str())),
                 (
                     1,
                     ItemNodes {

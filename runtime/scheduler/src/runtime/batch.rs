@@ -1,0 +1,127 @@
+//! The fire clock's batches: the planned fires of one instant, their items held by
+//! multi-creates of their `running` markers, then started.
+//!
+//! Each chunk of up to [`BATCH_CREATES`] creates is sent as soon as it is planned, in a
+//! task of its own: its commit overlaps the planning of the next chunk, and its fires start
+//! while the next one commits. A fire whose items are held starts on the chunk's task (see
+//! [`JobShared::start_reserved_now`]).
+
+use std::sync::Arc;
+
+use capstan_registry::Op;
+
+use super::job::JobShared;
+use super::run::{Held, Plan, hold, run, running_mode};
+use crate::protocol::storage::delete_if_value;
+
+/// `running` creates per multi-create of a [`Batch`]: a multi is all or nothing, so a
+/// smaller one loses less to a single item found running, and lets its items start sooner;
+/// a larger one costs fewer requests. (About 100 bytes each on ZooKeeper, far below its
+/// 1 MB request limit.)
+const BATCH_CREATES: usize = 256;
+
+/// A planned fire of the fire clock, with its reservation of the job's run slot.
+pub(crate) type Planned = (Arc<JobShared>, u64, Plan);
+
+/// The fire clock's planned fires, gathered into chunks of up to [`BATCH_CREATES`]
+/// `running` creates; each chunk is held as soon as it is full.
+#[derive(Default)]
+pub(crate) struct Batch {
+    chunk: Vec<Planned>,
+    creates: usize,
+    /// The chunks' tasks.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Batch {
+    /// Adds a planned fire. A fire without `monitorExecution` holds nothing and starts at
+    /// once.
+    pub fn push(&mut self, (job, reservation, plan): Planned) {
+        if !plan.config.monitor_execution {
+            let held = Held {
+                held: plan.items.clone(),
+                busy: Vec::new(),
+            };
+            start_held(&job, reservation, plan, held);
+            return;
+        }
+        self.creates += plan.items.len();
+        self.chunk.push((job, reservation, plan));
+        if self.creates >= BATCH_CREATES {
+            self.flush();
+        }
+    }
+
+    /// Sends the chunk being filled to be held.
+    pub fn flush(&mut self) {
+        if !self.chunk.is_empty() {
+            self.creates = 0;
+            let chunk = std::mem::take(&mut self.chunk);
+            self.tasks.push(tokio::spawn(hold_chunk(chunk)));
+        }
+    }
+}
+
+/// Holds a chunk's items with one multi-create, then starts its fires. A multi that fails
+/// (an item found running after all, a connection lost) leaves its fires to hold their
+/// items one create at a time, as a fire of its own does, so the outcome per item is what it would
+/// have been (see [`super::run::fire`]). All jobs of a scheduler share its registry session.
+async fn hold_chunk(chunk: Vec<Planned>) {
+    let Some(registry) = chunk.first().map(|(job, _, _)| job.registry.clone()) else {
+        return;
+    };
+    let ops: Vec<Op> = chunk
+        .iter()
+        .flat_map(|(job, _, plan)| {
+            let mode = running_mode(&plan.config);
+            plan.items.iter().map(move |item| Op::Create {
+                path: job.nodes.item_leaf(*item, "running"),
+                data: job.me.as_str().as_bytes().to_vec(),
+                mode,
+            })
+        })
+        .collect();
+    match registry.multi(ops).await {
+        Ok(_) => {
+            for (job, reservation, plan) in chunk {
+                let held = Held {
+                    held: plan.items.clone(),
+                    busy: Vec::new(),
+                };
+                start_held(&job, reservation, plan, held);
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, fires = chunk.len(), "batched running markers failed; each fire marks its own");
+            for (job, reservation, plan) in chunk {
+                let shared = job.clone();
+                job.start_reserved(reservation, async move {
+                    let held = hold(&shared, &plan.config, &plan.items).await;
+                    run(shared, plan, held).await
+                });
+            }
+        }
+    }
+}
+
+/// Starts a batched fire whose items are held (its first poll here: see
+/// [`JobShared::start_reserved_now`]); if its reservation was cancelled meanwhile
+/// (fencing, a stop), releases what was held for it instead.
+fn start_held(job: &Arc<JobShared>, reservation: u64, plan: Plan, held: Held) {
+    let marked = plan.config.monitor_execution.then(|| held.held.clone());
+    if job.start_reserved_now(reservation, run(job.clone(), plan, held)) {
+        return;
+    }
+    let Some(items) = marked else { return };
+    let job = job.clone();
+    tokio::spawn(async move {
+        for item in items {
+            let _ = delete_if_value(
+                &job.registry,
+                &job.nodes.item_leaf(item, "running"),
+                job.me.as_str(),
+            )
+            .await;
+        }
+    });
+}

@@ -1,0 +1,307 @@
+//! The fire clock: one timer for every job of a [`Scheduler`](super::Scheduler), which
+//! fires the jobs due at the same instant as one batch.
+//!
+//! Why one clock and not a timer per job: a thousand jobs due on the same second each woke
+//! their own actor, planned their fire, and wrote their `running` markers one create at a
+//! time, so the last item started after a thousand of those in a row (tens of ms on the
+//! embedded store, the registry's p99 for a thousand separate creates on ZooKeeper). The
+//! clock wakes once, plans every due job from its cached snapshot without awaiting anything,
+//! and holds every planned item with one multi-create per batch: one commit on the embedded
+//! store, one request and one log write on ZooKeeper. Exclusivity is unchanged: an item still
+//! starts only once its `running` node was created by this instance (see `run`).
+//!
+//! A job's fire is planned here only when nothing in it needs the registry first (no
+//! pending resharding, no failover item of this instance, no clock-skew check); otherwise the
+//! job's full fire runs as before, in its own task. Either way the fire takes the job's run
+//! slot, so a job never has two fires at once, and a fire due while one runs is a misfire
+//! (§4.7).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use super::batch::Batch;
+use super::job::JobShared;
+use super::run::{Due, plan_scheduled};
+use crate::history::now_ms;
+
+/// The handle jobs arm and disarm. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct FireClock {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Told when an entry earlier than the one the clock sleeps for is armed, and by the
+    /// alarm when the awaited time comes.
+    wake: Notify,
+    alarm: Arc<Alarm>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.alarm.close();
+    }
+}
+
+/// A wake-up at a precise time, from a thread of its own.
+///
+/// Tokio's timer counts whole milliseconds and fires on the first tick at or after a
+/// deadline, so a sleep ends up to a millisecond (and on a busy machine more) after it was
+/// due; every fire of the instant would start that much late. A thread waiting on a
+/// condition variable with a timeout wakes within tens of µs.
+#[derive(Default)]
+struct Alarm {
+    /// The time to wake the clock at, and whether the clock is gone.
+    at: Mutex<(Option<Instant>, bool)>,
+    changed: Condvar,
+}
+
+impl Alarm {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, bool)> {
+        self.at.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, at: Instant) {
+        self.lock().0 = Some(at);
+        self.changed.notify_one();
+    }
+
+    fn close(&self) {
+        self.lock().1 = true;
+        self.changed.notify_one();
+    }
+
+    /// The alarm thread: wakes `clock` at each time set, until closed.
+    fn run(&self, clock: &Weak<Shared>) {
+        let mut at = self.lock();
+        loop {
+            match *at {
+                (_, true) => return,
+                (None, false) => {
+                    at = self.changed.wait(at).unwrap_or_else(|p| p.into_inner());
+                }
+                (Some(t), false) => {
+                    let now = Instant::now();
+                    if now < t {
+                        at = self
+                            .changed
+                            .wait_timeout(at, t - now)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                        continue;
+                    }
+                    at.0 = None;
+                    drop(at);
+                    match clock.upgrade() {
+                        Some(clock) => clock.wake.notify_one(),
+                        None => return,
+                    }
+                    at = self.lock();
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Every armed fire, by time: the clock sleeps until the first.
+    due: BTreeSet<(i64, u64)>,
+    /// Per job key: its armed fire time (`None` while a fire of it is being dispatched,
+    /// so the clock re-arms it afterwards), and the job. A key missing here is disarmed.
+    jobs: HashMap<u64, (Option<i64>, Weak<JobShared>)>,
+    next_key: u64,
+}
+
+impl FireClock {
+    /// A clock, its task (which its owner aborts) and its alarm thread (which ends with
+    /// the last handle).
+    ///
+    /// # Errors
+    /// The alarm thread could not be started.
+    pub fn start() -> std::io::Result<(FireClock, tokio::task::JoinHandle<()>)> {
+        let alarm = Arc::new(Alarm::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            alarm: alarm.clone(),
+        });
+        let clock = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("capstan-fire-clock".into())
+            .spawn(move || alarm.run(&clock))?;
+        let task = tokio::spawn(run(shared.clone()));
+        Ok((FireClock { shared }, task))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A key for a new job.
+    pub fn key(&self) -> u64 {
+        let mut state = self.state();
+        state.next_key += 1;
+        state.next_key
+    }
+
+    /// Arms `job`'s next fire at `at` (ms since the epoch), replacing any earlier arming;
+    /// `None` disarms it.
+    pub fn set(&self, key: u64, job: &Arc<JobShared>, at: Option<i64>) {
+        let earliest = {
+            let mut state = self.state();
+            if let Some((Some(old), _)) = state.jobs.get(&key) {
+                let old = *old;
+                state.due.remove(&(old, key));
+            }
+            match at {
+                Some(at) => {
+                    state.jobs.insert(key, (Some(at), Arc::downgrade(job)));
+                    state.due.insert((at, key));
+                }
+                None => {
+                    state.jobs.remove(&key);
+                }
+            }
+            state.due.first().map(|(t, _)| *t)
+        };
+        if at.is_some() && earliest == at {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// The armed fire time of `key`, if any.
+    pub fn next_fire(&self, key: u64) -> Option<i64> {
+        self.state().jobs.get(&key).and_then(|(at, _)| *at)
+    }
+}
+
+/// How long until `fire_ms` (a wall-clock time), from the wall clock in microseconds: a
+/// deadline computed from whole milliseconds would wake up to a millisecond late.
+fn wait_for(fire_ms: i64) -> Duration {
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    Duration::from_micros(fire_ms.saturating_mul(1000).saturating_sub(now_us).max(0) as u64)
+}
+
+async fn run(shared: Arc<Shared>) {
+    loop {
+        // Registered before the state is read: an arming after the read still wakes it.
+        let notified = shared.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let first = shared
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .due
+            .first()
+            .map(|(t, _)| *t);
+        match first {
+            Some(at) if at <= now_ms() => {
+                let due = take_due(&shared, now_ms());
+                dispatch(&shared, due);
+            }
+            Some(at) => {
+                shared.alarm.set(Instant::now() + wait_for(at));
+                notified.await;
+            }
+            None => notified.await,
+        }
+    }
+}
+
+/// Takes every entry due by `now`, leaving each job's entry marked "being dispatched".
+fn take_due(shared: &Shared, now: i64) -> Vec<(Arc<JobShared>, i64)> {
+    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut due = Vec::new();
+    while let Some(&(at, key)) = state.due.first() {
+        if at > now {
+            break;
+        }
+        state.due.pop_first();
+        let job = match state.jobs.get_mut(&key) {
+            Some((armed, job)) => {
+                *armed = None;
+                job.upgrade()
+            }
+            None => None,
+        };
+        match job {
+            Some(job) => due.push((job, at)),
+            // The job is gone: forget it.
+            None => {
+                state.jobs.remove(&key);
+            }
+        }
+    }
+    due
+}
+
+/// Fires `due`: plans each job (no awaiting), starts the fires that plan themselves, and
+/// holds the planned items in batches (see [`Batch`]); then re-arms the jobs.
+fn dispatch(shared: &Arc<Shared>, due: Vec<(Arc<JobShared>, i64)>) {
+    let mut batch = Batch::default();
+    for (job, at) in &due {
+        match plan_scheduled(job, *at) {
+            Due::Planned { reservation, plan } => batch.push((job.clone(), reservation, plan)),
+            Due::Started | Due::Skipped => {}
+        }
+    }
+    batch.flush();
+    if batch.tasks.is_empty() {
+        rearm(shared, due);
+        return;
+    }
+    // Re-arming waits for the batch's fires to have started: it takes a few µs per job
+    // (the next cron time), and they would otherwise wait for it.
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        for task in batch.tasks {
+            let _ = task.await;
+        }
+        rearm(&shared, due);
+    });
+}
+
+/// Arms each dispatched job for its next fire time after `at` (Quartz "do nothing": fire
+/// times missed while busy or asleep are not replayed).
+fn rearm(shared: &Shared, due: Vec<(Arc<JobShared>, i64)>) {
+    let now = now_ms();
+    let mut earliest = i64::MAX;
+    for (job, at) in due {
+        let next = job.next_fire_after(at.max(now));
+        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        let key = job.clock_key();
+        // Re-armed by its actor meanwhile (a new cron) or disarmed (stopped): leave it.
+        if !matches!(state.jobs.get(&key), Some((None, _))) {
+            continue;
+        }
+        match next {
+            Some(next) => {
+                state.jobs.insert(key, (Some(next), Arc::downgrade(&job)));
+                state.due.insert((next, key));
+                earliest = earliest.min(next);
+            }
+            None => {
+                state.jobs.remove(&key);
+            }
+        }
+    }
+    // Outside the clock's task: wake it if it sleeps for something later.
+    if shared
+        .state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .due
+        .first()
+        .is_some_and(|(t, _)| *t == earliest)
+    {
+        shared.wake.notify_one();
+    }
+}

@@ -1,0 +1,110 @@
+//! Releasing `running` markers in batches: the end of §4.5 (`registerJobCompleted`) for
+//! every job of a [`Scheduler`](super::Scheduler), as one multi-delete per batch.
+//!
+//! Why: the thousand fires of one second also end together, and a delete each was a
+//! transaction each on the embedded store (several µs of the committer's time apiece,
+//! competing with the next fires' starts) and a request each on ZooKeeper. A fire still
+//! waits for its own release, so nothing changes for it but the cost. A multi is all or
+//! nothing, so a batch whose multi fails (a marker already gone: a failover detector or a
+//! reconnection's clean-up removed it) is released one delete at a time, each with its own
+//! outcome.
+
+use capstan_registry::{Error as RegistryError, Op, Registry};
+use tokio::sync::{mpsc, oneshot};
+
+/// Deletes per multi: as `run::BATCH_CREATES`.
+const BATCH: usize = 256;
+
+/// How long a release waits for others to share its batch. Releasing is never urgent (the
+/// next fire of a job is at least a second away), while the fires of the same instant are
+/// still starting: waiting a little moves the releases' commit after them, and makes one
+/// batch of what would be a dozen.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
+struct Release {
+    path: String,
+    done: oneshot::Sender<Result<(), RegistryError>>,
+}
+
+/// The handle runs release through. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Releaser {
+    tx: mpsc::UnboundedSender<Release>,
+}
+
+impl Releaser {
+    /// A releaser on `registry` and its task (which ends with the last handle).
+    pub fn start(registry: Registry) -> (Releaser, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Releaser { tx }, tokio::spawn(run(registry, rx)))
+    }
+
+    /// Deletes the node at `path` (a `running` marker this instance created), with the
+    /// next batch. A missing node counts as released.
+    ///
+    /// # Errors
+    /// What the delete reported, other than a missing node.
+    ///
+    /// # Cancellation safety
+    /// Dropping the future does not withdraw the delete.
+    pub async fn release(&self, path: String) -> Result<(), RegistryError> {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Release { path, done }).is_err() {
+            return Err(RegistryError::Closed);
+        }
+        rx.await.unwrap_or(Err(RegistryError::Closed))
+    }
+}
+
+async fn run(registry: Registry, mut rx: mpsc::UnboundedReceiver<Release>) {
+    let mut batch: Vec<Release> = Vec::with_capacity(BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(r)) => batch.push(r),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        release(&registry, std::mem::take(&mut batch)).await;
+    }
+}
+
+async fn release(registry: &Registry, batch: Vec<Release>) {
+    let outcome = if let [one] = batch.as_slice() {
+        registry.delete(&one.path, None).await
+    } else {
+        let ops = batch
+            .iter()
+            .map(|r| Op::Delete {
+                path: r.path.clone(),
+                version: None,
+            })
+            .collect();
+        registry.multi(ops).await.map(drop)
+    };
+    match outcome {
+        Ok(()) => {
+            for r in batch {
+                let _ = r.done.send(Ok(()));
+            }
+        }
+        Err(RegistryError::NoNode(_)) if batch.len() == 1 => {
+            for r in batch {
+                let _ = r.done.send(Ok(()));
+            }
+        }
+        // One at a time, each with its own outcome.
+        Err(_) => {
+            let deletes = batch.into_iter().map(|r| async move {
+                let result = match registry.delete(&r.path, None).await {
+                    Ok(()) | Err(RegistryError::NoNode(_)) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                let _ = r.done.send(result);
+            });
+            futures::future::join_all(deletes).await;
+        }
+    }
+}
