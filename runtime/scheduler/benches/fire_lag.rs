@@ -8,9 +8,11 @@
 //! - registry reads and writes per fire, from the registry handle's own counters (the
 //!   tree cache's re-reads included).
 //!
-//! Before each, the registry's own floor: the time for that many simultaneous `running`
-//! creates to complete from one client, without the scheduler (a fire cannot start its
-//! item before its create is answered, so no lag can be below this).
+//! Before each, the registry's own floor, without the scheduler: the time for that many
+//! `running` creates to be answered from one client, as multi-creates of 256 sent together
+//! (what the scheduler's fire clock sends: a fire cannot start its item before its create
+//! is answered, so no lag can be below this), and, for comparison, as as many separate
+//! creates at once (what one create per fire costs).
 //!
 //! Every job has one item, `monitorExecution` on (a `running` node per fire), failover and
 //! misfire off, and run history on, as a console would run them. Each fire is due on a
@@ -31,9 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use capstan_registry::{
-    CreateMode, CreateOptions, Durability, EmbeddedStore, Registry, ZkSettings,
-};
+use capstan_registry::{CreateMode, Durability, EmbeddedStore, Op, Registry, ZkSettings};
 use capstan_scheduler::config::JobConfig;
 use capstan_scheduler::context::ShardingContext;
 use capstan_scheduler::history::{History, Retention};
@@ -56,6 +56,8 @@ struct Report {
     lags_ms: Vec<f64>,
     /// p50 and p99 of `jobs` simultaneous creates on the bare registry.
     floor_ms: (f64, f64),
+    /// p50 and p99 of the same creates in multis of 256.
+    batched_floor_ms: (f64, f64),
     cpu_pct: f64,
     zk_cpu_pct: Option<f64>,
     reads_per_fire: f64,
@@ -70,34 +72,52 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-/// p50 and p99 (ms) of the completion times of `n` simultaneous ephemeral creates, over a
-/// few rounds after two of warm-up (each create's time from the start of its round). Each
-/// under a parent of its own, as each job's `running` node is.
-async fn registry_floor(registry: &Registry, n: usize) -> (f64, f64) {
+/// Multi-creates per batch, as the scheduler's fire clock sends them.
+const BATCH: usize = 256;
+
+/// p50 and p99 (ms) of the completion times of `n` ephemeral creates sent at once, over a
+/// few rounds after two of warm-up (each create's time from the start of its round), as
+/// separate creates or (`batched`) as multi-creates of [`BATCH`]. Each under a parent of
+/// its own, as each job's `running` node is.
+async fn registry_floor(registry: &Registry, n: usize, batched: bool) -> (f64, f64) {
     for i in 0..n {
         registry
-            .create_with(
-                &format!("/floor/{i}"),
-                b"",
-                CreateOptions {
-                    mode: CreateMode::Persistent,
-                    create_parents: true,
-                },
-            )
+            .create_if_absent(&format!("/floor/{i}"), b"", CreateMode::Persistent)
             .await
             .expect("floor parent");
     }
     let mut times = Vec::with_capacity(n * 5);
     for round in 0..7 {
         let start = Instant::now();
-        let creates = (0..n).map(|i| async move {
-            registry
-                .create(&format!("/floor/{i}/running"), b"x", CreateMode::Ephemeral)
+        let done: Vec<f64> = if batched {
+            let ids: Vec<usize> = (0..n).collect();
+            let multis = ids.chunks(BATCH).map(|chunk| async move {
+                let ops = chunk
+                    .iter()
+                    .map(|i| Op::Create {
+                        path: format!("/floor/{i}/running"),
+                        data: b"x".to_vec(),
+                        mode: CreateMode::Ephemeral,
+                    })
+                    .collect();
+                registry.multi(ops).await.expect("multi");
+                vec![start.elapsed().as_secs_f64() * 1000.0; chunk.len()]
+            });
+            futures::future::join_all(multis)
                 .await
-                .expect("create");
-            start.elapsed().as_secs_f64() * 1000.0
-        });
-        let done = futures::future::join_all(creates).await;
+                .into_iter()
+                .flatten()
+                .collect()
+        } else {
+            let creates = (0..n).map(|i| async move {
+                registry
+                    .create(&format!("/floor/{i}/running"), b"x", CreateMode::Ephemeral)
+                    .await
+                    .expect("create");
+                start.elapsed().as_secs_f64() * 1000.0
+            });
+            futures::future::join_all(creates).await
+        };
         if round >= 2 {
             times.extend(done);
         }
@@ -120,7 +140,8 @@ async fn measure(
     seconds: u64,
     zk_pid: Option<u32>,
 ) -> Report {
-    let floor = registry_floor(&registry, jobs).await;
+    let floor = registry_floor(&registry, jobs, false).await;
+    let batched_floor = registry_floor(&registry, jobs, true).await;
     let dir = tempfile::tempdir().expect("dir");
     let history = History::open(&dir.path().join("history.db"), Retention::default())
         .await
@@ -203,6 +224,7 @@ async fn measure(
         writes_per_fire: (ops1.writes - ops0.writes) as f64 / fires,
         lags_ms,
         floor_ms: floor,
+        batched_floor_ms: batched_floor,
     }
 }
 
@@ -224,8 +246,8 @@ fn print(r: &Report) {
         r.writes_per_fire,
     );
     println!(
-        "{:<10} registry floor: {} simultaneous creates answered in p50 {:.2} ms, p99 {:.2} ms",
-        "", r.jobs, r.floor_ms.0, r.floor_ms.1
+        "{:<10} registry floor: {} creates in multis of {BATCH} answered in p50 {:.2} ms, p99 {:.2} ms; as separate creates p50 {:.2} ms, p99 {:.2} ms",
+        "", r.jobs, r.batched_floor_ms.0, r.batched_floor_ms.1, r.floor_ms.0, r.floor_ms.1
     );
 }
 
