@@ -170,6 +170,37 @@ impl Fixture {
             .collect()
     }
 
+    /// What to look at when a test times out: every node under each of `jobs` with its
+    /// value, and the last lines of every agent's log (killed ones included).
+    async fn diagnose(&self, jobs: &[&str]) -> String {
+        let mut out = String::new();
+        let mut stack: Vec<String> = jobs.iter().map(|j| format!("/{j}")).collect();
+        while let Some(p) = stack.pop() {
+            if let Ok((v, _)) = self.admin.get(&p).await {
+                let v = String::from_utf8_lossy(&v);
+                let v: String = v.chars().take(80).collect();
+                out.push_str(&format!("{p} = {v:?}\n"));
+            }
+            if let Ok(children) = self.admin.children(&p).await {
+                stack.extend(children.iter().map(|c| format!("{p}/{c}")));
+            }
+        }
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|d| d.flatten().map(|e| e.path().join("agent.log")).collect())
+            .unwrap_or_default();
+        logs.sort();
+        for log in logs.iter().filter(|l| l.exists()) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {}\n", log.display()));
+            for l in &lines[lines.len().saturating_sub(25)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     async fn owners(&self, job: &str, total: u32) -> BTreeMap<u32, String> {
         let mut out = BTreeMap::new();
         for i in 0..total {
@@ -465,10 +496,12 @@ async fn no_item_runs_twice_at_once_with_agents_killed_at_random() {
         if fires >= 200 && kills >= 5 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {fires} fires and {kills} kills in 240 s"
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "only {fires} fires and {kills} kills in 240 s\n{}",
+                f.diagnose(&["ex1", "ex2"]).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(3000 + rand() % 4000)).await;
         let victim = (rand() % agents.len() as u64) as usize;
         let agent = agents.remove(victim);
