@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -72,12 +72,26 @@ struct Shared {
     generation: watch::Sender<u64>,
     /// Bumped after every applied change outside the quiet paths.
     loud_generation: AtomicU64,
+    /// Quiet nodes in the tree now (changed under the tree's write lock).
+    quiet_nodes: AtomicUsize,
     /// Paths mirrored for their presence only, whose changes are counted in the generation
     /// but neither in the loud generation nor broadcast.
     quiet: Option<fn(&str) -> bool>,
 }
 
 impl Shared {
+    fn is_quiet(&self, p: &str) -> bool {
+        self.quiet.is_some_and(|quiet| quiet(p))
+    }
+
+    /// Swaps in a freshly loaded tree.
+    fn replace_tree(&self, map: Map) {
+        let mut tree = self.tree.write().unwrap_or_else(|e| e.into_inner());
+        let quiet = map.keys().filter(|p| self.is_quiet(p)).count();
+        *tree = map;
+        self.quiet_nodes.store(quiet, Ordering::Release);
+    }
+
     fn bump(&self, event: CacheEvent) {
         let quiet = match (&event, self.quiet) {
             (CacheEvent::Upserted(p) | CacheEvent::Removed(p), Some(quiet)) => quiet(p),
@@ -248,12 +262,13 @@ impl TreeCache {
             state,
             generation,
             loud_generation: AtomicU64::new(0),
+            quiet_nodes: AtomicUsize::new(0),
             quiet,
         });
         let session = registry.session_events();
         let stream = registry.watch_recursive(root).await?;
         let loaded = load_quietly(&registry, root, quiet).await?;
-        *shared.tree.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+        shared.replace_tree(loaded);
         shared.state.send_replace(CacheState::Live);
         shared.bump(CacheEvent::Reloaded);
         let task = tokio::spawn(follow(
@@ -301,6 +316,12 @@ impl TreeCache {
         self.shared.loud_generation.load(Ordering::Acquire)
     }
 
+    /// How many quiet nodes the cache holds now: none means that no quiet path needs
+    /// looking up.
+    pub fn quiet_nodes(&self) -> usize {
+        self.shared.quiet_nodes.load(Ordering::Acquire)
+    }
+
     /// Whether the cache is following the registry right now.
     pub fn state(&self) -> CacheState {
         *self.shared.state.borrow()
@@ -342,17 +363,19 @@ async fn load(registry: &Registry, root: &str) -> Result<Map> {
     Ok(map)
 }
 
-fn remove_subtree(map: &mut Map, p: &str) {
+/// Removes `p` and everything below it; the paths removed.
+fn remove_subtree(map: &mut Map, p: &str) -> Vec<Box<str>> {
     let doomed: Vec<Box<str>> = subtree_keys(map, p).map(Box::from).collect();
-    for k in doomed {
-        map.remove(&k);
+    for k in &doomed {
+        map.remove(k);
     }
+    doomed
 }
 
 /// Applies one watch event by re-reading the node it names. A quiet node is mirrored for
 /// its presence only (see [`TreeCache::start_with_quiet`]): nothing is read for it.
 async fn apply(registry: &Registry, shared: &Shared, kind: EventKind, p: &str) -> Result<()> {
-    let quiet = shared.quiet.is_some_and(|quiet| quiet(p));
+    let quiet = shared.is_quiet(p);
     let node = match kind {
         EventKind::NodeCreated | EventKind::NodeDataChanged if quiet => Some(presence()),
         EventKind::NodeCreated | EventKind::NodeDataChanged => registry
@@ -369,11 +392,17 @@ async fn apply(registry: &Registry, shared: &Shared, kind: EventKind, p: &str) -
     let mut tree = shared.tree.write().unwrap_or_else(|e| e.into_inner());
     let event = match node {
         Some(n) => {
-            tree.insert(p.into(), n);
+            if tree.insert(p.into(), n).is_none() && quiet {
+                shared.quiet_nodes.fetch_add(1, Ordering::AcqRel);
+            }
             CacheEvent::Upserted(p.to_owned())
         }
         None => {
-            remove_subtree(&mut tree, p);
+            let gone = remove_subtree(&mut tree, p);
+            let gone_quiet = gone.iter().filter(|k| shared.is_quiet(k)).count();
+            if gone_quiet > 0 {
+                shared.quiet_nodes.fetch_sub(gone_quiet, Ordering::AcqRel);
+            }
             CacheEvent::Removed(p.to_owned())
         }
     };
@@ -421,7 +450,7 @@ async fn follow(
                 event = stream.next() => {
                     let Some(event) = event.filter(|e| e.kind != EventKind::SessionEnded) else { break };
                     let Some(shared) = shared.upgrade() else { return };
-                    if shared.quiet.is_some_and(|quiet| quiet(&event.path)) {
+                    if shared.is_quiet(&event.path) {
                         // Quiet paths change in bursts (a scheduler's run markers: a
                         // thousand jobs due on one second write a thousand at once), and
                         // nothing waits on them: let the tasks woken with this one go
@@ -465,7 +494,7 @@ async fn follow(
             match attempt {
                 Ok((s, map)) => {
                     stream = s;
-                    *shared.tree.write().unwrap_or_else(|e| e.into_inner()) = map;
+                    shared.replace_tree(map);
                     shared.state.send_replace(CacheState::Live);
                     shared.bump(CacheEvent::Reloaded);
                     break;

@@ -687,6 +687,7 @@ async fn tree_cache_quiet_paths_are_not_broadcast(f: &Fixture) {
         cache.read(|v| v.get("/q/running").is_some_and(|n| n.data.is_empty())),
         "a quiet node is mirrored for its presence, not its data"
     );
+    assert_eq!(cache.quiet_nodes(), 1);
     assert_eq!(
         cache.current_loud_generation(),
         loud_before,
@@ -710,6 +711,8 @@ async fn tree_cache_quiet_paths_are_not_broadcast(f: &Fixture) {
     writer.delete("/q/loud", None).await.expect("delete loud");
     let next = within("loud removal", events.recv()).await.expect("event");
     assert_eq!(next, CacheEvent::Removed("/q/loud".into()));
+    // The quiet removal was applied before the loud one that came after it.
+    assert_eq!(cache.quiet_nodes(), 0);
     drop(cache);
     reader.close().await;
     writer.close().await;

@@ -131,6 +131,11 @@ impl Schedule {
         &self.expr
     }
 
+    /// Whether `other` fires at exactly the same times (same expression, same zone).
+    pub fn same_timing(&self, other: &Schedule) -> bool {
+        self.expr == other.expr && self.zone == other.zone
+    }
+
     /// The first fire time strictly after `after_ms` (ms since the epoch), if any.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         let after = Utc.timestamp_millis_opt(after_ms).single()?;

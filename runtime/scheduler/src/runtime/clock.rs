@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use super::batch::Batch;
 use super::job::JobShared;
 use super::run::{Due, plan_scheduled};
+use crate::cron::Schedule;
 use crate::history::now_ms;
 
 /// The handle jobs arm and disarm. Cheap to clone.
@@ -274,8 +275,11 @@ fn dispatch(shared: &Arc<Shared>, due: Vec<(Arc<JobShared>, i64)>) {
 fn rearm(shared: &Shared, due: Vec<(Arc<JobShared>, i64)>) {
     let now = now_ms();
     let mut earliest = i64::MAX;
+    // Per distinct time to compute from (one, when the jobs were due together).
+    let mut memos: HashMap<i64, Vec<(Schedule, Option<i64>)>> = HashMap::new();
     for (job, at) in due {
-        let next = job.next_fire_after(at.max(now));
+        let after = at.max(now);
+        let next = job.next_fire_memo(after, memos.entry(after).or_default());
         let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
         let key = job.clock_key();
         // Re-armed by its actor meanwhile (a new cron) or disarmed (stopped): leave it.

@@ -138,6 +138,10 @@ impl JobShared {
     /// Which of `items` have a `running` node in the cache now. (Run markers are quiet in
     /// the job's cache, held for their presence only: who holds one takes a read.)
     pub fn running_items(&self, items: &[u32]) -> Vec<u32> {
+        // Most of the time no marker at all is held: nothing to look up.
+        if self.cache.quiet_nodes() == 0 {
+            return Vec::new();
+        }
         self.cache.read(|v| {
             items
                 .iter()
@@ -154,11 +158,25 @@ impl JobShared {
 
     /// The first fire time of the schedule in force after `after_ms`.
     pub fn next_fire_after(&self, after_ms: i64) -> Option<i64> {
-        self.schedule
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .and_then(|s| s.next_after(after_ms))
+        self.next_fire_memo(after_ms, &mut Vec::new())
+    }
+
+    /// [`Self::next_fire_after`], reusing the answer `memo` holds for the same schedule
+    /// and time: jobs share cron expressions, and a thousand jobs due on one second would
+    /// otherwise each walk the calendar for the same answer.
+    pub fn next_fire_memo(
+        &self,
+        after_ms: i64,
+        memo: &mut Vec<(Schedule, Option<i64>)>,
+    ) -> Option<i64> {
+        let schedule = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
+        let schedule = schedule.as_ref()?;
+        if let Some((_, next)) = memo.iter().find(|(s, _)| s.same_timing(schedule)) {
+            return *next;
+        }
+        let next = schedule.next_after(after_ms);
+        memo.push((schedule.clone(), next));
+        next
     }
 
     /// Puts `schedule` in force and arms the clock for its next fire.

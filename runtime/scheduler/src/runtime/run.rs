@@ -195,7 +195,7 @@ fn plan_now(shared: &JobShared, cause: &Cause) -> Quick {
     {
         return Quick::Slow;
     }
-    let items = runnable(shared, &config, &snap, snap.local_items(&shared.me, total));
+    let items = runnable(shared, &config, &snap, snap.local_items(total));
     if items.is_empty() {
         tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
         return Quick::Skip;
@@ -218,7 +218,7 @@ async fn note_misfire(shared: Arc<JobShared>) {
         return;
     }
     let total = config.sharding_total_count.max(0) as u32;
-    mark_misfired(&shared, &snap.local_items(&shared.me, total)).await;
+    mark_misfired(&shared, &snap.local_items(total)).await;
     shared.misfired.store(true, Ordering::SeqCst);
 }
 
@@ -368,7 +368,7 @@ async fn choose_items(
         shared,
         config,
         &snap,
-        assigned.unwrap_or_else(|| snap.local_items(&shared.me, total)),
+        assigned.unwrap_or_else(|| snap.local_items(total)),
     );
     if items.is_empty() {
         tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
@@ -546,6 +546,37 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
     let source = *source;
     let task = task_id(&shared.name, items, &shared.me);
     let run_id = crate::history::new_id();
+    let Held { held, busy } = held;
+    let parameters =
+        item_parameters(config.sharding_item_parameters.as_deref()).unwrap_or_default();
+    let limit = match config.thread_pool_type.as_deref() {
+        Some("SINGLE_THREAD") => 1,
+        _ => shared.cpu_threads,
+    };
+    let mut running = futures::stream::iter(held.iter().copied())
+        .map(|item| {
+            let ctx = ShardingContext {
+                job_name: shared.name.clone(),
+                task_id: task.clone(),
+                sharding_total_count: config.sharding_total_count.max(0) as u32,
+                job_parameter: parameter.clone(),
+                sharding_item: item,
+                sharding_parameter: parameters.get(&item).cloned(),
+            };
+            run_item(shared.clone(), config.clone(), ctx, run_id.clone(), source)
+        })
+        .buffer_unordered(limit.max(1));
+    // The items start first, each running to its first await (see `run_item`), and the
+    // fire's records come after a yield: when a thousand fires start on the same second,
+    // every fire's items then start before any fire's bookkeeping.
+    let started_ms = now_ms();
+    let mut outcomes: Vec<(u32, Option<String>)> = Vec::with_capacity(held.len());
+    if !held.is_empty() {
+        if let std::task::Poll::Ready(Some(outcome)) = futures::poll!(running.next()) {
+            outcomes.push(outcome);
+        }
+        tokio::task::yield_now().await;
+    }
     shared.trace_run_at(
         &run_id,
         &task,
@@ -554,7 +585,6 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
         format!("Job '{}' execute begin.", shared.name),
         *began_ms,
     );
-    let Held { held, busy } = held;
     if !busy.is_empty() {
         if config.misfire {
             Box::pin(mark_misfired(shared, &busy)).await;
@@ -575,28 +605,17 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
     if held.is_empty() {
         return (0, 0);
     }
-    shared.trace_run(&run_id, &task, &held, TraceState::Running, String::new());
-    let parameters =
-        item_parameters(config.sharding_item_parameters.as_deref()).unwrap_or_default();
-    let limit = match config.thread_pool_type.as_deref() {
-        Some("SINGLE_THREAD") => 1,
-        _ => shared.cpu_threads,
-    };
-    let outcomes: Vec<(u32, Option<String>)> = futures::stream::iter(held.iter().copied())
-        .map(|item| {
-            let ctx = ShardingContext {
-                job_name: shared.name.clone(),
-                task_id: task.clone(),
-                sharding_total_count: config.sharding_total_count.max(0) as u32,
-                job_parameter: parameter.clone(),
-                sharding_item: item,
-                sharding_parameter: parameters.get(&item).cloned(),
-            };
-            run_item(shared.clone(), config.clone(), ctx, run_id.clone(), source)
-        })
-        .buffer_unordered(limit.max(1))
-        .collect()
-        .await;
+    shared.trace_run_at(
+        &run_id,
+        &task,
+        &held,
+        TraceState::Running,
+        String::new(),
+        started_ms,
+    );
+    while let Some(outcome) = running.next().await {
+        outcomes.push(outcome);
+    }
     // §4.5 `registerJobCompleted`: release what this run held.
     let cleanup = held.iter().map(|item| {
         let item = *item;
@@ -706,10 +725,17 @@ async fn run_item(
     };
     // A panic in the item's own code fails the item, as an error would: unwinding through
     // the fire would leave its `running` marker and its history row behind.
-    let outcome = match std::panic::AssertUnwindSafe(shared.kind.exec.run(env))
-        .catch_unwind()
-        .await
-    {
+    let mut work = std::panic::AssertUnwindSafe(shared.kind.exec.run(env)).catch_unwind();
+    let result = match futures::poll!(&mut work) {
+        // Done at once: what follows (its records, the fire's end) waits a turn, so that
+        // the other fires due now start their items first (see `execute`).
+        std::task::Poll::Ready(result) => {
+            tokio::task::yield_now().await;
+            result
+        }
+        std::task::Poll::Pending => work.await,
+    };
+    let outcome = match result {
         Ok(outcome) => outcome,
         Err(panic) => crate::kinds::ItemOutcome::failed(format!(
             "the item panicked: {}",

@@ -48,6 +48,10 @@ pub(crate) struct Snapshot {
     pub my_trigger: Option<String>,
     /// `/{job}/paused` exists (Capstan's pause).
     pub paused: bool,
+    /// This instance's server is available (`server_available` of its IP).
+    pub me_available: bool,
+    /// The items owned by this instance, in order.
+    pub mine: Vec<u32>,
 }
 
 fn text(data: &[u8]) -> String {
@@ -56,7 +60,16 @@ fn text(data: &[u8]) -> String {
 
 impl Snapshot {
     pub fn read(cache: &TreeCache, nodes: &JobNodes, me: &InstanceId) -> Snapshot {
-        cache.read(|v| Snapshot::from_view(v, nodes, me))
+        let mut snap = cache.read(|v| Snapshot::from_view(v, nodes, me));
+        // Derived once here rather than at every fire.
+        snap.me_available = snap.server_available(me.ip());
+        snap.mine = snap
+            .items
+            .iter()
+            .filter(|(_, n)| n.instance.as_deref() == Some(me.as_str()))
+            .map(|(item, _)| *item)
+            .collect();
+        snap
     }
 
     /// One ordered pass over the job's subtree, each node placed by its path below the
@@ -151,17 +164,13 @@ impl Snapshot {
             && self.instances.iter().any(|i| i.starts_with(ip))
     }
 
-    /// Items `< total` owned by `me` (§4.3 `getLocalShardingItems`); none if its server is
-    /// not available.
-    pub fn local_items(&self, me: &InstanceId, total: u32) -> Vec<u32> {
-        if !self.server_available(me.ip()) {
+    /// Items `< total` owned by the instance this snapshot was read for (§4.3
+    /// `getLocalShardingItems`); none if its server is not available.
+    pub fn local_items(&self, total: u32) -> Vec<u32> {
+        if !self.me_available {
             return Vec::new();
         }
-        self.items
-            .iter()
-            .filter(|(item, n)| **item < total && n.instance.as_deref() == Some(me.as_str()))
-            .map(|(item, _)| *item)
-            .collect()
+        self.mine.iter().copied().filter(|i| *i < total).collect()
     }
 
     /// §4.3 `hasShardingInfoInOfflineServers`: an item `< total` whose owner is missing or
@@ -253,6 +262,8 @@ mod tests {
             failover_pending: vec!["1".into(), "3".into()],
             my_trigger: Some("param".into()),
             paused: true,
+            me_available: true,
+            mine: vec![0],
         };
         assert_eq!(snap, expected);
         assert_eq!(
