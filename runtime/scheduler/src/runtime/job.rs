@@ -76,6 +76,8 @@ pub struct JobState {
 /// What every part of a job on this instance shares.
 pub(crate) struct JobShared {
     pub name: String,
+    /// The text every record of this job repeats, shared rather than copied per record.
+    pub text: RecordText,
     pub nodes: JobNodes,
     pub me: InstanceId,
     pub registry: Registry,
@@ -107,6 +109,15 @@ pub(crate) struct JobShared {
     /// The one fire at a time (see `slot`).
     pub(super) slot: Mutex<RunSlot>,
     pub(super) counters: RunCounters,
+}
+
+/// See [`JobShared::text`].
+pub(crate) struct RecordText {
+    pub job: Arc<str>,
+    pub ip: Arc<str>,
+    pub instance: Arc<str>,
+    /// The message of a fire's first status trace.
+    pub begin: Arc<str>,
 }
 
 /// Fires and items run on this instance.
@@ -301,6 +312,12 @@ pub(crate) async fn spawn(
         TreeCache::start_with_quiet(inner.registry.clone(), nodes.root(), Some(is_run_marker))
             .await?;
     let shared = Arc::new(JobShared {
+        text: RecordText {
+            job: name.as_str().into(),
+            ip: inner.me.ip().into(),
+            instance: inner.me.as_str().into(),
+            begin: format!("Job '{name}' execute begin.").into(),
+        },
         name: name.clone(),
         nodes,
         me: inner.me.clone(),

@@ -544,8 +544,10 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
         began_ms,
     } = plan;
     let source = *source;
-    let task = task_id(&shared.name, items, &shared.me);
-    let run_id = crate::history::new_id();
+    let fire = FireIds {
+        run_id: crate::history::new_id().into(),
+        task: task_id(&shared.name, items, &shared.me).into(),
+    };
     let Held { held, busy } = held;
     let parameters =
         item_parameters(config.sharding_item_parameters.as_deref()).unwrap_or_default();
@@ -557,13 +559,13 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
         .map(|item| {
             let ctx = ShardingContext {
                 job_name: shared.name.clone(),
-                task_id: task.clone(),
+                task_id: fire.task.to_string(),
                 sharding_total_count: config.sharding_total_count.max(0) as u32,
                 job_parameter: parameter.clone(),
                 sharding_item: item,
                 sharding_parameter: parameters.get(&item).cloned(),
             };
-            run_item(shared.clone(), config.clone(), ctx, run_id.clone(), source)
+            run_item(shared.clone(), config.clone(), ctx, &fire, source)
         })
         .buffer_unordered(limit.max(1));
     // The items start first, each running to its first await (see `run_item`), and the
@@ -577,12 +579,11 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
         }
         tokio::task::yield_now().await;
     }
-    shared.trace_run_at(
-        &run_id,
-        &task,
-        items,
+    shared.trace_fire(
+        &fire,
+        items.as_slice().into(),
         TraceState::Staging,
-        format!("Job '{}' execute begin.", shared.name),
+        shared.text.begin.clone(),
         *began_ms,
     );
     if !busy.is_empty() {
@@ -590,27 +591,28 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
             Box::pin(mark_misfired(shared, &busy)).await;
         }
         let set: Vec<String> = busy.iter().map(u32::to_string).collect();
-        shared.trace_run(
-            &run_id,
-            &task,
-            &busy,
+        shared.trace_fire(
+            &fire,
+            busy.as_slice().into(),
             TraceState::Finished,
             format!(
                 "Previous job '{}' - shardingItems '[{}]' is still running, misfired job will start after previous job completed.",
                 shared.name,
                 set.join(", ")
-            ),
+            )
+            .into(),
+            now_ms(),
         );
     }
     if held.is_empty() {
         return (0, 0);
     }
-    shared.trace_run_at(
-        &run_id,
-        &task,
-        &held,
+    let held_items: Arc<[u32]> = held.as_slice().into();
+    shared.trace_fire(
+        &fire,
+        held_items.clone(),
         TraceState::Running,
-        String::new(),
+        Arc::default(),
         started_ms,
     );
     while let Some(outcome) = running.next().await {
@@ -649,15 +651,21 @@ async fn execute(shared: &Arc<JobShared>, plan: &Plan, held: Held) -> (usize, us
         .filter_map(|(i, f)| f.clone().map(|f| (*i, f)))
         .collect();
     if failures.is_empty() {
-        shared.trace_run(&run_id, &task, &held, TraceState::Finished, String::new());
+        shared.trace_fire(
+            &fire,
+            held_items,
+            TraceState::Finished,
+            Arc::default(),
+            now_ms(),
+        );
     } else {
         let text: Vec<String> = failures.iter().map(|(i, f)| format!("{i}={f}")).collect();
-        shared.trace_run(
-            &run_id,
-            &task,
-            &held,
+        shared.trace_fire(
+            &fire,
+            held_items,
             TraceState::Error,
-            format!("{{{}}}", text.join(", ")),
+            format!("{{{}}}", text.join(", ")).into(),
+            now_ms(),
         );
     }
     (held.len(), failures.len())
@@ -677,7 +685,7 @@ async fn run_item(
     shared: Arc<JobShared>,
     config: Arc<JobConfig>,
     ctx: ShardingContext,
-    run_id: String,
+    fire: &FireIds,
     source: Source,
 ) -> (u32, Option<String>) {
     let item = ctx.sharding_item;
@@ -692,11 +700,11 @@ async fn run_item(
     let start_ms = now_ms();
     let started = ItemStarted {
         id: id.clone(),
-        run_id,
-        job_name: shared.name.clone(),
-        task_id: ctx.task_id.clone(),
-        ip: shared.me.ip().to_owned(),
-        instance_id: shared.me.as_str().to_owned(),
+        run_id: fire.run_id.clone(),
+        job_name: shared.text.job.clone(),
+        task_id: fire.task.clone(),
+        ip: shared.text.ip.clone(),
+        instance_id: shared.text.instance.clone(),
         item,
         source,
         start_ms,
@@ -746,7 +754,7 @@ async fn run_item(
     if let Some(h) = &shared.history {
         h.finished(ItemFinished {
             id,
-            job_name: shared.name.clone(),
+            job_name: shared.text.job.clone(),
             start_ms,
             end_ms: now_ms(),
             failure: outcome.failure.clone(),
@@ -759,34 +767,28 @@ async fn run_item(
     (item, outcome.failure)
 }
 
-impl JobShared {
-    fn trace_run(
-        &self,
-        run_id: &str,
-        task: &str,
-        items: &[u32],
-        state: TraceState,
-        message: String,
-    ) {
-        self.trace_run_at(run_id, task, items, state, message, now_ms());
-    }
+/// The ids a fire's records share.
+struct FireIds {
+    run_id: Arc<str>,
+    task: Arc<str>,
+}
 
-    fn trace_run_at(
+impl JobShared {
+    fn trace_fire(
         &self,
-        run_id: &str,
-        task: &str,
-        items: &[u32],
+        fire: &FireIds,
+        items: Arc<[u32]>,
         state: TraceState,
-        message: String,
+        message: Arc<str>,
         at_ms: i64,
     ) {
         if let Some(h) = &self.history {
             h.trace(StatusTrace {
-                run_id: run_id.to_owned(),
-                job_name: self.name.clone(),
-                task_id: task.to_owned(),
-                ip: self.me.ip().to_owned(),
-                items: items.to_vec(),
+                run_id: fire.run_id.clone(),
+                job_name: self.text.job.clone(),
+                task_id: fire.task.clone(),
+                ip: self.text.ip.clone(),
+                items,
                 state,
                 message,
                 at_ms,
@@ -796,7 +798,10 @@ impl JobShared {
 
     /// A status trace outside any run (e.g. a failed clock check).
     pub(crate) fn trace(&self, items: &[u32], run_id: &str, state: TraceState, message: String) {
-        let task = task_id(&self.name, items, &self.me);
-        self.trace_run(run_id, &task, items, state, message);
+        let fire = FireIds {
+            run_id: run_id.into(),
+            task: task_id(&self.name, items, &self.me).into(),
+        };
+        self.trace_fire(&fire, items.into(), state, message.into(), now_ms());
     }
 }
