@@ -17,9 +17,10 @@ const BATCH: usize = 256;
 
 /// How long a release waits for others to share its batch. Releasing is never urgent (the
 /// next fire of a job is at least a second away), while the fires of the same instant are
-/// still starting: waiting a little moves the releases' commit after them, and makes one
-/// batch of what would be a dozen.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+/// still starting: waiting moves the releases' commit (and, on ZooKeeper, their watch
+/// events) after a burst of starts shorter than this, and makes one batch of what would be
+/// a dozen.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 struct Release {
     path: String,
