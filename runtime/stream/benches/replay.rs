@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use capstan_stream::{PipelineSpec, Runner};
+use capstan_stream::{PipelineSpec, Runner, Val};
 use serde_json::{Value, json};
 
 mod support;
@@ -40,7 +40,7 @@ fn bids(n: usize) -> Vec<Value> {
 fn run(label: &str, spec: &str, events: &[Value]) {
     let spec = PipelineSpec::from_yaml(spec).expect("spec");
     let mut runner = Runner::new(spec);
-    let input: Vec<Value> = events.to_vec();
+    let input: Vec<Val> = events.iter().cloned().map(Val::from_json).collect();
     let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let mut out = 0usize;
@@ -78,7 +78,7 @@ fn main() {
     let before = rss_mib();
     for i in 0..keys {
         runner
-            .push(i + 1, json!({"k": i, "ts": i as i64}))
+            .push(i + 1, Val::from_json(json!({"k": i, "ts": i as i64})))
             .expect("push");
         if i % 65_536 == 0 {
             runner.drain();

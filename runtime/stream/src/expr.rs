@@ -4,13 +4,13 @@
 //! `and`/`or`/`not`, parentheses, and `len(x)`. Not SQL: just enough for map, filter and
 //! key selectors.
 
-use serde_json::{Number, Value};
+use crate::value::Val;
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     /// A literal.
-    Lit(Value),
+    Lit(Val),
     /// A field path of the record's value; `$key`/`$ts`/`$value` are the record itself.
     Field(Vec<String>),
     /// `op(a, b)`.
@@ -45,9 +45,9 @@ pub enum Op {
 /// What an expression sees of a record.
 pub struct Scope<'a> {
     /// The key.
-    pub key: &'a Value,
+    pub key: &'a Val,
     /// The value.
-    pub value: &'a Value,
+    pub value: &'a Val,
     /// Event time, ms.
     pub ts: i64,
 }
@@ -190,7 +190,7 @@ impl Parser {
         self.at += 1;
         match tok {
             Tok::Num(n) => Ok(Expr::Lit(number(n))),
-            Tok::Str(s) => Ok(Expr::Lit(Value::String(s))),
+            Tok::Str(s) => Ok(Expr::Lit(Val::from(s))),
             Tok::Sym("(") => {
                 let e = self.binary(0)?;
                 if !self.eat_sym(")") {
@@ -199,9 +199,9 @@ impl Parser {
                 Ok(e)
             }
             Tok::Ident(w) => match w.as_str() {
-                "true" => Ok(Expr::Lit(Value::Bool(true))),
-                "false" => Ok(Expr::Lit(Value::Bool(false))),
-                "null" => Ok(Expr::Lit(Value::Null)),
+                "true" => Ok(Expr::Lit(Val::Bool(true))),
+                "false" => Ok(Expr::Lit(Val::Bool(false))),
+                "null" => Ok(Expr::Lit(Val::Null)),
                 "len" if self.peek() == Some(&Tok::Sym("(")) => {
                     self.at += 1;
                     let e = self.binary(0)?;
@@ -217,11 +217,11 @@ impl Parser {
     }
 }
 
-fn number(n: f64) -> Value {
+fn number(n: f64) -> Val {
     if n.fract() == 0.0 && n.abs() < 9e15 {
-        Value::Number(Number::from(n as i64))
+        Val::from(n as i64)
     } else {
-        Number::from_f64(n).map_or(Value::Null, Value::Number)
+        Val::float(n)
     }
 }
 
@@ -247,47 +247,47 @@ impl Expr {
 
     /// Evaluates against a record; a missing field is `null`, arithmetic on non-numbers is
     /// `null` (so a filter on it is false), never a panic.
-    pub fn eval(&self, s: &Scope<'_>) -> Value {
+    pub fn eval(&self, s: &Scope<'_>) -> Val {
         match self {
             Expr::Lit(v) => v.clone(),
             Expr::Field(path) => match path[0].as_str() {
                 "$key" => s.key.clone(),
-                "$ts" => Value::from(s.ts),
+                "$ts" => Val::from(s.ts),
                 "$value" => s.value.clone(),
                 _ => {
                     let mut v = s.value;
                     for part in path {
                         match v.get(part) {
                             Some(x) => v = x,
-                            None => return Value::Null,
+                            None => return Val::Null,
                         }
                     }
                     v.clone()
                 }
             },
-            Expr::Not(e) => Value::Bool(!truthy(&e.eval(s))),
-            Expr::Neg(e) => e.eval(s).as_f64().map_or(Value::Null, |n| number(-n)),
+            Expr::Not(e) => Val::Bool(!truthy(&e.eval(s))),
+            Expr::Neg(e) => e.eval(s).as_f64().map_or(Val::Null, |n| number(-n)),
             Expr::Len(e) => match e.eval(s) {
-                Value::String(t) => Value::from(t.chars().count()),
-                Value::Array(a) => Value::from(a.len()),
-                _ => Value::Null,
+                Val::Str(t) => Val::from(t.chars().count()),
+                Val::Arr(a) => Val::from(a.len()),
+                _ => Val::Null,
             },
             Expr::Bin(op, a, b) => {
                 let (x, y) = (a.eval(s), b.eval(s));
                 match op {
-                    Op::Or => Value::Bool(truthy(&x) || truthy(&y)),
-                    Op::And => Value::Bool(truthy(&x) && truthy(&y)),
-                    Op::Eq => Value::Bool(same(&x, &y)),
-                    Op::Ne => Value::Bool(!same(&x, &y)),
+                    Op::Or => Val::Bool(truthy(&x) || truthy(&y)),
+                    Op::And => Val::Bool(truthy(&x) && truthy(&y)),
+                    Op::Eq => Val::Bool(same(&x, &y)),
+                    Op::Ne => Val::Bool(!same(&x, &y)),
                     Op::Lt | Op::Le | Op::Gt | Op::Ge => {
                         let ord = match (&x, &y) {
-                            (Value::String(p), Value::String(q)) => Some(p.cmp(q)),
+                            (Val::Str(p), Val::Str(q)) => Some(p.cmp(q)),
                             _ => x
                                 .as_f64()
                                 .zip(y.as_f64())
                                 .and_then(|(p, q)| p.partial_cmp(&q)),
                         };
-                        Value::Bool(ord.is_some_and(|o| match op {
+                        Val::Bool(ord.is_some_and(|o| match op {
                             Op::Lt => o.is_lt(),
                             Op::Le => o.is_le(),
                             Op::Gt => o.is_gt(),
@@ -295,19 +295,21 @@ impl Expr {
                         }))
                     }
                     Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Rem => {
-                        if let (Op::Add, Value::String(p), Value::String(q)) = (op, &x, &y) {
-                            return Value::String(format!("{p}{q}"));
+                        if let (Op::Add, Val::Str(p), Val::Str(q)) = (op, &x, &y) {
+                            let mut joined = p.clone();
+                            joined.push_str(q);
+                            return Val::Str(joined);
                         }
                         let (Some(p), Some(q)) = (x.as_f64(), y.as_f64()) else {
-                            return Value::Null;
+                            return Val::Null;
                         };
                         let r = match op {
                             Op::Add => p + q,
                             Op::Sub => p - q,
                             Op::Mul => p * q,
-                            Op::Div if q == 0.0 => return Value::Null,
+                            Op::Div if q == 0.0 => return Val::Null,
                             Op::Div => p / q,
-                            _ if q == 0.0 => return Value::Null,
+                            _ if q == 0.0 => return Val::Null,
                             _ => p % q,
                         };
                         number(r)
@@ -319,7 +321,7 @@ impl Expr {
 }
 
 /// Numbers compare by value (`1 == 1.0`), everything else structurally.
-fn same(x: &Value, y: &Value) -> bool {
+fn same(x: &Val, y: &Val) -> bool {
     match (x.as_f64(), y.as_f64()) {
         (Some(p), Some(q)) => p == q,
         _ => x == y,
@@ -327,12 +329,12 @@ fn same(x: &Value, y: &Value) -> bool {
 }
 
 /// `false`, `null`, `0` and `""` are false.
-pub fn truthy(v: &Value) -> bool {
+pub fn truthy(v: &Val) -> bool {
     match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
+        Val::Null => false,
+        Val::Bool(b) => *b,
+        Val::Num(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Val::Str(s) => !s.is_empty(),
         _ => true,
     }
 }
@@ -343,12 +345,15 @@ mod tests {
 
     use super::*;
 
-    fn eval(src: &str, value: Value) -> Value {
-        Expr::parse(src).expect(src).eval(&Scope {
-            key: &json!("k"),
-            value: &value,
-            ts: 7,
-        })
+    fn eval(src: &str, value: serde_json::Value) -> serde_json::Value {
+        Expr::parse(src)
+            .expect(src)
+            .eval(&Scope {
+                key: &Val::from("k"),
+                value: &Val::from_json(value),
+                ts: 7,
+            })
+            .to_json()
     }
 
     #[test]
@@ -363,8 +368,8 @@ mod tests {
         );
         assert_eq!(eval("$key + '-' + name", v.clone()), json!("k-alice"));
         assert_eq!(eval("$ts", v.clone()), json!(7));
-        assert_eq!(eval("missing + 1", v.clone()), Value::Null);
-        assert_eq!(eval("price / 0", v), Value::Null);
+        assert_eq!(eval("missing + 1", v.clone()), serde_json::Value::Null);
+        assert_eq!(eval("price / 0", v), serde_json::Value::Null);
         assert!(Expr::parse("price >").is_err());
         assert!(Expr::parse("(price").is_err());
         assert!(Expr::parse("price # 2").is_err());

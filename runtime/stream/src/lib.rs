@@ -13,7 +13,8 @@
 //!   queues, aligned checkpoints, a transactional file sink, generator and file sources,
 //!   per-vertex metrics;
 //! - [`registration`]: a running pipeline as a `STREAM` job on its registry centre, and
-//!   its control through the registry.
+//!   its control through the registry;
+//! - [`value`]: the values records carry, written and read as JSON.
 #![warn(missing_docs)]
 
 pub mod builder;
@@ -22,6 +23,8 @@ pub mod exec;
 pub mod expr;
 pub mod registration;
 pub mod spec;
+pub mod value;
 
 pub use engine::{InputError, Metrics, Runner, run_lines};
 pub use spec::{PipelineSpec, SpecError};
+pub use value::Val;

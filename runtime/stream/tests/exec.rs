@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use capstan_stream::exec::{Pipeline, StartMode, State};
-use capstan_stream::{PipelineSpec, run_lines};
+use capstan_stream::{PipelineSpec, Val, run_lines};
 use serde_json::{Value, json};
 
 static DIRS: AtomicU64 = AtomicU64::new(0);
@@ -102,7 +102,7 @@ fn replayed(text: &str, inputs: &[PathBuf]) -> Vec<String> {
     all.sort_by_key(|(ts, f, _)| (*ts, *f));
     let input: String = all.iter().map(|(_, _, l)| format!("{l}\n")).collect();
     let (out, _) = run_lines(&spec, &input).expect("replay");
-    let mut rows: Vec<String> = out.iter().map(Value::to_string).collect();
+    let mut rows: Vec<String> = out.iter().map(Val::to_string).collect();
     rows.sort();
     rows
 }
@@ -277,7 +277,7 @@ fn csv_files_partitioned_by_key_give_the_replay_result_and_bad_lines_are_counted
     let p = run_to_end(&text, &dir);
     let spec = PipelineSpec::from_yaml(&text).expect("spec");
     let (out, _) = run_lines(&spec, &replay).expect("replay");
-    let mut want: Vec<String> = out.iter().map(Value::to_string).collect();
+    let mut want: Vec<String> = out.iter().map(Val::to_string).collect();
     want.sort();
     assert_eq!(committed(&dir.join("out")), want);
     let s = p.status();

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use capstan_stream::{PipelineSpec, Runner, run_lines};
+use capstan_stream::{PipelineSpec, Runner, Val, run_lines};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-fn lines(text: &str) -> Vec<Value> {
+fn lines<T: DeserializeOwned>(text: &str) -> Vec<T> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
@@ -38,7 +39,8 @@ fn every_golden_case_replays_to_its_expected_output() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let (out, metrics) =
             run_lines(&spec, &read("input.jsonl")).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let expected = lines(&read("expected.jsonl"));
+        let expected: Vec<Value> = lines(&read("expected.jsonl"));
+        let out: Vec<Value> = out.iter().map(Val::to_json).collect();
         if out != expected {
             let got: Vec<String> = out.iter().map(Value::to_string).collect();
             failures.push(format!("{name}: got\n  {}", got.join("\n  ")));
@@ -94,7 +96,7 @@ fn every_case_resumes_from_a_snapshot_at_any_record() {
             .into_owned();
         let read = |f: &str| std::fs::read_to_string(case.join(f)).expect("file");
         let spec = PipelineSpec::from_yaml(&read("pipeline.yaml")).expect("spec");
-        let input = lines(&read("input.jsonl"));
+        let input: Vec<Val> = lines(&read("input.jsonl"));
         let (whole, _) = run_lines(&spec, &read("input.jsonl")).expect("run");
         for cut in 0..=input.len() {
             let mut a = Runner::new(spec.clone());

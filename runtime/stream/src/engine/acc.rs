@@ -2,10 +2,10 @@
 //! subtract (tables).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
 use super::{Rec, scope};
 use crate::spec::{AggOp, Aggregate};
+use crate::value::{Obj, Val};
 
 /// One aggregation's running value; every kind merges (sessions) and counts and sums
 /// also subtract (tables).
@@ -17,7 +17,7 @@ pub(super) enum Acc {
     Max(Option<f64>),
     Avg(f64, i64),
     /// Highest score first, at most `n`.
-    Top(Vec<(f64, Value)>),
+    Top(Vec<(f64, Val)>),
 }
 
 impl Acc {
@@ -46,7 +46,7 @@ impl Acc {
     }
 
     /// Adds a record to a top-N (a record without a numeric score is skipped).
-    pub(super) fn offer(top: &mut Vec<(f64, Value)>, n: usize, score: f64, value: &Value) {
+    pub(super) fn offer(top: &mut Vec<(f64, Val)>, n: usize, score: f64, value: &Val) {
         // After every equal score: the earlier record ranks first.
         let at = top.partition_point(|(s, _)| *s >= score);
         if at < n {
@@ -90,21 +90,21 @@ impl Acc {
         }
     }
 
-    pub(super) fn value(&self) -> Value {
+    pub(super) fn value(&self) -> Val {
         let num = |f: f64, integral: bool| {
             if integral && f.fract() == 0.0 {
-                json!(f as i64)
+                Val::from(f as i64)
             } else {
-                json!(f)
+                Val::float(f)
             }
         };
         match self {
-            Acc::Count(n) => json!(n),
+            Acc::Count(n) => Val::from(*n),
             Acc::Sum(s, int) => num(*s, *int),
-            Acc::Min(m) | Acc::Max(m) => m.map_or(Value::Null, |m| num(m, true)),
-            Acc::Avg(_, 0) => Value::Null,
-            Acc::Avg(s, n) => json!(s / *n as f64),
-            Acc::Top(top) => Value::Array(top.iter().map(|(_, v)| v.clone()).collect()),
+            Acc::Min(m) | Acc::Max(m) => m.map_or(Val::Null, |m| num(m, true)),
+            Acc::Avg(_, 0) => Val::Null,
+            Acc::Avg(s, n) => Val::float(s / *n as f64),
+            Acc::Top(top) => Val::Arr(top.iter().map(|(_, v)| v.clone()).collect()),
         }
     }
 }
@@ -160,9 +160,9 @@ impl Accs {
         }
     }
 
-    pub(super) fn fields(&self, a: &Aggregate, out: &mut Map<String, Value>) {
+    pub(super) fn fields(&self, a: &Aggregate, out: &mut Obj) {
         for (acc, (name, _)) in self.0.iter().zip(&a.ops) {
-            out.insert(name.clone(), acc.value());
+            out.insert(name.as_str(), acc.value());
         }
     }
 }

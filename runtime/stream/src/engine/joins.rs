@@ -5,18 +5,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Rec, Runner, key_text, object};
 use crate::spec::{JoinKind, JoinType};
+use crate::value::Val;
 
 /// A stream-stream join's buffered record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Buffered {
     pub(super) left: bool,
-    pub(super) key: Value,
+    pub(super) key: Val,
     pub(super) ts: i64,
-    pub(super) value: Value,
+    pub(super) value: Val,
     pub(super) matched: bool,
 }
 
@@ -54,7 +54,7 @@ impl Runner {
         if r.key.is_null() {
             return Vec::new();
         }
-        let joined = |l: Option<&Value>, rt: Option<&Value>| -> Option<Value> {
+        let joined = |l: Option<&Val>, rt: Option<&Val>| -> Option<Val> {
             let present = match j.join_type {
                 JoinType::Inner => l.is_some() && rt.is_some(),
                 JoinType::Left => l.is_some(),
@@ -62,8 +62,8 @@ impl Runner {
             };
             present.then(|| {
                 object([
-                    ("left", l.cloned().unwrap_or(Value::Null)),
-                    ("right", rt.cloned().unwrap_or(Value::Null)),
+                    ("left", l.cloned().unwrap_or(Val::Null)),
+                    ("right", rt.cloned().unwrap_or(Val::Null)),
                 ])
             })
         };
@@ -77,7 +77,7 @@ impl Runner {
                 vec![Rec {
                     value: object([
                         ("left", r.value),
-                        ("right", right.cloned().unwrap_or(Value::Null)),
+                        ("right", right.cloned().unwrap_or(Val::Null)),
                     ]),
                     ..r
                 }]
@@ -103,7 +103,7 @@ impl Runner {
                 match (before, after) {
                     (_, Some(v)) => vec![Rec { value: v, ..r }],
                     (Some(_), None) => vec![Rec {
-                        value: Value::Null,
+                        value: Val::Null,
                         ..r
                     }],
                     (None, None) => Vec::new(),
@@ -213,9 +213,9 @@ impl Runner {
             };
             if !b.matched && keep {
                 let value = if b.left {
-                    object([("left", b.value), ("right", Value::Null)])
+                    object([("left", b.value), ("right", Val::Null)])
                 } else {
-                    object([("left", Value::Null), ("right", b.value)])
+                    object([("left", Val::Null), ("right", b.value)])
                 };
                 let rec = Rec {
                     key: b.key,

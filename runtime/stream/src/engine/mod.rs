@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 mod acc;
 mod joins;
@@ -25,14 +24,15 @@ use stateless::{parse_line, stateless};
 
 use crate::expr::{Expr, Scope};
 use crate::spec::{Aggregate, Emit, JoinKind, PipelineSpec, SourceKind, Step, Window};
+use crate::value::{Obj, Val};
 
 /// A record between operators.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The key (`Null` when none was set).
-    pub key: Value,
+    pub key: Val,
     /// For tables, `Null` is a delete.
-    pub value: Value,
+    pub value: Val,
     /// Event time, ms.
     pub ts: i64,
 }
@@ -61,26 +61,19 @@ pub struct InputError {
 }
 
 /// A JSON object of these fields, taking their values as they are.
-///
-/// Not `json!`: given a `Value` expression, `json!` copies it by serialising it into a
-/// new one (and then drops the original), which was 40 % of a pass-through pipeline's CPU.
-pub(crate) fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
-    // Inserted one by one: collecting into the map sorts a temporary vector and then
-    // builds the tree in bulk, slower for a handful of fields.
-    let mut m = Map::new();
-    for (k, v) in fields {
-        m.insert(k.to_owned(), v);
-    }
-    Value::Object(m)
+pub(crate) fn object<const N: usize>(fields: [(&str, Val); N]) -> Val {
+    Val::Obj(Obj::from_fields(
+        fields.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+    ))
 }
 
 /// The text a key is held under in state maps: its JSON.
-fn key_text(v: &Value) -> String {
+fn key_text(v: &Val) -> String {
     v.to_string()
 }
 
 /// [`key_text`] into `buf`, which is cleared first (a reused buffer: no allocation).
-fn key_text_into(v: &Value, buf: &mut String) {
+fn key_text_into(v: &Val, buf: &mut String) {
     buf.clear();
     // Writing to a String cannot fail.
     let _ = write!(buf, "{v}");
@@ -96,7 +89,7 @@ fn scope<'a>(r: &'a Rec) -> Scope<'a> {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Win {
-    key: Value,
+    key: Val,
     accs: Accs,
     closed: bool,
 }
@@ -115,15 +108,15 @@ struct Session {
 #[derive(Default)]
 struct AggState {
     /// Unwindowed streams and tables: per group.
-    groups: HashMap<String, (Value, Accs)>,
+    groups: HashMap<String, (Val, Accs)>,
     /// Tables: each row's group and the row, to subtract on change.
-    rows: HashMap<String, (Value, Rec)>,
+    rows: HashMap<String, (Val, Rec)>,
     /// Tumbling and hopping windows by (end, start), then key: windows are few and keys
     /// many, so the ordered map compares integers only (completion and expiry go by end)
     /// and a key is found by hash.
     windows: BTreeMap<(i64, i64), HashMap<String, Win>>,
     /// Sessions per key.
-    sessions: BTreeMap<String, (Value, Vec<Session>)>,
+    sessions: BTreeMap<String, (Val, Vec<Session>)>,
     /// Every held session by (end, start, key): completion and expiry look at the due
     /// ones only, not at every key.
     session_ends: std::collections::BTreeSet<(i64, i64, String)>,
@@ -150,11 +143,11 @@ pub struct Runner {
     /// is computed from `max_ts` instead.
     given: Option<Vec<i64>>,
     /// Join state: the tables' rows by key, per side (`left`, `right`).
-    tables: [HashMap<String, Value>; 2],
+    tables: [HashMap<String, Val>; 2],
     /// Stream-stream join state.
     ss: StreamJoin,
     agg: AggState,
-    out: Vec<Value>,
+    out: Vec<Val>,
     metrics: Metrics,
     /// The watermark windows were last completed at.
     advanced_to: Option<i64>,
@@ -248,18 +241,18 @@ impl Runner {
         }
     }
 
-    fn emit(&mut self, v: Value) {
+    fn emit(&mut self, v: Val) {
         self.metrics.records_out += 1;
         self.out.push(v);
     }
 
     /// Takes what was emitted so far.
-    pub fn drain(&mut self) -> Vec<Value> {
+    pub fn drain(&mut self) -> Vec<Val> {
         std::mem::take(&mut self.out)
     }
 
     /// Moves what was emitted so far to the end of `out`.
-    pub fn drain_into(&mut self, out: &mut Vec<Value>) {
+    pub fn drain_into(&mut self, out: &mut Vec<Val>) {
         out.append(&mut self.out);
     }
 
@@ -274,7 +267,7 @@ impl Runner {
     /// # Errors
     /// A line that is not an object, names no or an unknown source, or lacks its
     /// timestamp.
-    pub fn parse(&self, line_no: usize, line: Value) -> Result<(usize, Record), InputError> {
+    pub fn parse(&self, line_no: usize, line: Val) -> Result<(usize, Record), InputError> {
         parse_line(&self.spec, &self.max_ts, None, line_no, line)
     }
 
@@ -282,7 +275,7 @@ impl Runner {
     ///
     /// # Errors
     /// As [`Runner::parse`].
-    pub fn push(&mut self, line_no: usize, line: Value) -> Result<(), InputError> {
+    pub fn push(&mut self, line_no: usize, line: Val) -> Result<(), InputError> {
         self.metrics.records_in += 1;
         let (source, rec) = self.parse(line_no, line)?;
         self.apply(source, rec);
@@ -391,11 +384,11 @@ impl Runner {
         }
     }
 
-    fn group_row(a: &Aggregate, key: &Value, accs: &Accs) -> Value {
-        let mut m = Map::new();
-        m.insert("key".into(), key.clone());
+    fn group_row(a: &Aggregate, key: &Val, accs: &Accs) -> Val {
+        let mut m = Obj::with_capacity(1 + a.ops.len());
+        m.insert("key", key.clone());
         accs.fields(a, &mut m);
-        Value::Object(m)
+        Val::Obj(m)
     }
 
     fn table_aggregate(&mut self, a: &Aggregate, group: Option<&Expr>, r: Rec) {
@@ -404,7 +397,7 @@ impl Runner {
         }
         let k = key_text(&r.key);
         let new_group = if r.value.is_null() {
-            Value::Null
+            Val::Null
         } else {
             match group {
                 Some(e) => e.eval(&scope(&r)),
@@ -441,13 +434,13 @@ impl Runner {
         self.emit(row);
     }
 
-    fn window_row(a: &Aggregate, key: &Value, start: i64, end: i64, accs: &Accs) -> Value {
-        let mut m = Map::new();
-        m.insert("key".into(), key.clone());
-        m.insert("window_start".into(), start.into());
-        m.insert("window_end".into(), end.into());
+    fn window_row(a: &Aggregate, key: &Val, start: i64, end: i64, accs: &Accs) -> Val {
+        let mut m = Obj::with_capacity(3 + a.ops.len());
+        m.insert("key", key.clone());
+        m.insert("window_start", start.into());
+        m.insert("window_end", end.into());
         accs.fields(a, &mut m);
-        Value::Object(m)
+        Val::Obj(m)
     }
 
     fn late(&mut self, r: &Rec) {
@@ -645,7 +638,7 @@ impl Runner {
         // by (end, start, key)), and a pipeline has one aggregate, windowed or by
         // session, so only one of them adds any: no sort of the results (and no copy of
         // every key to sort by) is needed.
-        let mut closing: Vec<Value> = Vec::new();
+        let mut closing: Vec<Val> = Vec::new();
         for ((end, start), keys) in self.agg.windows.range_mut(..=(w, i64::MAX)) {
             let mut due: Vec<(&String, &mut Win)> =
                 keys.iter_mut().filter(|(_, win)| !win.closed).collect();
@@ -719,7 +712,7 @@ fn window_gap(a: &Aggregate) -> i64 {
 ///
 /// # Errors
 /// The first bad input line.
-pub fn run_lines(spec: &PipelineSpec, input: &str) -> Result<(Vec<Value>, Metrics), InputError> {
+pub fn run_lines(spec: &PipelineSpec, input: &str) -> Result<(Vec<Val>, Metrics), InputError> {
     if spec.processing_time() {
         return Err(InputError {
             line: 1,
@@ -731,7 +724,7 @@ pub fn run_lines(spec: &PipelineSpec, input: &str) -> Result<(Vec<Value>, Metric
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| InputError {
+        let v: Val = serde_json::from_str(line).map_err(|e| InputError {
             line: i + 1,
             message: format!("not JSON: {e}"),
         })?;

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
-use serde_json::Value;
 
 use super::acc::Accs;
 use super::joins::{Buffered, StreamJoin};
 use super::{AggState, Metrics, Rec, Runner, Session, Win, window_gap, windowed_aggregate};
 use crate::spec::{PipelineSpec, Step};
+use crate::value::Val;
 
 /// A runner's state, as a checkpoint stores it (maps with composite keys as lists); read
 /// back by [`Runner::restore`], written by [`Borrowed`] in the same shape.
@@ -21,11 +21,11 @@ struct Snapshot {
     from_step: usize,
     max_ts: Vec<(String, i64)>,
     given: Option<Vec<i64>>,
-    tables: [Vec<(String, Value)>; 2],
-    groups: Vec<(String, Value, Accs)>,
-    rows: Vec<(String, Value, Rec)>,
+    tables: [Vec<(String, Val)>; 2],
+    groups: Vec<(String, Val, Accs)>,
+    rows: Vec<(String, Val, Rec)>,
     windows: Vec<((i64, i64, String), Win)>,
-    sessions: Vec<(String, Value, Vec<Session>)>,
+    sessions: Vec<(String, Val, Vec<Session>)>,
     #[serde(default)]
     buffered: Vec<Buffered>,
     metrics: Metrics,
@@ -191,7 +191,7 @@ mod tests {
                 let _ = runner.push(i + 1, serde_json::from_str(line).expect("json"));
             }
             let bytes = runner.snapshot().expect("snapshot");
-            let written: Value = serde_json::from_slice(&bytes).expect("json");
+            let written: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
             let owned: Snapshot = serde_json::from_slice(&bytes).expect("a Snapshot");
             for (field, v) in written.as_object().expect("object") {
                 if v.as_array().is_some_and(|a| !a.is_empty()) {

@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use super::{InputError, Rec, Record, object, scope};
 use crate::expr::truthy;
 use crate::spec::{JoinKind, PipelineSpec, SourceKind, Step};
+use crate::value::{Obj, Val};
 
 /// A record as the pipeline's output writes it.
-pub fn output_row(r: Record, table: bool) -> Value {
+pub fn output_row(r: Record, table: bool) -> Val {
     if table {
         object([("key", r.key), ("value", r.value)])
     } else {
@@ -27,25 +26,26 @@ pub(super) fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
                 out.push(r);
             } else if table {
                 out.push(Rec {
-                    value: Value::Null,
+                    value: Val::Null,
                     ..r
                 });
             }
         }
         Step::Map(fields) if !(table && r.value.is_null()) => {
             let s = scope(&r);
-            // Inserted one by one, as `object` does (collecting sorts and bulk-builds).
-            let mut m = serde_json::Map::new();
-            for (f, e) in fields {
-                m.insert(f.clone(), e.eval(&s));
-            }
+            let m = Obj::from_fields(
+                fields
+                    .iter()
+                    .map(|(f, e)| (f.as_str().into(), e.eval(&s)))
+                    .collect(),
+            );
             out.push(Rec {
-                value: Value::Object(m),
+                value: Val::Obj(m),
                 ..r
             });
         }
         Step::FlatMap(e) => {
-            if let Value::Array(items) = e.eval(&scope(&r)) {
+            if let Val::Arr(items) = e.eval(&scope(&r)) {
                 out.extend(items.into_iter().map(|value| Rec {
                     value,
                     key: r.key.clone(),
@@ -116,19 +116,19 @@ pub(super) fn parse_line(
     max_ts: &HashMap<String, i64>,
     source: Option<usize>,
     line_no: usize,
-    line: Value,
+    line: Val,
 ) -> Result<(usize, Record), InputError> {
     let bad = |m: String| InputError {
         line: line_no,
         message: m,
     };
-    let Value::Object(mut obj) = line else {
+    let Val::Obj(mut obj) = line else {
         return Err(bad("expected a JSON object".into()));
     };
     let named = obj.remove("source");
     let index = match named {
         _ if source.is_some() => source.unwrap_or(0),
-        Some(Value::String(s)) => spec
+        Some(Val::Str(s)) => spec
             .sources
             .iter()
             .position(|x| x.name == s)
@@ -137,7 +137,7 @@ pub(super) fn parse_line(
         _ => return Err(bad("name the source: {\"source\": NAME, ...}".into())),
     };
     let src = &spec.sources[index];
-    let ts = match (src.kind, obj.get(&src.timestamp).and_then(Value::as_i64)) {
+    let ts = match (src.kind, obj.get(&src.timestamp).and_then(Val::as_i64)) {
         (_, Some(ts)) => ts,
         (SourceKind::Table, None) => max_ts.values().copied().max().unwrap_or(0),
         (SourceKind::Stream, None) => {
@@ -149,13 +149,13 @@ pub(super) fn parse_line(
     };
     let rec = match src.kind {
         SourceKind::Stream => Rec {
-            key: obj.get("key").cloned().unwrap_or(Value::Null),
-            value: Value::Object(obj),
+            key: obj.get("key").cloned().unwrap_or(Val::Null),
+            value: Val::Obj(obj),
             ts,
         },
         SourceKind::Table => Rec {
-            key: obj.get("key").cloned().unwrap_or(Value::Null),
-            value: obj.get("value").cloned().unwrap_or(Value::Null),
+            key: obj.remove("key").unwrap_or(Val::Null),
+            value: obj.remove("value").unwrap_or(Val::Null),
             ts,
         },
     };
@@ -170,7 +170,7 @@ pub(super) fn parse_line(
 pub fn parse_record(
     spec: &PipelineSpec,
     source: usize,
-    line: Value,
+    line: Val,
 ) -> Result<(usize, Record), InputError> {
     parse_line(spec, &HashMap::new(), Some(source), 0, line)
 }

@@ -7,16 +7,18 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use serde_json::{Map, Value, json};
+use compact_str::CompactString;
+use serde_json::{Value, json};
 
 use super::config::{Format, GenConfig, GenKind, InputConfig, PartitionBy};
 use super::route::stable_hash;
 use crate::engine::object;
+use crate::value::{Obj, Val};
 
 /// What a connector has next.
 pub(crate) enum Next {
     /// A record (a JSON object, as a replay input line).
-    Record(Value),
+    Record(Val),
     /// A line that is not a record: skipped, counted, reported.
     Bad(String),
     /// Nothing yet (a rate-limited generator ahead of the clock).
@@ -105,7 +107,19 @@ struct Generator {
     table: bool,
 }
 
-const CHANNELS: [&str; 4] = ["apple", "google", "facebook", "baidu"];
+const CHANNELS: [CompactString; 4] = [
+    CompactString::const_new("apple"),
+    CompactString::const_new("google"),
+    CompactString::const_new("facebook"),
+    CompactString::const_new("baidu"),
+];
+// A bid's field names.
+const AUCTION: CompactString = CompactString::const_new("auction");
+const BIDDER: CompactString = CompactString::const_new("bidder");
+const CHANNEL: CompactString = CompactString::const_new("channel");
+const KEY: CompactString = CompactString::const_new("key");
+const PRICE: CompactString = CompactString::const_new("price");
+const TS: CompactString = CompactString::const_new("ts");
 const FIRST: [&str; 8] = [
     "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie",
 ];
@@ -155,20 +169,20 @@ impl Generator {
         }
     }
 
-    fn keyed(&self, key: Value, fields: Value, ts: i64) -> Value {
+    fn keyed(&self, key: Val, fields: Val, ts: i64) -> Val {
         if self.table {
             object([("key", key), ("value", fields), ("ts", ts.into())])
         } else {
             let mut v = fields;
-            if let Some(m) = v.as_object_mut() {
-                m.insert("key".into(), key);
-                m.insert("ts".into(), ts.into());
+            if let Val::Obj(m) = &mut v {
+                m.insert("key", key);
+                m.insert("ts", ts.into());
             }
             v
         }
     }
 
-    fn record(&self, j: u64) -> Value {
+    fn record(&self, j: u64) -> Val {
         let ts = self.ts(j);
         match self.kind {
             GenKind::Sensors { keys } => {
@@ -179,10 +193,10 @@ impl Generator {
                 let h = mix((p << 40) ^ j);
                 let s = p + n * (h % owned);
                 let value = 15.0 + ((h >> 20) % 2000) as f64 / 100.0;
-                let name = format!("sensor-{s}");
+                let name = Val::from(format!("sensor-{s}"));
                 object([
-                    ("key", name.clone().into()),
-                    ("sensor", name.into()),
+                    ("key", name.clone()),
+                    ("sensor", name),
                     ("ts", ts.into()),
                     ("value", value.into()),
                 ])
@@ -194,15 +208,15 @@ impl Generator {
                 } else {
                     1000 + (i * 7919) % 100_000
                 };
-                // In the map's (alphabetical) order: each field goes in at the end.
-                object([
-                    ("auction", auction.into()),
-                    ("bidder", (2000 + (i * 31) % 50_000).into()),
-                    ("channel", CHANNELS[(i % 4) as usize].into()),
-                    ("key", auction.into()),
-                    ("price", (100 + (i * 13) % 10_000).into()),
-                    ("ts", ts.into()),
-                ])
+                // In name order, as an object keeps its fields.
+                Val::Obj(Obj::from_fields(vec![
+                    (AUCTION, auction.into()),
+                    (BIDDER, (2000 + (i * 31) % 50_000).into()),
+                    (CHANNEL, Val::Str(CHANNELS[(i % 4) as usize].clone())),
+                    (KEY, auction.into()),
+                    (PRICE, (100 + (i * 13) % 10_000).into()),
+                    (TS, ts.into()),
+                ]))
             }
             GenKind::Persons => {
                 let g = j * self.partitions + self.partition;
@@ -311,7 +325,7 @@ impl Files {
         Ok(())
     }
 
-    fn parse(&self, text: &str) -> Result<Value, String> {
+    fn parse(&self, text: &str) -> Result<Val, String> {
         match &self.header {
             None => serde_json::from_str(text).map_err(|e| format!("not JSON: {e}")),
             Some(header) => {
@@ -323,16 +337,19 @@ impl Files {
                         header.len()
                     ));
                 }
-                let mut m = Map::new();
-                for (name, v) in header.iter().zip(fields) {
-                    let value = v
-                        .parse::<i64>()
-                        .map(Value::from)
-                        .or_else(|_| v.parse::<f64>().map(Value::from))
-                        .unwrap_or(Value::String(v));
-                    m.insert(name.clone(), value);
-                }
-                Ok(Value::Object(m))
+                let fields = header
+                    .iter()
+                    .zip(fields)
+                    .map(|(name, v)| {
+                        let value = v
+                            .parse::<i64>()
+                            .map(Val::from)
+                            .or_else(|_| v.parse::<f64>().map(Val::from))
+                            .unwrap_or(Val::from(v));
+                        (name.as_str().into(), value)
+                    })
+                    .collect();
+                Ok(Val::Obj(Obj::from_fields(fields)))
             }
         }
     }
@@ -379,7 +396,7 @@ impl Connector for Files {
                 }
             };
             if let Some((field, p, n)) = &self.filter {
-                let k = v.get(field).map(Value::to_string).unwrap_or_default();
+                let k = v.get(field).map(Val::to_string).unwrap_or_default();
                 if stable_hash(k.as_bytes()) % *n as u64 != *p as u64 {
                     continue;
                 }
@@ -432,7 +449,7 @@ mod tests {
             limit: Some(20),
         };
         let mut a = Generator::new(&cfg, 1, 2, 0, 0);
-        let all: Vec<Value> = std::iter::from_fn(|| match a.next(0) {
+        let all: Vec<Val> = std::iter::from_fn(|| match a.next(0) {
             Ok(Next::Record(v)) => Some(v),
             _ => None,
         })
@@ -440,7 +457,7 @@ mod tests {
         assert_eq!(all.len(), 10);
         // Partition 1 of 2 owns the odd sensors only.
         assert!(all.iter().all(|v| {
-            let s = v["sensor"].as_str().unwrap_or("");
+            let s = v.get("sensor").and_then(Val::as_str).unwrap_or("");
             s.trim_start_matches("sensor-").parse::<u64>().unwrap_or(0) % 2 == 1
         }));
         let mut b = Generator::new(&cfg, 1, 2, 0, 4);

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::value::Val;
+
 use crate::engine::{Prefix, Runner, exchange_point};
 use crate::spec::{PipelineSpec, SpecError, Step};
 use checkpoint::{Coordinator, Manifest, read_manifest, recover};
@@ -126,18 +128,18 @@ pub struct CheckpointInfo {
 /// a restart harmless: a key's row is replaced by the same or a newer one.
 #[derive(Default)]
 pub struct MemoryTable {
-    rows: Mutex<BTreeMap<String, Value>>,
+    rows: Mutex<BTreeMap<String, Val>>,
 }
 
 /// Keys the memory table holds at most (new keys past it are not added).
 const MEMORY_TABLE_KEYS: usize = 100_000;
 
 impl MemoryTable {
-    fn upsert(&self, row: &Value) {
-        let key = row.get("key").map(Value::to_string).unwrap_or_default();
+    fn upsert(&self, row: &Val) {
+        let key = row.get("key").map(Val::to_string).unwrap_or_default();
         let mut rows = lock(&self.rows);
         // A table row `{key, value: null}` is a delete.
-        if row.get("value").is_some_and(Value::is_null) && row.get("window_start").is_none() {
+        if row.get("value").is_some_and(Val::is_null) && row.get("window_start").is_none() {
             rows.remove(&key);
         } else if rows.len() < MEMORY_TABLE_KEYS || rows.contains_key(&key) {
             rows.insert(key, row.clone());
@@ -146,7 +148,11 @@ impl MemoryTable {
 
     /// Up to `limit` rows, by key.
     pub fn rows(&self, limit: usize) -> Vec<Value> {
-        lock(&self.rows).values().take(limit).cloned().collect()
+        lock(&self.rows)
+            .values()
+            .take(limit)
+            .map(Val::to_json)
+            .collect()
     }
 
     /// Keys held.

@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::Instant;
 
-use serde_json::Value;
-
 use crate::engine::Record;
+use crate::value::Val;
 
 /// FNV-1a, 64 bits.
 pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
@@ -24,12 +23,12 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 /// The partition of `key` among `n`.
-pub(crate) fn partition_of(key: &Value, n: usize) -> usize {
+pub(crate) fn partition_of(key: &Val, n: usize) -> usize {
     if n == 1 {
         return 0;
     }
     let h = match key {
-        Value::String(s) => stable_hash(s.as_bytes()),
+        Val::Str(s) => stable_hash(s.as_bytes()),
         other => {
             // The key's JSON text, as ever (restored state depends on it), written on the
             // stack: a number's text fits, and keys are mostly numbers or strings.
@@ -77,7 +76,7 @@ pub(crate) enum Item {
         born: Instant,
     },
     /// To a sink: an output row, caused by something read at `born`.
-    Row { row: Value, born: Instant },
+    Row { row: Val, born: Instant },
     /// Spec source `source`'s watermark in the sending partition.
     Watermark { source: u16, w: i64 },
     /// Spec source `source` went idle in the sending partition.
@@ -155,22 +154,26 @@ mod tests {
     /// hash is of the key's JSON text, whether it is written on the stack or not.
     #[test]
     fn a_key_goes_where_its_json_text_sends_it() {
-        let long = Value::Array((0..40).map(Value::from).collect());
+        let long = serde_json::Value::Array((0..40).map(serde_json::Value::from).collect());
         for key in [
-            Value::from(1042u64),
-            Value::from(-7i64),
-            Value::from(0.908),
-            Value::from(u64::MAX),
-            Value::Bool(true),
-            Value::Null,
-            serde_json::json!({"a": 1}),
+            serde_json::Value::from(1042u64),
+            serde_json::Value::from(-7i64),
+            serde_json::Value::from(0.908),
+            serde_json::Value::from(u64::MAX),
+            serde_json::Value::Bool(true),
+            serde_json::Value::Null,
+            serde_json::json!({"b": 1, "a": [2.5, "x"]}),
             long,
         ] {
             let expected = (stable_hash(key.to_string().as_bytes()) % 7) as usize;
-            assert_eq!(partition_of(&key, 7), expected, "{key}");
+            assert_eq!(
+                partition_of(&Val::from_json(key.clone()), 7),
+                expected,
+                "{key}"
+            );
         }
         assert_eq!(
-            partition_of(&Value::from("sensor-3"), 7),
+            partition_of(&Val::from("sensor-3"), 7),
             (stable_hash(b"sensor-3") % 7) as usize
         );
     }

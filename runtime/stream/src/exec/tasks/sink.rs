@@ -11,13 +11,13 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde_json::Value;
 
 use super::BATCH;
 use crate::exec::metrics::{Counters, local_histogram};
 use crate::exec::route::{Item, Rx};
 use crate::exec::workers::{Progress, Tasklet};
 use crate::exec::{Ack, Control, MemoryTable};
+use crate::value::Val;
 
 /// Where a sink task writes.
 pub(crate) enum SinkKind {
@@ -90,7 +90,7 @@ impl SinkTask {
         }
     }
 
-    fn write(&mut self, row: &Value) -> std::io::Result<()> {
+    fn write(&mut self, row: &Val) -> std::io::Result<()> {
         match &mut self.kind {
             SinkKind::File { dir, current } => {
                 if current.is_none() {

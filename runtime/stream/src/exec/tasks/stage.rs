@@ -7,14 +7,13 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use serde_json::Value;
-
 use super::{BATCH, Outboxes, write_file_synced};
 use crate::engine::Runner;
 use crate::exec::metrics::Counters;
 use crate::exec::route::{Item, Rx, Tx};
 use crate::exec::workers::{Progress, Tasklet};
 use crate::exec::{Ack, Control};
+use crate::value::Val;
 
 /// What a stage task knows of one input (one source partition).
 struct Input {
@@ -33,7 +32,7 @@ pub(crate) struct StageTask {
     inputs: Vec<Input>,
     pending: Option<u64>,
     out: Outboxes,
-    rows: Vec<Value>,
+    rows: Vec<Val>,
     ckpt_dir: PathBuf,
     done: bool,
     late_seen: u64,
