@@ -107,7 +107,8 @@ struct Generator {
     table: bool,
 }
 
-const CHANNELS: [CompactString; 4] = [
+// A static, not a const: a const array indexed at run time is built and dropped per use.
+static CHANNELS: [CompactString; 4] = [
     CompactString::const_new("apple"),
     CompactString::const_new("google"),
     CompactString::const_new("facebook"),

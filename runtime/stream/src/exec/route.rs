@@ -77,6 +77,13 @@ pub(crate) enum Item {
     },
     /// To a sink: an output row, caused by something read at `born`.
     Row { row: Val, born: Instant },
+    /// To a sink: a record of a stateless pipeline, read at `born`; its output row
+    /// ([`crate::engine::output_row`]) is made only by a sink that writes it.
+    Out {
+        rec: Record,
+        table: bool,
+        born: Instant,
+    },
     /// Spec source `source`'s watermark in the sending partition.
     Watermark { source: u16, w: i64 },
     /// Spec source `source` went idle in the sending partition.
@@ -87,42 +94,65 @@ pub(crate) enum Item {
     End,
 }
 
+/// Items per message of a queue at most: a message is a batch, so a record's trip between
+/// tasks costs a fraction of a channel operation (one each was a seventh of a pass-through
+/// pipeline's CPU).
+pub(crate) const BATCH: usize = 256;
+
 /// The sending end of a bounded queue.
 pub(crate) struct Tx {
-    tx: SyncSender<Item>,
+    tx: SyncSender<Vec<Item>>,
     depth: Arc<AtomicUsize>,
+    /// Items per message at most.
+    batch: usize,
 }
 
 /// The receiving end.
 pub(crate) struct Rx {
-    rx: Receiver<Item>,
+    rx: Receiver<Vec<Item>>,
     depth: Arc<AtomicUsize>,
+    /// The batch being taken apart.
+    batch: std::vec::IntoIter<Item>,
 }
 
-/// A queue of `capacity` items. `std`'s bounded channel is an array: no allocation per
-/// item.
+/// A queue of `capacity` items (rounded up to whole messages), as messages of up to
+/// [`BATCH`] items, and at least four messages so that a sender fills one while its
+/// receiver empties another. `std`'s bounded channel is an array: no allocation per
+/// message.
 pub(crate) fn queue(capacity: usize) -> (Tx, Rx) {
-    let (tx, rx) = sync_channel(capacity);
+    let batch = (capacity / 4).clamp(1, BATCH);
+    let (tx, rx) = sync_channel(capacity.max(1).div_ceil(batch));
     let depth = Arc::new(AtomicUsize::new(0));
     (
         Tx {
             tx,
             depth: depth.clone(),
+            batch,
         },
-        Rx { rx, depth },
+        Rx {
+            rx,
+            depth,
+            batch: Vec::new().into_iter(),
+        },
     )
 }
 
 impl Tx {
-    /// Sends unless full; a full queue gives the item back (backpressure). A queue whose
-    /// receiver is gone (the pipeline is stopping) swallows it.
-    pub(crate) fn try_send(&self, item: Item) -> Result<(), Item> {
-        match self.tx.try_send(item) {
+    /// Items per message at most.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Sends a batch unless the queue is full; a full queue gives it back (backpressure).
+    /// A queue whose receiver is gone (the pipeline is stopping) swallows it.
+    pub(crate) fn try_send(&self, batch: Vec<Item>) -> Result<(), Vec<Item>> {
+        let n = batch.len();
+        match self.tx.try_send(batch) {
             Ok(()) => {
-                self.depth.fetch_add(1, Ordering::Relaxed);
+                self.depth.fetch_add(n, Ordering::Relaxed);
                 Ok(())
             }
-            Err(TrySendError::Full(item)) => Err(item),
+            Err(TrySendError::Full(batch)) => Err(batch),
             Err(TrySendError::Disconnected(_)) => Ok(()),
         }
     }
@@ -130,17 +160,21 @@ impl Tx {
 
 impl Rx {
     /// The next item, if any.
-    pub(crate) fn try_recv(&self) -> Option<Item> {
+    pub(crate) fn try_recv(&mut self) -> Option<Item> {
+        if let Some(item) = self.batch.next() {
+            return Some(item);
+        }
         match self.rx.try_recv() {
-            Ok(item) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                Some(item)
+            Ok(batch) => {
+                self.depth.fetch_sub(batch.len(), Ordering::Relaxed);
+                self.batch = batch.into_iter();
+                self.batch.next()
             }
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
         }
     }
 
-    /// Items waiting.
+    /// Items waiting (those of the batch being taken apart aside).
     pub(crate) fn depth(&self) -> usize {
         self.depth.load(Ordering::Relaxed)
     }

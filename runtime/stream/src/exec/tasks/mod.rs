@@ -23,8 +23,8 @@ pub(crate) use sink::{SinkKind, SinkTask};
 pub(crate) use source::SourceTask;
 pub(crate) use stage::StageTask;
 
-/// Records a source task reads per call.
-pub(super) const BATCH: usize = 256;
+/// Records a source task reads per call, as many as a queue message holds.
+pub(super) use super::route::BATCH;
 
 pub(super) fn write_file_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = File::create(path)?;
@@ -32,10 +32,13 @@ pub(super) fn write_file_synced(path: &std::path::Path, bytes: &[u8]) -> std::io
     f.sync_all()
 }
 
-/// One outbox per destination: a full queue holds back only what is bound for it.
+/// One outbox per destination: a full queue holds back only what is bound for it. Items
+/// go out as batches of up to [`BATCH`].
 pub(super) struct Outboxes {
     outs: Vec<Tx>,
-    pending: Vec<VecDeque<Item>>,
+    /// Per destination: the batch being filled, and full batches the queue has not taken.
+    filling: Vec<Vec<Item>>,
+    queued: Vec<VecDeque<Vec<Item>>>,
 }
 
 impl Outboxes {
@@ -43,27 +46,51 @@ impl Outboxes {
         let n = outs.len();
         Outboxes {
             outs,
-            pending: (0..n).map(|_| VecDeque::new()).collect(),
+            filling: (0..n).map(|_| Vec::new()).collect(),
+            queued: (0..n).map(|_| VecDeque::new()).collect(),
         }
     }
 
+    /// Destinations.
+    fn len(&self) -> usize {
+        self.outs.len()
+    }
+
     fn push(&mut self, dest: usize, item: Item) {
-        self.pending[dest].push_back(item);
+        let filling = &mut self.filling[dest];
+        let batch = self.outs[dest].batch();
+        if filling.capacity() == 0 {
+            // Allocated at the first item, whole: a quiet destination costs nothing.
+            filling.reserve_exact(batch);
+        }
+        filling.push(item);
+        if filling.len() >= batch {
+            let full = std::mem::take(filling);
+            self.queued[dest].push_back(full);
+        }
     }
 
     fn broadcast(&mut self, make: impl Fn() -> Item) {
-        for p in &mut self.pending {
-            p.push_back(make());
+        for dest in 0..self.outs.len() {
+            self.push(dest, make());
         }
     }
 
     /// Sends what the queues take; `true` when everything went.
     fn flush(&mut self) -> bool {
         let mut all = true;
-        for (tx, pending) in self.outs.iter().zip(&mut self.pending) {
-            while let Some(item) = pending.pop_front() {
-                if let Err(item) = tx.try_send(item) {
-                    pending.push_front(item);
+        for ((tx, filling), queued) in self
+            .outs
+            .iter()
+            .zip(&mut self.filling)
+            .zip(&mut self.queued)
+        {
+            if !filling.is_empty() {
+                queued.push_back(std::mem::take(filling));
+            }
+            while let Some(batch) = queued.pop_front() {
+                if let Err(batch) = tx.try_send(batch) {
+                    queued.push_front(batch);
                     all = false;
                     break;
                 }

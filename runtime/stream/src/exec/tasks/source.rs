@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::{BATCH, Outboxes};
-use crate::engine::{Prefix, Record, output_row, parse_record};
+use crate::engine::{Prefix, Record, parse_record};
 use crate::exec::connector::{Connector, Next};
 use crate::exec::metrics::Counters;
 use crate::exec::route::{Item, Tx, partition_of};
@@ -102,13 +102,14 @@ impl SourceTask {
             if self.stateless {
                 self.outs.push(
                     0,
-                    Item::Row {
-                        row: output_row(r, table),
+                    Item::Out {
+                        rec: r,
+                        table,
                         born,
                     },
                 );
             } else {
-                let dest = partition_of(&r.key, self.outs.outs.len());
+                let dest = partition_of(&r.key, self.outs.len());
                 self.outs.push(
                     dest,
                     Item::Rec {

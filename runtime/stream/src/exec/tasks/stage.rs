@@ -185,7 +185,7 @@ impl Tasklet for StageTask {
                         }
                         self.push_rows(Instant::now());
                     }
-                    Item::Row { .. } => {}
+                    Item::Row { .. } | Item::Out { .. } => {}
                 }
             }
             moved += taken;
