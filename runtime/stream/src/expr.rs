@@ -11,8 +11,8 @@ use crate::value::Val;
 pub enum Expr {
     /// A literal.
     Lit(Val),
-    /// A field path of the record's value; `$key`/`$ts`/`$value` are the record itself.
-    Field(Vec<String>),
+    /// A field path below `$key`, `$ts` or `$value` (a bare `price` is `$value.price`).
+    Field(Base, Vec<String>),
     /// `op(a, b)`.
     Bin(Op, Box<Expr>, Box<Expr>),
     /// `not a`, `-a`.
@@ -21,6 +21,17 @@ pub enum Expr {
     Neg(Box<Expr>),
     /// `len(a)`: characters of a string, elements of an array.
     Len(Box<Expr>),
+}
+
+/// The part of the record a field path starts at, resolved once at parse time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// `$key`.
+    Key,
+    /// `$ts`: a number, with no fields.
+    Ts,
+    /// `$value`, where bare names start.
+    Value,
 }
 
 /// Binary operators, by precedence group.
@@ -210,7 +221,19 @@ impl Parser {
                     }
                     Ok(Expr::Len(Box::new(e)))
                 }
-                _ => Ok(Expr::Field(w.split('.').map(str::to_owned).collect())),
+                _ => {
+                    let mut path: Vec<String> = w.split('.').map(str::to_owned).collect();
+                    let base = match path[0].as_str() {
+                        "$key" => Some(Base::Key),
+                        "$ts" => Some(Base::Ts),
+                        "$value" => Some(Base::Value),
+                        _ => None,
+                    };
+                    Ok(match base {
+                        Some(base) => Expr::Field(base, path.split_off(1)),
+                        None => Expr::Field(Base::Value, path),
+                    })
+                }
             },
             Tok::Sym(s) => Err(format!("unexpected {s:?}")),
         }
@@ -250,21 +273,21 @@ impl Expr {
     pub fn eval(&self, s: &Scope<'_>) -> Val {
         match self {
             Expr::Lit(v) => v.clone(),
-            Expr::Field(path) => match path[0].as_str() {
-                "$key" => s.key.clone(),
-                "$ts" => Val::from(s.ts),
-                "$value" => s.value.clone(),
-                _ => {
-                    let mut v = s.value;
-                    for part in path {
-                        match v.get(part) {
-                            Some(x) => v = x,
-                            None => return Val::Null,
-                        }
+            Expr::Field(base, path) => {
+                let mut v = match base {
+                    Base::Key => s.key,
+                    Base::Value => s.value,
+                    Base::Ts if path.is_empty() => return Val::from(s.ts),
+                    Base::Ts => return Val::Null,
+                };
+                for part in path {
+                    match v.get(part) {
+                        Some(x) => v = x,
+                        None => return Val::Null,
                     }
-                    v.clone()
                 }
-            },
+                v.clone()
+            }
             Expr::Not(e) => Val::Bool(!truthy(&e.eval(s))),
             Expr::Neg(e) => e.eval(s).as_f64().map_or(Val::Null, |n| number(-n)),
             Expr::Len(e) => match e.eval(s) {
@@ -299,6 +322,21 @@ impl Expr {
                             let mut joined = p.clone();
                             joined.push_str(q);
                             return Val::Str(joined);
+                        }
+                        // Integers stay exact (an f64 holds 53 bits), and skip the
+                        // float round trip.
+                        if let (Some(p), Some(q)) = (x.as_i64(), y.as_i64()) {
+                            let r = match op {
+                                Op::Add => p.checked_add(q),
+                                Op::Sub => p.checked_sub(q),
+                                Op::Mul => p.checked_mul(q),
+                                Op::Rem if q == 0 => return Val::Null,
+                                Op::Rem => p.checked_rem(q),
+                                _ => None,
+                            };
+                            if let Some(r) = r {
+                                return Val::from(r);
+                            }
                         }
                         let (Some(p), Some(q)) = (x.as_f64(), y.as_f64()) else {
                             return Val::Null;
@@ -373,5 +411,26 @@ mod tests {
         assert!(Expr::parse("price >").is_err());
         assert!(Expr::parse("(price").is_err());
         assert!(Expr::parse("price # 2").is_err());
+    }
+
+    #[test]
+    fn integers_stay_exact_and_paths_start_at_the_record() {
+        // 2^53 + 1 is no f64: integer arithmetic must not go through one.
+        let v = json!({"id": 9_007_199_254_740_993_i64, "n": -7, "inner": {"x": 3}});
+        assert_eq!(eval("id + 0", v.clone()), json!(9_007_199_254_740_993_i64));
+        assert_eq!(eval("id % 10", v.clone()), json!(3));
+        assert_eq!(eval("n % 3", v.clone()), json!(-1));
+        assert_eq!(eval("n % 0", v.clone()), serde_json::Value::Null);
+        assert_eq!(eval("n / 2", v.clone()), json!(-3.5));
+        // An overflow falls back to floats rather than wrapping.
+        assert_eq!(eval("id * id", v.clone()), json!(8.112963841460668e31));
+        assert_eq!(eval("$value.inner.x", v.clone()), json!(3));
+        assert_eq!(eval("$ts.x", v.clone()), serde_json::Value::Null);
+        let key = Expr::parse("$key.id").expect("parse").eval(&Scope {
+            key: &Val::from_json(json!({"id": 5})),
+            value: &Val::Null,
+            ts: 0,
+        });
+        assert_eq!(key.to_json(), json!(5));
     }
 }

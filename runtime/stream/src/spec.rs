@@ -23,6 +23,7 @@
 //! Joins take two sources and no steps before them:
 //! `join: {left: L, right: R, kind: stream_table | table_table, type: inner | left | outer}`.
 
+use compact_str::CompactString;
 use serde_norway::Value as Yaml;
 
 use crate::expr::Expr;
@@ -144,8 +145,9 @@ pub struct Aggregate {
 pub enum Step {
     /// Keep records where the expression is true.
     Filter(Expr),
-    /// Replace the value by these fields.
-    Map(Vec<(String, Expr)>),
+    /// Replace the value by these fields, kept in name order (an object's), so a mapped
+    /// record's fields need no sorting.
+    Map(Vec<(CompactString, Expr)>),
     /// One value to many: the array an expression gives, one record per element.
     FlatMap(Expr),
     /// Re-key a stream.
@@ -611,15 +613,15 @@ fn step(v: &Yaml, path: &str) -> Result<Step, SpecError> {
             if fields.is_empty() {
                 return Err(err(at, "name at least one output field"));
             }
-            Step::Map(
-                fields
-                    .iter()
-                    .map(|(f, e)| {
-                        let f = str_of(f, &at)?;
-                        Ok((f.clone(), expr_of(e, &format!("{at}.{f}"))?))
-                    })
-                    .collect::<Result<_, SpecError>>()?,
-            )
+            let mut fields = fields
+                .iter()
+                .map(|(f, e)| {
+                    let f = str_of(f, &at)?;
+                    Ok((f.as_str().into(), expr_of(e, &format!("{at}.{f}"))?))
+                })
+                .collect::<Result<Vec<(CompactString, Expr)>, SpecError>>()?;
+            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            Step::Map(fields)
         }
         "aggregate" => Step::Aggregate(aggregate(body, &at)?),
         other => {

@@ -13,6 +13,7 @@
 //! keys sorted, as a `BTreeMap` writes them. So a key's JSON text (which routes it to its
 //! partition, and keys its state) and a checkpoint's bytes are what they were.
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use compact_str::CompactString;
@@ -38,6 +39,25 @@ pub enum Val {
     Obj(Obj),
 }
 
+/// Field names in order, compared here rather than by `str`'s `Ord`, which calls libc's
+/// `memcmp`: names are a few bytes, and the calls were a fifth of a filtering pipeline's
+/// CPU. The order is the same (bytewise, then shorter first).
+#[inline]
+fn name_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+#[inline]
+fn name_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && name_cmp(a, b).is_eq()
+}
+
 /// An object: fields sorted by name, each name once.
 #[derive(Clone, PartialEq, Default)]
 pub struct Obj(Vec<(CompactString, Val)>);
@@ -50,13 +70,13 @@ impl Obj {
 
     /// An object of these fields in any order; of a name given twice, the last wins.
     pub fn from_fields(mut fields: Vec<(CompactString, Val)>) -> Obj {
-        if !fields.is_sorted_by(|a, b| a.0 < b.0) {
+        if !fields.is_sorted_by(|a, b| name_cmp(&a.0, &b.0).is_lt()) {
             // Stable: equal names keep their order, and the last of them is kept below.
-            fields.sort_by(|a, b| a.0.cmp(&b.0));
+            fields.sort_by(|a, b| name_cmp(&a.0, &b.0));
             let mut out: Vec<(CompactString, Val)> = Vec::with_capacity(fields.len());
             for f in fields {
                 match out.last_mut() {
-                    Some(last) if last.0 == f.0 => *last = f,
+                    Some(last) if name_eq(&last.0, &f.0) => *last = f,
                     _ => out.push(f),
                 }
             }
@@ -66,15 +86,22 @@ impl Obj {
     }
 
     fn find(&self, name: &str) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        // Records have a handful of fields: a scan beats the binary search's branches.
+        if self.0.len() <= 8 {
+            for (i, (n, _)) in self.0.iter().enumerate() {
+                match name_cmp(n, name) {
+                    Ordering::Less => {}
+                    Ordering::Equal => return Ok(i),
+                    Ordering::Greater => return Err(i),
+                }
+            }
+            return Err(self.0.len());
+        }
+        self.0.binary_search_by(|(n, _)| name_cmp(n, name))
     }
 
     /// The field `name`.
     pub fn get(&self, name: &str) -> Option<&Val> {
-        // Records have a handful of fields: a scan beats the binary search's branches.
-        if self.0.len() <= 8 {
-            return self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-        }
         self.find(name).ok().map(|i| &self.0[i].1)
     }
 

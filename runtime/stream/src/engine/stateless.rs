@@ -36,7 +36,7 @@ pub(super) fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
             let m = Obj::from_fields(
                 fields
                     .iter()
-                    .map(|(f, e)| (f.as_str().into(), e.eval(&s)))
+                    .map(|(f, e)| (f.clone(), e.eval(&s)))
                     .collect(),
             );
             out.push(Rec {
