@@ -112,3 +112,80 @@ fn rand_below(n: usize) -> usize {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(7, |d| d.subsec_nanos() as usize % n)
 }
+
+/// A commit batch is written as a few multi-row statements: each path's last state in
+/// the batch is what a reopened store holds, however the batch's writes were ordered, and
+/// batches larger than one statement lose nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stores_each_paths_last_state() {
+    use capstan_registry::Op;
+    let dir = std::env::temp_dir().join(format!("capstan-batch-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("registry.db");
+    let many = 1_234;
+    {
+        let store = EmbeddedStore::open(&file, Durability::ProcessCrash)
+            .await
+            .expect("open");
+        let r = Registry::embedded(&store, "batch").await.expect("registry");
+        // More nodes in one transaction than one statement carries.
+        let mut ops = vec![Op::Create {
+            path: "/many".into(),
+            data: Vec::new(),
+            mode: CreateMode::Persistent,
+        }];
+        ops.extend((0..many).map(|i| Op::Create {
+            path: format!("/many/n{i}"),
+            data: i.to_string().into_bytes(),
+            mode: CreateMode::Persistent,
+        }));
+        r.multi(ops).await.expect("many");
+        // Writes queued in this order, without waiting for one another, share a commit:
+        // created, replaced, deleted and re-created, and an ephemeral taking a deleted
+        // persistent node's path.
+        r.create("/gone", b"", CreateMode::Persistent)
+            .await
+            .expect("gone");
+        let (a, b, c, d, e, f) = tokio::join!(
+            r.create("/x", b"first", CreateMode::Persistent),
+            r.set("/x", b"second", None),
+            r.delete("/x", None),
+            r.create("/x", b"last", CreateMode::Persistent),
+            r.delete("/gone", None),
+            r.create("/gone", b"", CreateMode::Ephemeral),
+        );
+        a.expect("create");
+        b.expect("set");
+        c.expect("delete");
+        d.expect("re-create");
+        e.expect("delete");
+        f.expect("ephemeral");
+        // Half of the many deleted in one transaction.
+        let ops = (0..many)
+            .step_by(2)
+            .map(|i| Op::Delete {
+                path: format!("/many/n{i}"),
+                version: None,
+            })
+            .collect();
+        r.multi(ops).await.expect("deletes");
+        r.close().await;
+    }
+    let store = EmbeddedStore::open(&file, Durability::ProcessCrash)
+        .await
+        .expect("reopen");
+    let r = Registry::embedded(&store, "batch").await.expect("registry");
+    assert_eq!(r.get("/x").await.expect("x").0, b"last");
+    assert!(r.exists("/gone").await.expect("gone").is_none());
+    let mut kept = r.children("/many").await.expect("children");
+    kept.sort_by_key(|c| c[1..].parse::<u32>().expect("name"));
+    let want: Vec<String> = (0..many)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("n{i}"))
+        .collect();
+    assert_eq!(kept, want);
+    assert_eq!(r.get("/many/n1233").await.expect("last").0, b"1233");
+    r.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

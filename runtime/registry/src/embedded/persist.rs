@@ -6,13 +6,14 @@
 //! at the price of an fsync per write, see [`Durability`]). Ephemeral nodes are not stored:
 //! they die with their sessions, as they would with the process.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::tree::Staged;
+use super::tree::{Node, Staged};
 use crate::node::Stat;
 use crate::{Error, Result};
 
@@ -95,6 +96,9 @@ pub(crate) async fn load(pool: &SqlitePool) -> Result<Vec<(String, Vec<u8>, Stat
         .collect()
 }
 
+/// Rows per statement: 9 parameters each, far below SQLite's 32,766.
+const ROWS_PER_STATEMENT: usize = 500;
+
 /// Commits the persistent part of staged transactions, in order, as one SQLite
 /// transaction: all of them or none. Transactions that touch only ephemeral nodes are not
 /// written (see `Staged::durable`); a batch of only those costs no disk access.
@@ -102,43 +106,63 @@ pub(crate) async fn commit(pool: &SqlitePool, batch: &[Staged]) -> Result<()> {
     if !batch.iter().any(|s| s.durable) {
         return Ok(());
     }
-    let mut tx = pool.begin().await.map_err(storage)?;
+    // Each path's last state in the batch: a node to upsert, or a delete. A state that
+    // leaves the row alone (an ephemeral node) does not count: the row stays as the
+    // path's earlier state in the batch left it, as applying them one by one would.
+    let mut last: HashMap<&str, Option<&Node>> = HashMap::new();
     for (path, node) in batch
         .iter()
         .filter(|s| s.durable)
         .flat_map(|s| s.nodes.iter())
     {
         match node {
-            Some(n) if n.stat.ephemeral_owner == 0 => {
-                sqlx::query(
-                    "INSERT INTO registry_nodes (path, data, czxid, mzxid, pzxid, ctime, mtime, version, cversion)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     ON CONFLICT (path) DO UPDATE SET data = excluded.data, mzxid = excluded.mzxid,
-                       pzxid = excluded.pzxid, mtime = excluded.mtime, version = excluded.version,
-                       cversion = excluded.cversion",
-                )
-                .bind(path)
-                .bind(&n.data)
-                .bind(n.stat.czxid)
-                .bind(n.stat.mzxid)
-                .bind(n.stat.pzxid)
-                .bind(n.stat.ctime)
-                .bind(n.stat.mtime)
-                .bind(n.stat.version)
-                .bind(n.stat.cversion)
-                .execute(&mut *tx)
-                .await
-                .map_err(storage)?;
-            }
-            Some(_) => {}
-            None => {
-                sqlx::query("DELETE FROM registry_nodes WHERE path = ?")
-                    .bind(path)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(storage)?;
+            Some(n) if n.stat.ephemeral_owner != 0 => {}
+            node => {
+                last.insert(path.as_str(), node.as_ref());
             }
         }
+    }
+    let mut upserts: Vec<(&str, &Node)> = Vec::new();
+    let mut deletes: Vec<&str> = Vec::new();
+    for (path, node) in last {
+        match node {
+            Some(n) => upserts.push((path, n)),
+            None => deletes.push(path),
+        }
+    }
+    let mut tx = pool.begin().await.map_err(storage)?;
+    // Many rows per statement: each statement is a round trip to SQLite's worker thread,
+    // and a thousand-job second's `running` markers touch a thousand parents.
+    for rows in upserts.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO registry_nodes (path, data, czxid, mzxid, pzxid, ctime, mtime, version, cversion) ",
+        );
+        q.push_values(rows, |mut row, (path, n)| {
+            row.push_bind(*path)
+                .push_bind(&n.data)
+                .push_bind(n.stat.czxid)
+                .push_bind(n.stat.mzxid)
+                .push_bind(n.stat.pzxid)
+                .push_bind(n.stat.ctime)
+                .push_bind(n.stat.mtime)
+                .push_bind(n.stat.version)
+                .push_bind(n.stat.cversion);
+        });
+        q.push(
+            " ON CONFLICT (path) DO UPDATE SET data = excluded.data, mzxid = excluded.mzxid,
+               pzxid = excluded.pzxid, mtime = excluded.mtime, version = excluded.version,
+               cversion = excluded.cversion",
+        );
+        q.build().execute(&mut *tx).await.map_err(storage)?;
+    }
+    for rows in deletes.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM registry_nodes WHERE path IN (");
+        let mut paths = q.separated(", ");
+        for path in rows {
+            paths.push_bind(*path);
+        }
+        q.push(")");
+        q.build().execute(&mut *tx).await.map_err(storage)?;
     }
     tx.commit().await.map_err(storage)
 }
