@@ -245,6 +245,12 @@ fn print(r: &Report) {
         r.reads_per_fire,
         r.writes_per_fire,
     );
+    // The shape of a second: when its first, middle and last items started.
+    let spread: Vec<String> = [1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 99.0]
+        .iter()
+        .map(|p| format!("p{p} {:.1}", percentile(&r.lags_ms, *p)))
+        .collect();
+    println!("{:<10} lag spread (ms): {}", "", spread.join(", "));
     println!(
         "{:<10} registry floor: {} creates in multis of {BATCH} answered in p50 {:.2} ms, p99 {:.2} ms; as separate creates p50 {:.2} ms, p99 {:.2} ms",
         "", r.jobs, r.batched_floor_ms.0, r.batched_floor_ms.1, r.floor_ms.0, r.floor_ms.1

@@ -1,14 +1,18 @@
 //! The fire clock's batches: the planned fires of one instant, their items held by
 //! multi-creates of their `running` markers, then started.
 //!
-//! Each chunk of up to [`BATCH_CREATES`] creates is sent as soon as it is planned, in a
-//! task of its own: its commit overlaps the planning of the next chunk, and its fires start
-//! while the next one commits. A fire whose items are held starts on the chunk's task (see
-//! [`JobShared::start_reserved_now`]).
+//! Each chunk of up to [`BATCH_CREATES`] creates is sent as soon as it is planned: its
+//! commit overlaps the planning of the next chunk. Its answer is awaited, and its fires
+//! started, by a task on the clock's own runtime (see `clock::Starter`), so that a chunk's
+//! fires start as soon as its answer comes, not after whatever the main runtime has queued
+//! meanwhile. A fire whose items are held is first polled there (see
+//! [`JobShared::start_reserved_now`]) and goes on in a task of the main runtime.
 
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use capstan_registry::Op;
+use capstan_registry::{Op, OpResult};
+use tokio::runtime::Handle;
 
 use super::job::JobShared;
 use super::run::{Held, Plan, hold, run, running_mode};
@@ -25,15 +29,28 @@ pub(crate) type Planned = (Arc<JobShared>, u64, Plan);
 
 /// The fire clock's planned fires, gathered into chunks of up to [`BATCH_CREATES`]
 /// `running` creates; each chunk is held as soon as it is full.
-#[derive(Default)]
 pub(crate) struct Batch {
     chunk: Vec<Planned>,
     creates: usize,
     /// The chunks' tasks.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Where the chunks' tasks run (the fire clock's own runtime), and where their fires
+    /// go on.
+    starter: Handle,
+    main: Handle,
 }
 
 impl Batch {
+    pub fn new(starter: Handle, main: Handle) -> Batch {
+        Batch {
+            chunk: Vec::new(),
+            creates: 0,
+            tasks: Vec::new(),
+            starter,
+            main,
+        }
+    }
+
     /// Adds a planned fire. A fire without `monitorExecution` holds nothing and starts at
     /// once.
     pub fn push(&mut self, (job, reservation, plan): Planned) {
@@ -52,36 +69,58 @@ impl Batch {
         }
     }
 
-    /// Sends the chunk being filled to be held.
+    /// Sends the chunk being filled to be held: its multi-create goes out now (the first
+    /// poll sends it), so that its commit overlaps the planning of the next chunk; the
+    /// answer is awaited, and the fires started, on the clock's runtime.
+    ///
+    /// Called in the main runtime's context (the clock's dispatch enters it): on the
+    /// embedded store, the write may start the store's committer task, which must not live
+    /// on the clock's runtime (it serves every session of the store, and would end with
+    /// this scheduler).
     pub fn flush(&mut self) {
-        if !self.chunk.is_empty() {
-            self.creates = 0;
-            let chunk = std::mem::take(&mut self.chunk);
-            self.tasks.push(tokio::spawn(hold_chunk(chunk)));
-        }
+        let chunk = std::mem::take(&mut self.chunk);
+        let Some(registry) = chunk.first().map(|(job, _, _)| job.registry.clone()) else {
+            return;
+        };
+        self.creates = 0;
+        let ops: Vec<Op> = chunk
+            .iter()
+            .flat_map(|(job, _, plan)| {
+                let mode = running_mode(&plan.config);
+                plan.items.iter().map(move |item| Op::Create {
+                    path: job.nodes.item_leaf(*item, "running"),
+                    data: job.me.as_str().as_bytes().to_vec(),
+                    mode,
+                })
+            })
+            .collect();
+        let mut answer = Box::pin(async move { registry.multi(ops).await });
+        let first = answer
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        let main = self.main.clone();
+        self.tasks.push(self.starter.spawn(async move {
+            let answer = match first {
+                Poll::Ready(answer) => answer,
+                Poll::Pending => answer.await,
+            };
+            start_chunk(chunk, answer, &main);
+        }));
     }
 }
 
-/// Holds a chunk's items with one multi-create, then starts its fires. A multi that fails
-/// (an item found running after all, a connection lost) leaves its fires to hold their
-/// items one create at a time, as a fire of its own does, so the outcome per item is what it would
+/// Starts a chunk's fires once its multi-create is answered. A multi that fails (an item
+/// found running after all, a connection lost) leaves its fires to hold their items one
+/// create at a time, as a fire of its own does, so the outcome per item is what it would
 /// have been (see [`super::run::fire`]). All jobs of a scheduler share its registry session.
-async fn hold_chunk(chunk: Vec<Planned>) {
-    let Some(registry) = chunk.first().map(|(job, _, _)| job.registry.clone()) else {
-        return;
-    };
-    let ops: Vec<Op> = chunk
-        .iter()
-        .flat_map(|(job, _, plan)| {
-            let mode = running_mode(&plan.config);
-            plan.items.iter().map(move |item| Op::Create {
-                path: job.nodes.item_leaf(*item, "running"),
-                data: job.me.as_str().as_bytes().to_vec(),
-                mode,
-            })
-        })
-        .collect();
-    match registry.multi(ops).await {
+fn start_chunk(
+    chunk: Vec<Planned>,
+    answer: capstan_registry::Result<Vec<OpResult>>,
+    main: &Handle,
+) {
+    // The fires' tasks (and what their first polls spawn) are the main runtime's.
+    let _main = main.enter();
+    match answer {
         Ok(_) => {
             for (job, reservation, plan) in chunk {
                 let held = Held {
