@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use capstan_registry::CreateMode;
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use super::Connection;
@@ -245,19 +246,29 @@ pub(crate) async fn run(shared: Arc<JobShared>, plan: Plan, held: Held) -> RunRe
     // The awaited steps are boxed: a fire's task then starts small (its spawn copies and
     // allocates a few hundred bytes, not the four KiB of every step's state), which counts
     // when a thousand fires start on the same second.
-    let (executed, failed) = Box::pin(execute(&shared, &plan, held)).await;
+    let first: BoxFuture<'_, (usize, usize)> = Box::pin(execute(&shared, &plan, held));
+    let (executed, failed) = first.await;
     report.executed += executed;
     report.failed += failed;
+    if plan.config.misfire {
+        let again: BoxFuture<'_, (usize, usize)> = Box::pin(misfired_again(&shared, &plan));
+        let (executed, failed) = again.await;
+        report.executed += executed;
+        report.failed += failed;
+    }
+    report
+}
+
+/// Re-runs, while any are marked, the items of `plan` whose fires were missed meanwhile;
+/// the items executed and failed.
+async fn misfired_again(shared: &Arc<JobShared>, plan: &Plan) -> (usize, usize) {
+    let (mut executed, mut failed) = (0, 0);
     let mut items = plan.items.clone();
-    loop {
-        if !plan.config.misfire || !shared.misfired.swap(false, Ordering::SeqCst) {
+    while shared.misfired.swap(false, Ordering::SeqCst) {
+        if shared.snapshot().necessary {
             break;
         }
-        let snap = shared.snapshot();
-        if snap.necessary {
-            break;
-        }
-        items = Box::pin(take_misfired(&shared, &items)).await;
+        items = Box::pin(take_misfired(shared, &items)).await;
         if items.is_empty() {
             break;
         }
@@ -267,12 +278,12 @@ pub(crate) async fn run(shared: Arc<JobShared>, plan: Plan, held: Held) -> RunRe
             began_ms: now_ms(),
             ..plan.clone()
         };
-        let held = Box::pin(hold(&shared, &plan.config, &plan.items)).await;
-        let (executed, failed) = Box::pin(execute(&shared, &plan, held)).await;
-        report.executed += executed;
-        report.failed += failed;
+        let held = Box::pin(hold(shared, &plan.config, &plan.items)).await;
+        let (e, f) = Box::pin(execute(shared, &plan, held)).await;
+        executed += e;
+        failed += f;
     }
-    report
+    (executed, failed)
 }
 
 /// Of `items`, those marked misfired; their marks are removed.
