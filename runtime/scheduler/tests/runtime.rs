@@ -10,7 +10,7 @@ use capstan_registry::{EmbeddedStore, Registry};
 use capstan_scheduler::admin::operations;
 use capstan_scheduler::config::JobConfig;
 use capstan_scheduler::context::ShardingContext;
-use capstan_scheduler::history::{History, RunQuery, RunState};
+use capstan_scheduler::history::{History, Page, RunQuery, RunRecord, RunState};
 use capstan_scheduler::kinds::{BoxError, JobKind};
 use capstan_scheduler::{JobDefinition, Scheduler};
 
@@ -113,6 +113,22 @@ async fn eventually(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The first page of `job`'s recorded runs, once the history has written what it holds.
+async fn job_runs(history: &History, job: &str, size: u32) -> Page<RunRecord> {
+    history.flush().await;
+    history
+        .runs(
+            &RunQuery {
+                job: Some(job.into()),
+                ..RunQuery::default()
+            },
+            1,
+            size,
+        )
+        .await
+        .expect("runs")
 }
 
 async fn owners(r: &Registry, job: &str, total: u32) -> BTreeMap<u32, String> {
@@ -479,18 +495,7 @@ async fn script_jobs_created_in_the_registry_are_found_and_run() {
         text.contains("\"shardingItem\":0") && text.contains("\"shardingItem\":1")
     })
     .await;
-    history.flush().await;
-    let page = history
-        .runs(
-            &RunQuery {
-                job: Some("echo".into()),
-                ..RunQuery::default()
-            },
-            1,
-            10,
-        )
-        .await
-        .expect("runs");
+    let page = job_runs(&history, "echo", 10).await;
     assert!(page.total >= 2);
     // A class-based job (a Java application's) is left alone.
     ra.create(
@@ -614,18 +619,7 @@ async fn a_panicking_item_fails_and_the_job_fires_on() {
         calls.load(Ordering::SeqCst) >= 2
     })
     .await;
-    history.flush().await;
-    let page = history
-        .runs(
-            &RunQuery {
-                job: Some("boom".into()),
-                ..RunQuery::default()
-            },
-            1,
-            50,
-        )
-        .await
-        .expect("runs");
+    let page = job_runs(&history, "boom", 50).await;
     let failed: Vec<_> = page
         .rows
         .iter()

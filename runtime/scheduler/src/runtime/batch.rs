@@ -9,13 +9,14 @@
 //! [`JobShared::start_reserved_now`]) and goes on in a task of the main runtime.
 
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 
 use capstan_registry::{Op, OpResult};
 use tokio::runtime::Handle;
 
 use super::job::JobShared;
 use super::run::{Held, Plan, hold, run, running_mode};
+use super::slot::poll_now;
 use crate::protocol::storage::delete_if_value;
 
 /// `running` creates per multi-create of a [`Batch`]: a multi is all or nothing, so a
@@ -95,9 +96,7 @@ impl Batch {
             })
             .collect();
         let mut answer = Box::pin(async move { registry.multi(ops).await });
-        let first = answer
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()));
+        let first = poll_now(answer.as_mut());
         let main = self.main.clone();
         self.tasks.push(self.starter.spawn(async move {
             let answer = match first {

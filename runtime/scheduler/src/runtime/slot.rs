@@ -65,6 +65,13 @@ enum Current {
     Running(u64, JoinHandle<()>),
 }
 
+/// Polls `f` once, here, with a no-op waker: what it can do without waiting happens now
+/// (a request is sent, an item starts). Whoever awaits it afterwards polls it again with a
+/// real waker, and a future registers the waker of every poll, so no wake-up is lost.
+pub(crate) fn poll_now<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 /// Why a slot could not be reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Taken {
@@ -133,7 +140,7 @@ impl JobShared {
             return false;
         }
         let mut fire = guarded(self, fire);
-        if let Poll::Ready(report) = fire.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        if let Poll::Ready(report) = poll_now(fire.as_mut()) {
             self.finished(id, report);
             return true;
         }
