@@ -43,7 +43,7 @@ pub enum Val {
 /// `memcmp`: names are a few bytes, and the calls were a fifth of a filtering pipeline's
 /// CPU. The order is the same (bytewise, then shorter first).
 #[inline]
-fn name_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn name_cmp(a: &str, b: &str) -> Ordering {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     for (x, y) in a.iter().zip(b) {
         if x != y {
@@ -54,7 +54,7 @@ fn name_cmp(a: &str, b: &str) -> Ordering {
 }
 
 #[inline]
-fn name_eq(a: &str, b: &str) -> bool {
+pub(crate) fn name_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && name_cmp(a, b).is_eq()
 }
 

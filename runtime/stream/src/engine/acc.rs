@@ -2,6 +2,7 @@
 //! subtract (tables).
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::{Rec, scope};
 use crate::spec::{AggOp, Aggregate};
@@ -110,7 +111,7 @@ impl Acc {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Accs(Vec<Acc>);
+pub(super) struct Accs(SmallVec<[Acc; 2]>);
 
 impl Accs {
     pub(super) fn new(a: &Aggregate) -> Accs {

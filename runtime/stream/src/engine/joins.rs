@@ -2,11 +2,13 @@
 //! stream-stream joins (records buffered until the watermark passes their window plus
 //! grace).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Rec, Runner, key_text, object};
+use super::{KeyText, Rec, Runner, object};
 use crate::spec::{JoinKind, JoinType};
 use crate::value::Val;
 
@@ -26,7 +28,7 @@ pub(super) struct Buffered {
 pub(super) struct StreamJoin {
     pub(super) next: u64,
     pub(super) entries: BTreeMap<u64, Buffered>,
-    pub(super) by_key: [HashMap<String, Vec<u64>>; 2],
+    pub(super) by_key: [HashMap<KeyText, Vec<u64>>; 2],
     pub(super) expiry: BTreeMap<(i64, u64), ()>,
 }
 
@@ -40,7 +42,7 @@ impl StreamJoin {
         let seq = self.next;
         self.next += 1;
         self.by_key[usize::from(!b.left)]
-            .entry(key_text(&b.key))
+            .entry(KeyText::of(&b.key))
             .or_default()
             .push(seq);
         self.expiry.insert((Self::expires(w, &b), seq), ());
@@ -50,7 +52,7 @@ impl StreamJoin {
 
 impl Runner {
     pub(super) fn join(&mut self, j: &crate::spec::Join, left: bool, r: Rec, w: i64) -> Vec<Rec> {
-        let k = key_text(&r.key);
+        let k = KeyText::of(&r.key);
         if r.key.is_null() {
             return Vec::new();
         }
@@ -140,7 +142,7 @@ impl Runner {
                 r.ts.saturating_add(win.before),
             )
         };
-        let k = key_text(&r.key);
+        let k = KeyText::of(&r.key);
         let other = usize::from(left);
         let mut out = Vec::new();
         let mut matched = false;
@@ -199,7 +201,7 @@ impl Runner {
                 continue;
             };
             let side = usize::from(!b.left);
-            let k = key_text(&b.key);
+            let k = KeyText::of(&b.key);
             if let Some(seqs) = self.ss.by_key[side].get_mut(&k) {
                 seqs.retain(|s| *s != seq);
                 if seqs.is_empty() {

@@ -7,18 +7,21 @@
 //! read *before* a record is applied (lateness), and advanced after it (completion). At
 //! the end of the input it becomes +∞, so every open window completes.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 mod acc;
 mod joins;
+mod key;
 mod snapshot;
 mod stateless;
 
 use acc::Accs;
 use joins::StreamJoin;
+use key::KeyText;
 pub use stateless::{Prefix, output_row, parse_record};
 use stateless::{parse_line, stateless};
 
@@ -67,18 +70,6 @@ pub(crate) fn object<const N: usize>(fields: [(&str, Val); N]) -> Val {
     ))
 }
 
-/// The text a key is held under in state maps: its JSON.
-fn key_text(v: &Val) -> String {
-    v.to_string()
-}
-
-/// [`key_text`] into `buf`, which is cleared first (a reused buffer: no allocation).
-fn key_text_into(v: &Val, buf: &mut String) {
-    buf.clear();
-    // Writing to a String cannot fail.
-    let _ = write!(buf, "{v}");
-}
-
 fn scope<'a>(r: &'a Rec) -> Scope<'a> {
     Scope {
         key: &r.key,
@@ -108,21 +99,23 @@ struct Session {
 #[derive(Default)]
 struct AggState {
     /// Unwindowed streams and tables: per group.
-    groups: HashMap<String, (Val, Accs)>,
+    groups: HashMap<KeyText, (Val, Accs)>,
     /// Tables: each row's group and the row, to subtract on change.
-    rows: HashMap<String, (Val, Rec)>,
+    rows: HashMap<KeyText, (Val, Rec)>,
     /// Tumbling and hopping windows by (end, start), then key: windows are few and keys
     /// many, so the ordered map compares integers only (completion and expiry go by end)
     /// and a key is found by hash.
-    windows: BTreeMap<(i64, i64), HashMap<String, Win>>,
+    windows: BTreeMap<(i64, i64), HashMap<KeyText, Win>>,
     /// Sessions per key.
-    sessions: BTreeMap<String, (Val, Vec<Session>)>,
+    sessions: BTreeMap<KeyText, (Val, Vec<Session>)>,
     /// Every held session by (end, start, key): completion and expiry look at the due
     /// ones only, not at every key.
-    session_ends: std::collections::BTreeSet<(i64, i64, String)>,
+    session_ends: std::collections::BTreeSet<(i64, i64, KeyText)>,
     /// Scratch for a record's key text: written per record, copied only into a new
     /// window (not part of the state).
-    key_text: String,
+    key_text: KeyText,
+    /// The table of the window freed last, emptied, for the next new window.
+    spare_window: Option<HashMap<KeyText, Win>>,
 }
 
 /// A pipeline being run, or the stateful part of one partition's task in the executor
@@ -143,7 +136,7 @@ pub struct Runner {
     /// is computed from `max_ts` instead.
     given: Option<Vec<i64>>,
     /// Join state: the tables' rows by key, per side (`left`, `right`).
-    tables: [HashMap<String, Val>; 2],
+    tables: [HashMap<KeyText, Val>; 2],
     /// Stream-stream join state.
     ss: StreamJoin,
     agg: AggState,
@@ -395,7 +388,7 @@ impl Runner {
         if r.key.is_null() {
             return; // a row without a key is no row
         }
-        let k = key_text(&r.key);
+        let k = KeyText::of(&r.key);
         let new_group = if r.value.is_null() {
             Val::Null
         } else {
@@ -410,7 +403,7 @@ impl Runner {
         let old = self.agg.rows.remove(&k);
         let same = old.as_ref().is_some_and(|(g, _)| *g == new_group);
         if let Some((old_group, old)) = &old {
-            let g = key_text(old_group);
+            let g = KeyText::of(old_group);
             if let Some((gk, accs)) = self.agg.groups.get_mut(&g) {
                 accs.add(a, old, -1.0);
                 if !same {
@@ -422,7 +415,7 @@ impl Runner {
         if new_group.is_null() {
             return;
         }
-        let g = key_text(&new_group);
+        let g = KeyText::of(&new_group);
         let (gk, accs) = self
             .agg
             .groups
@@ -465,14 +458,16 @@ impl Runner {
         let open = |end: i64| !late || end.saturating_add(l) > w;
         match a.window {
             None => {
-                let k = key_text(&r.key);
+                let mut k = std::mem::take(&mut self.agg.key_text);
+                k.set(&r.key);
                 let (gk, accs) = self
                     .agg
                     .groups
-                    .entry(k)
+                    .entry_ref(&k)
                     .or_insert_with(|| (r.key.clone(), Accs::new(a)));
                 accs.add(a, &r, 1.0);
                 let row = Self::group_row(a, gk, accs);
+                self.agg.key_text = k;
                 self.emit(row);
             }
             Some(Window::Tumbling { size }) => {
@@ -508,24 +503,22 @@ impl Runner {
             return;
         }
         let mut k = std::mem::take(&mut self.agg.key_text);
-        key_text_into(&r.key, &mut k);
+        k.set(&r.key);
         let inputs = Accs::inputs(a, r);
         for (start, end) in accepted {
-            let keys = self.agg.windows.entry((end, start)).or_default();
-            // Found by `&str`: a key's text is copied only when its window is new.
-            if !keys.contains_key(k.as_str()) {
-                keys.insert(
-                    k.clone(),
-                    Win {
-                        key: r.key.clone(),
-                        accs: Accs::new(a),
-                        closed: false,
-                    },
-                );
-            }
-            let Some(win) = keys.get_mut(k.as_str()) else {
-                continue;
-            };
+            let spare = &mut self.agg.spare_window;
+            let keys = self
+                .agg
+                .windows
+                .entry((end, start))
+                .or_insert_with(|| spare.take().unwrap_or_default());
+            // Found by `&str`, one lookup: a key's text is copied only when its window
+            // is new.
+            let win = keys.entry_ref(&k).or_insert_with(|| Win {
+                key: r.key.clone(),
+                accs: Accs::new(a),
+                closed: false,
+            });
             win.accs.add_inputs(a, r, &inputs, 1.0);
             // on_update: every change; on_close: a change to a window that already
             // completed (a late record within the lateness) is emitted at once.
@@ -546,7 +539,7 @@ impl Runner {
         w: i64,
         open: &dyn Fn(i64) -> bool,
     ) {
-        let k = key_text(&r.key);
+        let k = KeyText::of(&r.key);
         let (key, sessions) = self
             .agg
             .sessions
@@ -599,7 +592,7 @@ impl Runner {
             merged.emitted = Some(window);
         }
         let row = Self::window_row(a, &key, window.0, window.1, &merged.accs);
-        let k = key_text(&key);
+        let k = KeyText::of(&key);
         for s in &merging {
             self.agg
                 .session_ends
@@ -640,7 +633,7 @@ impl Runner {
         // every key to sort by) is needed.
         let mut closing: Vec<Val> = Vec::new();
         for ((end, start), keys) in self.agg.windows.range_mut(..=(w, i64::MAX)) {
-            let mut due: Vec<(&String, &mut Win)> =
+            let mut due: Vec<(&KeyText, &mut Win)> =
                 keys.iter_mut().filter(|(_, win)| !win.closed).collect();
             due.sort_unstable_by(|x, y| x.0.cmp(y.0));
             for (_, win) in due {
@@ -651,10 +644,10 @@ impl Runner {
             }
         }
         // Sessions due: those whose end the watermark reached, from the index.
-        let due: Vec<(i64, i64, String)> = self
+        let due: Vec<(i64, i64, KeyText)> = self
             .agg
             .session_ends
-            .range(..(w.saturating_add(1), i64::MIN, String::new()))
+            .range(..(w.saturating_add(1), i64::MIN, KeyText::default()))
             .cloned()
             .collect();
         for (end, start, k) in due {
@@ -688,7 +681,11 @@ impl Runner {
             if entry.key().0.saturating_add(l) > w {
                 break;
             }
-            entry.remove();
+            // Kept for the next new window, which holds about as many keys: its table
+            // then does not grow (and rehash) from empty.
+            let mut keys = entry.remove();
+            keys.clear();
+            self.agg.spare_window = Some(keys);
         }
     }
 }

@@ -2,14 +2,18 @@
 //! back.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::acc::Accs;
 use super::joins::{Buffered, StreamJoin};
-use super::{AggState, Metrics, Rec, Runner, Session, Win, window_gap, windowed_aggregate};
+use super::{
+    AggState, KeyText, Metrics, Rec, Runner, Session, Win, window_gap, windowed_aggregate,
+};
 use crate::spec::{PipelineSpec, Step};
 use crate::value::Val;
 
@@ -21,11 +25,11 @@ struct Snapshot {
     from_step: usize,
     max_ts: Vec<(String, i64)>,
     given: Option<Vec<i64>>,
-    tables: [Vec<(String, Val)>; 2],
-    groups: Vec<(String, Val, Accs)>,
-    rows: Vec<(String, Val, Rec)>,
-    windows: Vec<((i64, i64, String), Win)>,
-    sessions: Vec<(String, Val, Vec<Session>)>,
+    tables: [Vec<(KeyText, Val)>; 2],
+    groups: Vec<(KeyText, Val, Accs)>,
+    rows: Vec<(KeyText, Val, Rec)>,
+    windows: Vec<((i64, i64, KeyText), Win)>,
+    sessions: Vec<(KeyText, Val, Vec<Session>)>,
     #[serde(default)]
     buffered: Vec<Buffered>,
     metrics: Metrics,
@@ -129,7 +133,7 @@ impl Runner {
                 groups: s.groups.into_iter().map(|(k, g, a)| (k, (g, a))).collect(),
                 rows: s.rows.into_iter().map(|(k, g, r)| (k, (g, r))).collect(),
                 windows: {
-                    let mut m: BTreeMap<(i64, i64), HashMap<String, Win>> = BTreeMap::new();
+                    let mut m: BTreeMap<(i64, i64), HashMap<KeyText, Win>> = BTreeMap::new();
                     for ((end, start, k), w) in s.windows {
                         m.entry((end, start)).or_default().insert(k, w);
                     }
@@ -156,7 +160,8 @@ impl Runner {
                     .into_iter()
                     .map(|(k, v, ss)| (k, (v, ss)))
                     .collect(),
-                key_text: String::new(),
+                key_text: KeyText::default(),
+                spare_window: None,
             },
             out: Vec::new(),
             metrics: s.metrics,

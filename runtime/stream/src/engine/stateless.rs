@@ -1,7 +1,7 @@
 //! The stateless part of a pipeline (filter, map, flat_map, key_by) and reading input
 //! lines into records: what the executor's source tasks run before the exchange.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::{InputError, Rec, Record, object, scope};
 use crate::expr::truthy;
