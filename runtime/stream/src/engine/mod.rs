@@ -16,12 +16,14 @@ use serde::{Deserialize, Serialize};
 mod acc;
 mod joins;
 mod key;
+mod panes;
 mod snapshot;
 mod stateless;
 
 use acc::Accs;
 use joins::StreamJoin;
 use key::KeyText;
+use panes::Panes;
 pub use stateless::{Prefix, output_row, parse_record};
 use stateless::{parse_line, stateless};
 
@@ -116,6 +118,8 @@ struct AggState {
     key_text: KeyText,
     /// The table of the window freed last, emptied, for the next new window.
     spare_window: Option<HashMap<KeyText, Win>>,
+    /// Hopping windows closed on completion, as panes (then `windows` stays empty).
+    panes: Panes,
 }
 
 /// A pipeline being run, or the stateful part of one partition's task in the executor
@@ -161,6 +165,7 @@ pub fn exchange_point(spec: &PipelineSpec) -> Option<usize> {
 impl Runner {
     /// A runner for `spec`.
     pub fn new(spec: PipelineSpec) -> Runner {
+        let panes = Panes::for_aggregate(windowed_aggregate(&spec).as_ref());
         Runner {
             steps: std::sync::Arc::new(spec.steps.clone()),
             join_spec: spec.join.clone().map(std::sync::Arc::new),
@@ -171,7 +176,10 @@ impl Runner {
             given: None,
             tables: [HashMap::new(), HashMap::new()],
             ss: StreamJoin::default(),
-            agg: AggState::default(),
+            agg: AggState {
+                panes,
+                ..AggState::default()
+            },
             out: Vec::new(),
             metrics: Metrics::default(),
             advanced_to: None,
@@ -478,6 +486,10 @@ impl Runner {
                 // Every [k·advance, k·advance+size), k ≥ 0, holding ts.
                 // k·advance ≤ ts < k·advance + size: k from ⌊(ts − size)/advance⌋ + 1
                 // to ⌊ts/advance⌋, in start order.
+                if let Some(len) = self.agg.panes.len {
+                    self.pane_update(a, &r, (size, advance, len), &open);
+                    return;
+                }
                 let last = r.ts.div_euclid(advance);
                 let first = (r.ts.saturating_sub(size).div_euclid(advance) + 1).max(0);
                 let windows: Vec<(i64, i64)> = (first..=last)
@@ -618,7 +630,7 @@ impl Runner {
         if self.advanced_to == Some(w) {
             return;
         }
-        self.advanced_to = Some(w);
+        let before = self.advanced_to.replace(w);
         if self.from_step == 0 {
             self.expire_join(w);
         }
@@ -671,6 +683,9 @@ impl Runner {
                 }
                 self.agg.session_ends.remove(&(end, start, k));
             }
+        }
+        if let (Some(_), Some(Window::Hopping { size, advance })) = (self.agg.panes.len, a.window) {
+            self.close_panes(&a, (size, advance), before, w, &mut closing);
         }
         for v in closing {
             self.emit(v);

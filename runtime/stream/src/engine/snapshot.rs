@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::acc::Accs;
 use super::joins::{Buffered, StreamJoin};
+use super::panes::{Panes, Part};
 use super::{
     AggState, KeyText, Metrics, Rec, Runner, Session, Win, window_gap, windowed_aggregate,
 };
@@ -29,6 +30,10 @@ struct Snapshot {
     groups: Vec<(KeyText, Val, Accs)>,
     rows: Vec<(KeyText, Val, Rec)>,
     windows: Vec<((i64, i64, KeyText), Win)>,
+    /// Hopping windows kept as panes, by (pane start, key); absent from checkpoints
+    /// written before panes, which restore with their windows.
+    #[serde(default)]
+    panes: Vec<((i64, KeyText), Part)>,
     sessions: Vec<(KeyText, Val, Vec<Session>)>,
     #[serde(default)]
     buffered: Vec<Buffered>,
@@ -61,7 +66,7 @@ impl Serialize for Borrowed<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.0;
         let agg = &r.agg;
-        let mut st = serializer.serialize_struct("Snapshot", 11)?;
+        let mut st = serializer.serialize_struct("Snapshot", 12)?;
         st.serialize_field("from_step", &r.from_step)?;
         st.serialize_field("max_ts", &Seq::new(r.max_ts.iter()))?;
         st.serialize_field("given", &r.given)?;
@@ -82,6 +87,15 @@ impl Serialize for Borrowed<'_> {
             &Seq::new(agg.windows.iter().flat_map(|((end, start), keys)| {
                 keys.iter().map(move |(k, w)| ((end, start, k), w))
             })),
+        )?;
+        st.serialize_field(
+            "panes",
+            &Seq::new(
+                agg.panes
+                    .by_start
+                    .iter()
+                    .flat_map(|(start, keys)| keys.iter().map(move |(k, p)| ((start, k), p))),
+            ),
         )?;
         st.serialize_field(
             "sessions",
@@ -117,6 +131,7 @@ impl Runner {
         {
             return Err("the snapshot is of a pipeline with other sources or steps".into());
         }
+        let had_windows = !s.windows.is_empty();
         let mut ss = StreamJoin::default();
         if let Some(w) = spec.join.as_ref().and_then(|j| j.window) {
             for b in s.buffered {
@@ -162,6 +177,15 @@ impl Runner {
                     .collect(),
                 key_text: KeyText::default(),
                 spare_window: None,
+                panes: {
+                    // Windows kept as windows by an older checkpoint stay windows.
+                    let windowed = windowed_aggregate(&spec).filter(|_| !had_windows);
+                    let mut panes = Panes::for_aggregate(windowed.as_ref());
+                    for ((start, k), p) in s.panes {
+                        panes.by_start.entry(start).or_default().insert(k, p);
+                    }
+                    panes
+                },
             },
             out: Vec::new(),
             metrics: s.metrics,
@@ -212,7 +236,7 @@ mod tests {
         }
         // The cases hold state of every kind, so each field's shape was compared.
         for field in [
-            "max_ts", "tables", "groups", "rows", "windows", "sessions", "buffered",
+            "max_ts", "tables", "groups", "rows", "windows", "panes", "sessions", "buffered",
         ] {
             assert!(
                 kinds.contains(field),
