@@ -71,16 +71,11 @@ impl Obj {
     /// An object of these fields in any order; of a name given twice, the last wins.
     pub fn from_fields(mut fields: Vec<(CompactString, Val)>) -> Obj {
         if !fields.is_sorted_by(|a, b| name_cmp(&a.0, &b.0).is_lt()) {
-            // Stable: equal names keep their order, and the last of them is kept below.
+            // In place, no second vector: reversed, then a stable sort puts the last of
+            // equal names first, and `dedup_by` keeps the first of each run.
+            fields.reverse();
             fields.sort_by(|a, b| name_cmp(&a.0, &b.0));
-            let mut out: Vec<(CompactString, Val)> = Vec::with_capacity(fields.len());
-            for f in fields {
-                match out.last_mut() {
-                    Some(last) if name_eq(&last.0, &f.0) => *last = f,
-                    _ => out.push(f),
-                }
-            }
-            fields = out;
+            fields.dedup_by(|a, b| name_eq(&a.0, &b.0));
         }
         Obj(fields)
     }

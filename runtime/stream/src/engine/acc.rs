@@ -1,12 +1,13 @@
 //! Running aggregation values: every kind merges (sessions), counts and sums also
 //! subtract (tables).
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::{Rec, scope};
 use crate::spec::{AggOp, Aggregate};
-use crate::value::{Obj, Val};
+use crate::value::Val;
 
 /// One aggregation's running value; every kind merges (sessions) and counts and sums
 /// also subtract (tables).
@@ -161,9 +162,10 @@ impl Accs {
         }
     }
 
-    pub(super) fn fields(&self, a: &Aggregate, out: &mut Obj) {
+    /// The output fields, appended in spec order (for [`Obj::from_fields`]).
+    pub(super) fn push_fields(&self, a: &Aggregate, out: &mut Vec<(CompactString, Val)>) {
         for (acc, (name, _)) in self.0.iter().zip(&a.ops) {
-            out.insert(name.as_str(), acc.value());
+            out.push((name.as_str().into(), acc.value()));
         }
     }
 }
