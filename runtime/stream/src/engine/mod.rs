@@ -107,7 +107,7 @@ struct AggState {
     rows: HashMap<KeyText, (Val, Rec)>,
     /// Tumbling and hopping windows by (end, start), then key: windows are few and keys
     /// many, so the ordered map compares integers only (completion and expiry go by end)
-    /// and a key is found by hash.
+    /// and a key is found by hash. Hopping windows that [`Panes`] can hold are not here.
     windows: BTreeMap<(i64, i64), HashMap<KeyText, Win>>,
     /// Sessions per key.
     sessions: BTreeMap<KeyText, (Val, Vec<Session>)>,
@@ -491,13 +491,13 @@ impl Runner {
                 self.window_update(a, &r, &[(start, start + size)], w, &open);
             }
             Some(Window::Hopping { size, advance }) => {
-                // Every [k·advance, k·advance+size), k ≥ 0, holding ts.
-                // k·advance ≤ ts < k·advance + size: k from ⌊(ts − size)/advance⌋ + 1
-                // to ⌊ts/advance⌋, in start order.
                 if let Some(len) = self.agg.panes.len {
                     self.pane_update(a, &r, (size, advance, len), &open);
                     return;
                 }
+                // Every [k·advance, k·advance+size), k ≥ 0, holding ts.
+                // k·advance ≤ ts < k·advance + size: k from ⌊(ts − size)/advance⌋ + 1
+                // to ⌊ts/advance⌋, in start order.
                 let last = r.ts.div_euclid(advance);
                 let first = (r.ts.saturating_sub(size).div_euclid(advance) + 1).max(0);
                 let windows: Vec<(i64, i64)> = (first..=last)
@@ -532,8 +532,8 @@ impl Runner {
                 .windows
                 .entry((end, start))
                 .or_insert_with(|| spare.take().unwrap_or_default());
-            // Found by `&str`, one lookup: a key's text is copied only when its window
-            // is new.
+            // Found by reference, one lookup: a key's text is copied only when its
+            // window is new.
             let win = keys.entry_ref(&k).or_insert_with(|| Win {
                 key: r.key.clone(),
                 accs: Accs::new(a),
