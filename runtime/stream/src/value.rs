@@ -95,6 +95,13 @@ impl Obj {
         self.0.binary_search_by(|(n, _)| name_cmp(n, name))
     }
 
+    /// An object of these fields, which come in name order, each name once (checked in
+    /// debug builds only): a generator's records, built in order, skip the check.
+    pub fn from_sorted_fields(fields: Vec<(CompactString, Val)>) -> Obj {
+        debug_assert!(fields.is_sorted_by(|a, b| name_cmp(&a.0, &b.0).is_lt()));
+        Obj(fields)
+    }
+
     /// The field `name`.
     pub fn get(&self, name: &str) -> Option<&Val> {
         self.find(name).ok().map(|i| &self.0[i].1)

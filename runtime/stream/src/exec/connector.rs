@@ -12,13 +12,18 @@ use serde_json::{Value, json};
 
 use super::config::{Format, GenConfig, GenKind, InputConfig, PartitionBy};
 use super::route::stable_hash;
-use crate::engine::object;
+use crate::engine::{Record, object};
+use crate::spec::{Source, SourceKind};
 use crate::value::{Obj, Val};
 
 /// What a connector has next.
 pub(crate) enum Next {
     /// A record (a JSON object, as a replay input line).
     Record(Val),
+    /// A record read already: what [`crate::engine::parse_record`] would make of the
+    /// object (a generator knows its key and time as it makes them, so nothing is looked
+    /// up again).
+    Parsed(Record),
     /// A line that is not a record: skipped, counted, reported.
     Bad(String),
     /// Nothing yet (a rate-limited generator ahead of the clock).
@@ -38,7 +43,7 @@ pub(crate) trait Connector: Send {
 /// Opens partition `partition` of `cfg` at `position` (from a checkpoint) or the start.
 pub(crate) fn open(
     cfg: &InputConfig,
-    table: bool,
+    source: &Source,
     partition: usize,
     partitions: usize,
     epoch_ms: i64,
@@ -48,7 +53,10 @@ pub(crate) fn open(
         InputConfig::Generator(g) => {
             let next = position.and_then(|p| p["next"].as_u64()).unwrap_or(0);
             let mut generator = Generator::new(g, partition, partitions, epoch_ms, next);
-            generator.table = table;
+            generator.table = source.kind == SourceKind::Table;
+            // Its records carry their time in `ts`: read already, unless the source
+            // looks for the time elsewhere (then it is an error, reported per record).
+            generator.parsed = !generator.table && source.timestamp == "ts";
             Ok(Box::new(generator))
         }
         InputConfig::Files { paths, format, by } => {
@@ -105,6 +113,8 @@ struct Generator {
     next: u64,
     /// The source is a table: records are `{key, value: {…}, ts}`.
     table: bool,
+    /// Records go out as [`Next::Parsed`].
+    parsed: bool,
 }
 
 // A static, not a const: a const array indexed at run time is built and dropped per use.
@@ -149,6 +159,7 @@ impl Generator {
             limit: g.limit.map(|l| l / n + u64::from(p < l % n)),
             next,
             table: false,
+            parsed: false,
         }
     }
 
@@ -170,20 +181,24 @@ impl Generator {
         }
     }
 
-    fn keyed(&self, key: Val, fields: Val, ts: i64) -> Val {
+    fn keyed(&self, key: Val, fields: Val, ts: i64) -> (Val, Val) {
         if self.table {
-            object([("key", key), ("value", fields), ("ts", ts.into())])
+            (
+                key.clone(),
+                object([("key", key), ("value", fields), ("ts", ts.into())]),
+            )
         } else {
             let mut v = fields;
             if let Val::Obj(m) = &mut v {
-                m.insert("key", key);
+                m.insert("key", key.clone());
                 m.insert("ts", ts.into());
             }
-            v
+            (key, v)
         }
     }
 
-    fn record(&self, j: u64) -> Val {
+    /// Record `j`: its key, the object (with its `key` and `ts` fields) and its time.
+    fn record(&self, j: u64) -> (Val, Val, i64) {
         let ts = self.ts(j);
         match self.kind {
             GenKind::Sensors { keys } => {
@@ -195,12 +210,13 @@ impl Generator {
                 let s = p + n * (h % owned);
                 let value = 15.0 + ((h >> 20) % 2000) as f64 / 100.0;
                 let name = Val::from(format!("sensor-{s}"));
-                object([
+                let v = object([
                     ("key", name.clone()),
-                    ("sensor", name),
+                    ("sensor", name.clone()),
                     ("ts", ts.into()),
                     ("value", value.into()),
-                ])
+                ]);
+                (name, v, ts)
             }
             GenKind::Bids => {
                 let i = j * self.partitions + self.partition;
@@ -210,20 +226,21 @@ impl Generator {
                     1000 + (i * 7919) % 100_000
                 };
                 // In name order, as an object keeps its fields.
-                Val::Obj(Obj::from_fields(vec![
+                let v = Val::Obj(Obj::from_sorted_fields(vec![
                     (AUCTION, auction.into()),
                     (BIDDER, (2000 + (i * 31) % 50_000).into()),
                     (CHANNEL, Val::Str(CHANNELS[(i % 4) as usize].clone())),
                     (KEY, auction.into()),
                     (PRICE, (100 + (i * 13) % 10_000).into()),
                     (TS, ts.into()),
-                ]))
+                ]));
+                (auction.into(), v, ts)
             }
             GenKind::Persons => {
                 let g = j * self.partitions + self.partition;
                 let id = 1000 + g;
                 let h = mix(g ^ 0x5EED);
-                self.keyed(
+                let (key, v) = self.keyed(
                     id.into(),
                     object([
                         ("id", id.into()),
@@ -240,14 +257,15 @@ impl Generator {
                         ("state", STATES[((h >> 24) % 6) as usize].into()),
                     ]),
                     ts,
-                )
+                );
+                (key, v, ts)
             }
             GenKind::Auctions => {
                 let g = j * self.partitions + self.partition;
                 let h = mix(g ^ 0xA0C7);
                 // People are made at a third of the auctions' rate: person g/3 exists.
                 let seller = 1000 + g / 3;
-                self.keyed(
+                let (key, v) = self.keyed(
                     seller.into(),
                     object([
                         ("id", (1000 + g).into()),
@@ -256,7 +274,8 @@ impl Generator {
                         ("reserve", (100 + (h >> 8) % 10_000).into()),
                     ]),
                     ts,
-                )
+                );
+                (key, v, ts)
             }
         }
     }
@@ -270,9 +289,13 @@ impl Connector for Generator {
         if self.rate.is_some() && self.ts(self.next) > now_ms {
             return Ok(Next::NotYet);
         }
-        let r = self.record(self.next);
+        let (key, value, ts) = self.record(self.next);
         self.next += 1;
-        Ok(Next::Record(r))
+        Ok(if self.parsed {
+            Next::Parsed(Record { key, value, ts })
+        } else {
+            Next::Record(value)
+        })
     }
 
     fn position(&self) -> Value {
@@ -440,6 +463,58 @@ mod tests {
     fn csv_fields_handle_quotes() {
         assert_eq!(csv_fields(r#"a,"b,c","d""e""#), vec!["a", "b,c", "d\"e"]);
         assert_eq!(csv_fields(""), vec![""]);
+    }
+
+    /// A generator's records read already are what reading its objects gives, for every
+    /// kind; a source that looks for its time in another field gets the objects.
+    #[test]
+    fn a_generators_read_records_are_its_objects_read() {
+        let spec =
+            crate::spec::PipelineSpec::from_yaml("name: g\nsources: [{name: s}]\nsteps: []\n")
+                .expect("spec");
+        let kinds = [
+            GenKind::Sensors { keys: 10 },
+            GenKind::Bids,
+            GenKind::Persons,
+            GenKind::Auctions,
+        ];
+        for kind in kinds {
+            let input = InputConfig::Generator(GenConfig {
+                kind,
+                rate: None,
+                limit: Some(50),
+            });
+            let mut parsed = open(&input, &spec.sources[0], 1, 2, 1_000, None).expect("open");
+            let mut objects = Generator::new(
+                &GenConfig {
+                    kind,
+                    rate: None,
+                    limit: Some(50),
+                },
+                1,
+                2,
+                1_000,
+                0,
+            );
+            for _ in 0..25 {
+                let (Ok(Next::Parsed(rec)), Ok(Next::Record(v))) =
+                    (parsed.next(0), objects.next(0))
+                else {
+                    panic!("{kind:?}: expected a read record and an object");
+                };
+                let (_, read) = crate::engine::parse_record(&spec, 0, v).expect("reads");
+                assert_eq!(rec, read, "{kind:?}");
+            }
+        }
+        let mut elsewhere = spec.sources[0].clone();
+        elsewhere.timestamp = "time".into();
+        let input = InputConfig::Generator(GenConfig {
+            kind: GenKind::Bids,
+            rate: None,
+            limit: Some(1),
+        });
+        let mut g = open(&input, &elsewhere, 0, 1, 0, None).expect("open");
+        assert!(matches!(g.next(0), Ok(Next::Record(_))));
     }
 
     #[test]

@@ -512,9 +512,15 @@ impl Pipeline {
                 .iter()
                 .enumerate()
                 .map(|(i, input)| {
-                    let table = spec.sources[i].kind == crate::spec::SourceKind::Table;
-                    connector::open(input, table, part, p, manifest.epoch_ms, positions.get(i))
-                        .map_err(StartError::Io)
+                    connector::open(
+                        input,
+                        &spec.sources[i],
+                        part,
+                        p,
+                        manifest.epoch_ms,
+                        positions.get(i),
+                    )
+                    .map_err(StartError::Io)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let mut task = SourceTask::new(

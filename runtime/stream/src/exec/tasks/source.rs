@@ -222,35 +222,44 @@ impl Tasklet for SourceTask {
                 waiting += 1;
                 continue;
             }
-            match self.connectors[i].next(now) {
-                Ok(Next::Record(v)) => {
-                    waiting = 0;
-                    read += 1;
-                    match parse_record(&self.spec, i, v) {
-                        Ok((source, mut rec)) => {
-                            if self.processing {
-                                rec.ts = now;
-                            }
-                            self.max_ts[source] = self.max_ts[source].max(rec.ts);
-                            self.last_record[source] = born;
-                            self.idle[source] = false;
-                            routed += self.route(source, rec, born);
-                        }
-                        Err(e) => self.control.bad_record(e.message),
-                    }
-                }
+            let read_one = match self.connectors[i].next(now) {
+                Ok(Next::Record(v)) => Some(parse_record(&self.spec, i, v)),
+                Ok(Next::Parsed(rec)) => Some(Ok((i, rec))),
                 Ok(Next::Bad(e)) => {
                     waiting = 0;
                     self.control.bad_record(e);
+                    None
                 }
-                Ok(Next::NotYet) => waiting += 1,
-                Ok(Next::Done) => self.ended[i] = true,
+                Ok(Next::NotYet) => {
+                    waiting += 1;
+                    None
+                }
+                Ok(Next::Done) => {
+                    self.ended[i] = true;
+                    None
+                }
                 Err(e) => {
                     self.control.fail(format!(
                         "source {:?} partition {}: {e}",
                         self.spec.sources[i].name, self.partition
                     ));
                     return Progress::Idle;
+                }
+            };
+            if let Some(parsed) = read_one {
+                waiting = 0;
+                read += 1;
+                match parsed {
+                    Ok((source, mut rec)) => {
+                        if self.processing {
+                            rec.ts = now;
+                        }
+                        self.max_ts[source] = self.max_ts[source].max(rec.ts);
+                        self.last_record[source] = born;
+                        self.idle[source] = false;
+                        routed += self.route(source, rec, born);
+                    }
+                    Err(e) => self.control.bad_record(e.message),
                 }
             }
         }
