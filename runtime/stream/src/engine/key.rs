@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 
 use compact_str::CompactString;
+use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::value::{Val, name_cmp, name_eq};
@@ -36,6 +37,29 @@ impl KeyText {
 
     pub(super) fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+}
+
+/// The key table of the window (or pane) freed last, emptied, for the next new one: that
+/// holds about as many keys, so its table does not grow (and rehash) from empty.
+pub(super) struct Spare<V>(Option<HashMap<KeyText, V>>);
+
+impl<V> Default for Spare<V> {
+    fn default() -> Self {
+        Spare(None)
+    }
+}
+
+impl<V> Spare<V> {
+    /// The kept table, or a new one.
+    pub(super) fn take(&mut self) -> HashMap<KeyText, V> {
+        self.0.take().unwrap_or_default()
+    }
+
+    /// Keeps `table`, emptied, in place of the one kept before.
+    pub(super) fn keep(&mut self, mut table: HashMap<KeyText, V>) {
+        table.clear();
+        self.0 = Some(table);
     }
 }
 

@@ -23,7 +23,7 @@ mod stateless;
 
 use acc::Accs;
 use joins::StreamJoin;
-use key::KeyText;
+use key::{KeyText, Spare};
 use panes::Panes;
 pub use stateless::{Prefix, output_row, parse_record};
 use stateless::{parse_line, stateless};
@@ -117,8 +117,8 @@ struct AggState {
     /// Scratch for a record's key text: written per record, copied only into a new
     /// window (not part of the state).
     key_text: KeyText,
-    /// The table of the window freed last, emptied, for the next new window.
-    spare_window: Option<HashMap<KeyText, Win>>,
+    /// The table of the window freed last, for the next new window.
+    spare_window: Spare<Win>,
     /// Hopping windows closed on completion, as panes (then `windows` stays empty).
     panes: Panes,
 }
@@ -171,11 +171,12 @@ pub fn exchange_point(spec: &PipelineSpec) -> Option<usize> {
 impl Runner {
     /// A runner for `spec`.
     pub fn new(spec: PipelineSpec) -> Runner {
-        let panes = Panes::for_aggregate(windowed_aggregate(&spec).as_ref());
+        let windowed = windowed_aggregate(&spec);
+        let panes = Panes::for_aggregate(windowed.as_ref());
         Runner {
             steps: std::sync::Arc::new(spec.steps.clone()),
             join_spec: spec.join.clone().map(std::sync::Arc::new),
-            windowed: windowed_aggregate(&spec).map(std::sync::Arc::new),
+            windowed: windowed.map(std::sync::Arc::new),
             spec,
             from_step: 0,
             max_ts: HashMap::new(),
@@ -531,7 +532,7 @@ impl Runner {
                 .agg
                 .windows
                 .entry((end, start))
-                .or_insert_with(|| spare.take().unwrap_or_default());
+                .or_insert_with(|| spare.take());
             // Found by reference, one lookup: a key's text is copied only when its
             // window is new.
             let win = keys.entry_ref(&k).or_insert_with(|| Win {
@@ -704,11 +705,7 @@ impl Runner {
             if entry.key().0.saturating_add(l) > w {
                 break;
             }
-            // Kept for the next new window, which holds about as many keys: its table
-            // then does not grow (and rehash) from empty.
-            let mut keys = entry.remove();
-            keys.clear();
-            self.agg.spare_window = Some(keys);
+            self.agg.spare_window.keep(entry.remove());
         }
     }
 }

@@ -17,6 +17,7 @@ use hashbrown::hash_map::EntryRef;
 use serde::{Deserialize, Serialize};
 
 use super::acc::Accs;
+use super::key::Spare;
 use super::{KeyText, Rec, Runner};
 use crate::spec::{AggOp, Aggregate, Emit, Window};
 use crate::value::Val;
@@ -38,9 +39,8 @@ pub(super) struct Panes {
     pub(super) len: Option<i64>,
     /// By pane start, then key.
     pub(super) by_start: BTreeMap<i64, HashMap<KeyText, Part>>,
-    /// The table of the pane freed last, emptied: the next new pane holds about as many
-    /// keys, so its table does not grow (and rehash) from empty.
-    spare: Option<HashMap<KeyText, Part>>,
+    /// The table of the pane freed last, for the next new pane.
+    spare: Spare<Part>,
     /// Scratch: a closing window's panes merged.
     merged: HashMap<KeyText, Part>,
 }
@@ -95,7 +95,7 @@ impl Runner {
         let part = panes
             .by_start
             .entry(r.ts.div_euclid(len) * len)
-            .or_insert_with(|| spare.take().unwrap_or_default())
+            .or_insert_with(|| spare.take())
             .entry_ref(&k)
             .or_insert_with(|| Part {
                 key: r.key.clone(),
@@ -201,9 +201,7 @@ impl Runner {
             if last_end.saturating_add(l) > w {
                 break;
             }
-            let mut keys = entry.remove();
-            keys.clear();
-            *spare = Some(keys);
+            spare.keep(entry.remove());
         }
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::acc::Accs;
 use super::joins::{Buffered, StreamJoin};
+use super::key::Spare;
 use super::panes::{Panes, Part};
 use super::{
     AggState, KeyText, Metrics, Rec, Runner, Session, Win, window_gap, windowed_aggregate,
@@ -132,6 +133,7 @@ impl Runner {
             return Err("the snapshot is of a pipeline with other sources or steps".into());
         }
         let had_windows = !s.windows.is_empty();
+        let windowed = windowed_aggregate(&spec);
         let mut ss = StreamJoin::default();
         if let Some(w) = spec.join.as_ref().and_then(|j| j.window) {
             for b in s.buffered {
@@ -176,11 +178,11 @@ impl Runner {
                     .map(|(k, v, ss)| (k, (v, ss)))
                     .collect(),
                 key_text: KeyText::default(),
-                spare_window: None,
+                spare_window: Spare::default(),
                 panes: {
                     // Windows kept as windows by an older checkpoint stay windows.
-                    let windowed = windowed_aggregate(&spec).filter(|_| !had_windows);
-                    let mut panes = Panes::for_aggregate(windowed.as_ref());
+                    let mut panes =
+                        Panes::for_aggregate(windowed.as_ref().filter(|_| !had_windows));
                     for ((start, k), p) in s.panes {
                         panes.by_start.entry(start).or_default().insert(k, p);
                     }
@@ -192,7 +194,7 @@ impl Runner {
             advanced_to: s.advanced_to,
             steps: std::sync::Arc::new(spec.steps.clone()),
             join_spec: spec.join.clone().map(std::sync::Arc::new),
-            windowed: windowed_aggregate(&spec).map(std::sync::Arc::new),
+            windowed: windowed.map(std::sync::Arc::new),
             spec,
         })
     }
