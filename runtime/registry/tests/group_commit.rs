@@ -105,7 +105,19 @@ async fn an_expiring_session_cannot_write_once_its_ephemerals_are_gone() {
 /// store waiting for it: the next writer, on another runtime, gets its write through.
 #[test]
 fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
-    let store = EmbeddedStore::in_memory();
+    let dir = std::env::temp_dir().join(format!("capstan-lost-committer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    // A file-backed store: the committer's first poll (in the writer) goes as far as
+    // SQLite's first answer, and the rest of the commit is left to the committer's task.
+    // (An in-memory commit would be over in that first poll, with no task to lose.) The
+    // store is opened on a runtime that outlives the test's two.
+    let home = tokio::runtime::Runtime::new().expect("runtime");
+    let store = home
+        .block_on(EmbeddedStore::open(
+            &dir.join("registry.db"),
+            Durability::ProcessCrash,
+        ))
+        .expect("open");
     let first = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -113,11 +125,11 @@ fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
     first.block_on(async {
         let r = Registry::embedded(&store, "lost").await.expect("registry");
         let mut write = std::pin::pin!(r.create("/a", b"", CreateMode::Persistent));
-        // Poll the write once: it queues itself and spawns the committer, which this
+        // Poll the write once: it queues itself and starts the committer, whose task this
         // single-threaded runtime has not run yet; then give the write up.
         tokio::select! {
             biased;
-            _ = &mut write => panic!("the write cannot finish before its committer runs"),
+            _ = &mut write => panic!("the write cannot finish before its committer's task runs"),
             () = std::future::ready(()) => {}
         }
     });
@@ -140,4 +152,34 @@ fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
             .await
             .expect("writes after the lost committer must not hang");
     });
+    drop(store);
+    drop(home);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A write that needs no disk (an ephemeral node under a parent: every fire's `running`
+/// marker) is committed, applied and answered within the writer's own first poll when no
+/// commit is under way: no runtime thread has to wake up for a committer task first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_without_disk_is_answered_in_its_first_poll() {
+    let dir = std::env::temp_dir().join(format!("capstan-first-poll-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = EmbeddedStore::open(&dir.join("registry.db"), Durability::ProcessCrash)
+        .await
+        .expect("open");
+    let r = Registry::embedded(&store, "first-poll")
+        .await
+        .expect("registry");
+    r.create("/job", b"", CreateMode::Persistent)
+        .await
+        .expect("parent");
+    let mut write = std::pin::pin!(r.create("/job/running", b"me", CreateMode::Ephemeral));
+    let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+    match std::future::Future::poll(write.as_mut(), noop) {
+        std::task::Poll::Ready(created) => assert_eq!(created.expect("create"), "/job/running"),
+        std::task::Poll::Pending => panic!("an ephemeral create waited for a committer task"),
+    }
+    assert!(r.exists("/job/running").await.expect("exists").is_some());
+    r.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -391,9 +391,21 @@ impl EmbeddedSession {
             !std::mem::replace(&mut queue.committing, true)
         };
         if start {
-            let committer = commit_loop(self.shared.clone());
+            let mut committer = Box::pin(commit_loop(self.shared.clone()));
             match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => drop(runtime.spawn(committer)),
+                // The committer's first poll happens here, in this caller: what needs no
+                // disk (a batch of ephemeral `running` markers) is applied and answered
+                // before this returns, instead of after a runtime thread wakes up for a
+                // new task (0.4-0.9 ms measured on an idle 2-vCPU VM, for every fire of a
+                // second's burst). This is one synchronous call, so no cancellation of the
+                // caller can cut it short; whatever waits for the disk goes on in a task
+                // of its own, which polls it again with a real waker.
+                Ok(runtime) => {
+                    let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+                    if committer.as_mut().poll(noop).is_pending() {
+                        drop(runtime.spawn(committer));
+                    }
+                }
                 // Outside a Tokio runtime (a plain executor): commit in this caller.
                 Err(_) => committer.await,
             }

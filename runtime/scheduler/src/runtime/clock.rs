@@ -17,11 +17,10 @@
 //! (§4.7).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
 
 use super::batch::Batch;
 use super::job::JobShared;
@@ -29,33 +28,52 @@ use super::run::{Due, plan_scheduled};
 use crate::cron::Schedule;
 use crate::history::now_ms;
 
-/// The handle jobs arm and disarm. Cheap to clone.
+/// The handle jobs arm and disarm. Cheap to clone. The clock's thread ends when the last
+/// handle is dropped.
 #[derive(Clone)]
 pub(crate) struct FireClock {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    state: Mutex<State>,
-    /// Told when an entry earlier than the one the clock sleeps for is armed, and by the
-    /// alarm when the awaited time comes.
-    wake: Notify,
-    alarm: Arc<Alarm>,
-    /// The runtime the scheduler was started on: fires run there.
-    main: Handle,
-    /// The clock's own runtime, on a thread of its own (see [`Starter`]).
-    starter: Handle,
+    timeline: Arc<Timeline>,
     /// Ends the starter's thread when dropped.
     _stop_starter: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        self.alarm.close();
+        self.timeline.lock().closed = true;
+        self.timeline.changed.notify_one();
     }
 }
 
-/// The clock's task and its batches' tasks run on a single-threaded runtime of their own.
+/// The armed fires, shared by the handles and the clock's thread (which holds no handle,
+/// so that dropping the last one ends it).
+#[derive(Default)]
+struct Timeline {
+    state: Mutex<State>,
+    /// Told when an entry earlier than the one the clock sleeps for is armed, and when the
+    /// clock is dropped.
+    changed: Condvar,
+}
+
+impl Timeline {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where fires run: the runtime the scheduler was started on, and the clock's own.
+#[derive(Clone)]
+struct Runtimes {
+    /// The fires, and everything they spawn.
+    main: Handle,
+    /// The batches' tasks, up to their fires' starts (see [`Starter`]).
+    starter: Handle,
+}
+
+/// The batches' tasks run on a single-threaded runtime of their own.
 ///
 /// Why: a batch's multi-create, when applied, wakes a cache task of every job whose
 /// `running` marker it wrote (one watch event each) just before it answers. On the shared
@@ -84,65 +102,13 @@ impl Starter {
     }
 }
 
-/// A wake-up at a precise time, from a thread of its own.
+/// How long before a fire time the clock's thread stops sleeping, and spins instead.
 ///
-/// Tokio's timer counts whole milliseconds and fires on the first tick at or after a
-/// deadline, so a sleep ends up to a millisecond (and on a busy machine more) after it was
-/// due; every fire of the instant would start that much late. A thread waiting on a
-/// condition variable with a timeout wakes within tens of µs.
-#[derive(Default)]
-struct Alarm {
-    /// The time to wake the clock at, and whether the clock is gone.
-    at: Mutex<(Option<Instant>, bool)>,
-    changed: Condvar,
-}
-
-impl Alarm {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, bool)> {
-        self.at.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set(&self, at: Instant) {
-        self.lock().0 = Some(at);
-        self.changed.notify_one();
-    }
-
-    fn close(&self) {
-        self.lock().1 = true;
-        self.changed.notify_one();
-    }
-
-    /// The alarm thread: wakes `clock` at each time set, until closed.
-    fn run(&self, clock: &Weak<Shared>) {
-        let mut at = self.lock();
-        loop {
-            match *at {
-                (_, true) => return,
-                (None, false) => {
-                    at = self.changed.wait(at).unwrap_or_else(|p| p.into_inner());
-                }
-                (Some(t), false) => {
-                    let now = Instant::now();
-                    if now < t {
-                        at = self
-                            .changed
-                            .wait_timeout(at, t - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                        continue;
-                    }
-                    at.0 = None;
-                    drop(at);
-                    match clock.upgrade() {
-                        Some(clock) => clock.wake.notify_one(),
-                        None => return,
-                    }
-                    at = self.lock();
-                }
-            }
-        }
-    }
-}
+/// Why: a thread sleeping on a condition variable until a deadline was measured waking
+/// 130-280 µs after it (this 2-vCPU VM's timer and vCPU wake-up), and every fire of the
+/// instant started that much late. Spinning the last half millisecond costs that much CPU
+/// once per fire instant (0.05 % of a core for jobs firing every second).
+const SPIN: Duration = Duration::from_micros(500);
 
 #[derive(Default)]
 struct State {
@@ -152,35 +118,36 @@ struct State {
     /// so the clock re-arms it afterwards), and the job. A key missing here is disarmed.
     jobs: HashMap<u64, (Option<i64>, Weak<JobShared>)>,
     next_key: u64,
+    /// Every handle is gone: the clock's thread ends.
+    closed: bool,
 }
 
 impl FireClock {
-    /// A clock, its task (which its owner aborts) and its alarm thread (which ends with
-    /// the last handle).
+    /// A clock, with its thread and its starter's, which end with the last handle.
+    ///
+    /// Must be called in the context of the runtime the fires are to run on.
     ///
     /// # Errors
-    /// The alarm thread could not be started.
-    pub fn start() -> std::io::Result<(FireClock, tokio::task::JoinHandle<()>)> {
-        let alarm = Arc::new(Alarm::default());
+    /// A thread could not be started.
+    pub fn start() -> std::io::Result<FireClock> {
+        let timeline = Arc::new(Timeline::default());
         let (starter, stop_starter) = Starter::start()?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            wake: Notify::new(),
-            alarm: alarm.clone(),
+        let runtimes = Runtimes {
             main: Handle::current(),
             starter,
+        };
+        let shared = Arc::new(Shared {
+            timeline: timeline.clone(),
             _stop_starter: stop_starter,
         });
-        let clock = Arc::downgrade(&shared);
         std::thread::Builder::new()
             .name("capstan-fire-clock".into())
-            .spawn(move || alarm.run(&clock))?;
-        let task = shared.starter.spawn(run(shared.clone()));
-        Ok((FireClock { shared }, task))
+            .spawn(move || run(&timeline, &runtimes))?;
+        Ok(FireClock { shared })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.shared.timeline.lock()
     }
 
     /// A key for a new job.
@@ -211,7 +178,7 @@ impl FireClock {
             state.due.first().map(|(t, _)| *t)
         };
         if at.is_some() && earliest == at {
-            self.shared.wake.notify_one();
+            self.shared.timeline.changed.notify_one();
         }
     }
 
@@ -230,36 +197,56 @@ fn wait_for(fire_ms: i64) -> Duration {
     Duration::from_micros(fire_ms.saturating_mul(1000).saturating_sub(now_us).max(0) as u64)
 }
 
-async fn run(shared: Arc<Shared>) {
+/// The clock's thread: sleeps until the first armed time (or an earlier arming), spins
+/// its last [`SPIN`], and dispatches what is due, here.
+///
+/// Why a thread: Tokio's timer counts whole milliseconds and fires on the first tick at or
+/// after a deadline, so a sleep ends up to a millisecond (on a busy machine more) after it
+/// was due, and every fire of the instant would start that much late. And why dispatch
+/// here rather than wake a task to do it: the wake-up of a task on a parked runtime
+/// thread cost another 0.4 ms before the first `running` marker went out.
+fn run(timeline: &Arc<Timeline>, runtimes: &Runtimes) {
+    let mut state = timeline.lock();
     loop {
-        // Registered before the state is read: an arming after the read still wakes it.
-        let notified = shared.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let first = shared
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .due
-            .first()
-            .map(|(t, _)| *t);
-        match first {
-            Some(at) if at <= now_ms() => {
-                let due = take_due(&shared, now_ms());
-                dispatch(&shared, due);
-            }
-            Some(at) => {
-                shared.alarm.set(Instant::now() + wait_for(at));
-                notified.await;
-            }
-            None => notified.await,
+        if state.closed {
+            return;
         }
+        let Some(&(at, _)) = state.due.first() else {
+            state = timeline
+                .changed
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+            continue;
+        };
+        let wait = wait_for(at);
+        if wait > SPIN {
+            state = timeline
+                .changed
+                .wait_timeout(state, wait - SPIN)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            continue;
+        }
+        if !wait.is_zero() {
+            // Unlocked, so jobs can still be armed and disarmed; the set is looked at
+            // again afterwards.
+            drop(state);
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            state = timeline.lock();
+            continue;
+        }
+        let due = take_due(&mut state, now_ms());
+        drop(state);
+        dispatch(timeline, runtimes, due);
+        state = timeline.lock();
     }
 }
 
 /// Takes every entry due by `now`, leaving each job's entry marked "being dispatched".
-fn take_due(shared: &Shared, now: i64) -> Vec<(Arc<JobShared>, i64)> {
-    let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+fn take_due(state: &mut State, now: i64) -> Vec<(Arc<JobShared>, i64)> {
     let mut due = Vec::new();
     while let Some(&(at, key)) = state.due.first() {
         if at > now {
@@ -286,11 +273,11 @@ fn take_due(shared: &Shared, now: i64) -> Vec<(Arc<JobShared>, i64)> {
 
 /// Fires `due`: plans each job (no awaiting), starts the fires that plan themselves, and
 /// holds the planned items in batches (see [`Batch`]); then re-arms the jobs.
-fn dispatch(shared: &Arc<Shared>, due: Vec<(Arc<JobShared>, i64)>) {
+fn dispatch(timeline: &Arc<Timeline>, runtimes: &Runtimes, due: Vec<(Arc<JobShared>, i64)>) {
     // What the planning spawns (fires that plan themselves, fires without markers) is the
     // main runtime's.
-    let _main = shared.main.enter();
-    let mut batch = Batch::new(shared.starter.clone(), shared.main.clone());
+    let _main = runtimes.main.enter();
+    let mut batch = Batch::new(runtimes.starter.clone(), runtimes.main.clone());
     for (job, at) in &due {
         match plan_scheduled(job, *at) {
             Due::Planned { reservation, plan } => batch.push((job.clone(), reservation, plan)),
@@ -299,23 +286,23 @@ fn dispatch(shared: &Arc<Shared>, due: Vec<(Arc<JobShared>, i64)>) {
     }
     batch.flush();
     if batch.tasks.is_empty() {
-        rearm(shared, due);
+        rearm(timeline, due);
         return;
     }
     // Re-arming waits for the batch's fires to have started: it takes a few µs per job
     // (the next cron time), and they would otherwise wait for it.
-    let shared = shared.clone();
+    let timeline = timeline.clone();
     tokio::spawn(async move {
         for task in batch.tasks {
             let _ = task.await;
         }
-        rearm(&shared, due);
+        rearm(&timeline, due);
     });
 }
 
 /// Arms each dispatched job for its next fire time after `at` (Quartz "do nothing": fire
 /// times missed while busy or asleep are not replayed).
-fn rearm(shared: &Shared, due: Vec<(Arc<JobShared>, i64)>) {
+fn rearm(timeline: &Timeline, due: Vec<(Arc<JobShared>, i64)>) {
     let now = now_ms();
     let mut earliest = i64::MAX;
     // Per distinct time to compute from (one, when the jobs were due together).
@@ -323,7 +310,7 @@ fn rearm(shared: &Shared, due: Vec<(Arc<JobShared>, i64)>) {
     for (job, at) in due {
         let after = at.max(now);
         let next = job.next_fire_memo(after, memos.entry(after).or_default());
-        let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = timeline.lock();
         let key = job.clock_key();
         // Re-armed by its actor meanwhile (a new cron) or disarmed (stopped): leave it.
         if !matches!(state.jobs.get(&key), Some((None, _))) {
@@ -340,15 +327,13 @@ fn rearm(shared: &Shared, due: Vec<(Arc<JobShared>, i64)>) {
             }
         }
     }
-    // Outside the clock's task: wake it if it sleeps for something later.
-    if shared
-        .state
+    // Outside the clock's thread: wake it if it sleeps for something later.
+    if timeline
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .due
         .first()
         .is_some_and(|(t, _)| *t == earliest)
     {
-        shared.wake.notify_one();
+        timeline.changed.notify_one();
     }
 }

@@ -174,7 +174,7 @@ impl SchedulerBuilder {
             self.session_timeout,
         ));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-        let (clock, clock_task) = clock::FireClock::start().map_err(Error::Thread)?;
+        let clock = clock::FireClock::start().map_err(Error::Thread)?;
         let (releaser, releaser_task) = release::Releaser::start(self.registry.clone());
         Ok(Scheduler {
             inner: Arc::new(Inner {
@@ -188,7 +188,6 @@ impl SchedulerBuilder {
                 clock,
                 releaser,
                 _watcher: AbortOnDrop(watcher),
-                _clock: AbortOnDrop(clock_task),
                 _releaser: AbortOnDrop(releaser_task),
             }),
         })
@@ -218,7 +217,6 @@ pub(crate) struct Inner {
     /// Deletes the `running` markers of ended fires, in batches.
     pub releaser: release::Releaser,
     _watcher: AbortOnDrop,
-    _clock: AbortOnDrop,
     _releaser: AbortOnDrop,
 }
 
