@@ -1,9 +1,10 @@
 //! The fire clock's batches: the planned fires of one instant, their items held by
 //! multi-creates of their `running` markers, then started.
 //!
-//! Each chunk of up to [`BATCH_CREATES`] creates is sent as soon as it is planned: its
-//! commit overlaps the planning of the next chunk. Its answer is awaited, and its fires
-//! started, by a task on the clock's own runtime (see `clock::Starter`), so that a chunk's
+//! Each chunk of up to [`BATCH_CREATES`] creates is sent as soon as it is planned. On
+//! ZooKeeper its commit overlaps the planning of the next chunk; on the embedded store,
+//! where ephemeral markers need no disk, it is committed within the sending call. Its
+//! answer is awaited, and its fires started, by a task on the clock's own runtime (see `clock::Starter`), so that a chunk's
 //! fires start as soon as its answer comes, not after whatever the main runtime has queued
 //! meanwhile. A fire whose items are held is first polled there (see
 //! [`JobShared::start_reserved_now`]) and goes on in a task of the main runtime.
@@ -71,8 +72,8 @@ impl Batch {
     }
 
     /// Sends the chunk being filled to be held: its multi-create goes out now (the first
-    /// poll sends it), so that its commit overlaps the planning of the next chunk; the
-    /// answer is awaited, and the fires started, on the clock's runtime.
+    /// poll sends it, or on the embedded store commits it); the answer is awaited, and the
+    /// fires started, on the clock's runtime, while the next chunk is planned.
     ///
     /// Called in the main runtime's context (the clock's dispatch enters it): on the
     /// embedded store, the write may start the store's committer task, which must not live
