@@ -436,6 +436,9 @@ async fn load_quietly(
     Ok(map)
 }
 
+/// How long the first quiet event of a burst waits (see `follow`).
+const QUIET_PAUSE: std::time::Duration = std::time::Duration::from_millis(15);
+
 async fn follow(
     registry: Registry,
     root: String,
@@ -443,20 +446,29 @@ async fn follow(
     mut stream: crate::EventStream,
     mut session: crate::SessionEvents,
 ) {
+    // When the last pause for a quiet event ended.
+    let mut paused: Option<tokio::time::Instant> = None;
     loop {
         // Follow until something says events may have been missed.
         loop {
             tokio::select! {
                 event = stream.next() => {
                     let Some(event) = event.filter(|e| e.kind != EventKind::SessionEnded) else { break };
-                    let Some(shared) = shared.upgrade() else { return };
-                    if shared.is_quiet(&event.path) {
+                    let Some(quiet) = shared.upgrade().map(|s| s.is_quiet(&event.path)) else { return };
+                    if quiet {
                         // Quiet paths change in bursts (a scheduler's run markers: a
                         // thousand jobs due on one second write a thousand at once), and
-                        // nothing waits on them: let the tasks woken with this one go
-                        // first.
-                        tokio::task::yield_now().await;
+                        // nothing waits on them: the first event of a burst waits out the
+                        // burst, so that a thousand caches following it do not take the
+                        // CPU from the fires still starting. Once per burst: what comes
+                        // in the meantime is applied after it, in order, at once.
+                        let now = tokio::time::Instant::now();
+                        if paused.is_none_or(|end| now.duration_since(end) > QUIET_PAUSE) {
+                            tokio::time::sleep(QUIET_PAUSE).await;
+                            paused = Some(tokio::time::Instant::now());
+                        }
                     }
+                    let Some(shared) = shared.upgrade() else { return };
                     if let Err(e) = apply(&registry, &shared, event.kind, &event.path).await {
                         tracing::warn!(error = %e, path = %event.path, "cache: re-read failed; reloading");
                         break;
