@@ -114,3 +114,50 @@ async fn release(registry: &Registry, batch: Vec<Release>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capstan_registry::{CreateMode, EmbeddedStore};
+
+    /// More releases than one multi holds still wait out the whole window, then all go:
+    /// a full batch does not cut the wait short (it did, and the first 256 deletes of a
+    /// thousand-fire second then competed with the fires still starting).
+    #[tokio::test(start_paused = true)]
+    async fn a_full_batch_waits_for_the_window_and_every_release_goes() {
+        let store = EmbeddedStore::in_memory();
+        let registry = Registry::embedded(&store, "release")
+            .await
+            .expect("registry");
+        registry
+            .create("/r", b"", CreateMode::Persistent)
+            .await
+            .expect("parent");
+        let n = BATCH + 44;
+        for i in 0..n {
+            registry
+                .create(&format!("/r/{i}"), b"me", CreateMode::Ephemeral)
+                .await
+                .expect("marker");
+        }
+        let (releaser, task) = Releaser::start(registry.clone());
+        let releases = tokio::spawn({
+            let releaser = releaser.clone();
+            async move {
+                let all = (0..n).map(|i| releaser.release(format!("/r/{i}")));
+                futures::future::join_all(all).await
+            }
+        });
+        tokio::time::sleep(GATHER / 2).await;
+        assert_eq!(
+            registry.children("/r").await.expect("children").len(),
+            n,
+            "a release went out before the window ended"
+        );
+        let outcomes = releases.await.expect("releases");
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert!(registry.children("/r").await.expect("children").is_empty());
+        drop(releaser);
+        task.await.expect("the releaser ends with its last handle");
+    }
+}
