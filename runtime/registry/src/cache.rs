@@ -454,8 +454,8 @@ async fn follow(
             tokio::select! {
                 event = stream.next() => {
                     let Some(event) = event.filter(|e| e.kind != EventKind::SessionEnded) else { break };
-                    let Some(quiet) = shared.upgrade().map(|s| s.is_quiet(&event.path)) else { return };
-                    if quiet {
+                    let Some(mut live) = shared.upgrade() else { return };
+                    if live.is_quiet(&event.path) {
                         // Quiet paths change in bursts (a scheduler's run markers: a
                         // thousand jobs due on one second write a thousand at once), and
                         // nothing waits on them: the first event of a burst waits out the
@@ -464,12 +464,15 @@ async fn follow(
                         // in the meantime is applied after it, in order, at once.
                         let now = tokio::time::Instant::now();
                         if paused.is_none_or(|end| now.duration_since(end) > QUIET_PAUSE) {
+                            // Not held while waiting: a cache dropped meanwhile ends here.
+                            drop(live);
                             tokio::time::sleep(QUIET_PAUSE).await;
                             paused = Some(tokio::time::Instant::now());
+                            let Some(again) = shared.upgrade() else { return };
+                            live = again;
                         }
                     }
-                    let Some(shared) = shared.upgrade() else { return };
-                    if let Err(e) = apply(&registry, &shared, event.kind, &event.path).await {
+                    if let Err(e) = apply(&registry, &live, event.kind, &event.path).await {
                         tracing::warn!(error = %e, path = %event.path, "cache: re-read failed; reloading");
                         break;
                     }

@@ -6,12 +6,32 @@ use std::time::Duration;
 
 use capstan_registry::{CreateMode, Durability, EmbeddedStore, Registry};
 
+/// A directory of this test process for a store file, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("capstan-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        Scratch(dir)
+    }
+
+    fn store_file(&self) -> std::path::PathBuf {
+        self.0.join("registry.db")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_writer_fails_no_other_write_of_its_batch() {
-    let dir = std::env::temp_dir().join(format!("capstan-group-commit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = Scratch::new("group-commit");
     // A file-backed store, so a commit awaits SQLite and there is a "mid-commit" to abandon.
-    let store = EmbeddedStore::open(&dir.join("registry.db"), Durability::ProcessCrash)
+    let store = EmbeddedStore::open(&dir.store_file(), Durability::ProcessCrash)
         .await
         .expect("open");
     let r = Registry::embedded(&store, "batch").await.expect("registry");
@@ -61,7 +81,6 @@ async fn an_abandoned_writer_fails_no_other_write_of_its_batch() {
         .count();
     assert_eq!(kept_seen, kept_total);
     r.close().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,8 +124,7 @@ async fn an_expiring_session_cannot_write_once_its_ephemerals_are_gone() {
 /// store waiting for it: the next writer, on another runtime, gets its write through.
 #[test]
 fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
-    let dir = std::env::temp_dir().join(format!("capstan-lost-committer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = Scratch::new("lost-committer");
     // A file-backed store: the committer's first poll (in the writer) goes as far as
     // SQLite's first answer, and the rest of the commit is left to the committer's task.
     // (An in-memory commit would be over in that first poll, with no task to lose.) The
@@ -114,7 +132,7 @@ fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
     let home = tokio::runtime::Runtime::new().expect("runtime");
     let store = home
         .block_on(EmbeddedStore::open(
-            &dir.join("registry.db"),
+            &dir.store_file(),
             Durability::ProcessCrash,
         ))
         .expect("open");
@@ -154,7 +172,6 @@ fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
     });
     drop(store);
     drop(home);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A write that needs no disk (an ephemeral node under a parent: every fire's `running`
@@ -164,9 +181,8 @@ fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
 /// one of the write before has stood down: it does so in the poll that answers).
 #[tokio::test]
 async fn a_write_without_disk_is_answered_in_its_first_poll() {
-    let dir = std::env::temp_dir().join(format!("capstan-first-poll-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let store = EmbeddedStore::open(&dir.join("registry.db"), Durability::ProcessCrash)
+    let dir = Scratch::new("first-poll");
+    let store = EmbeddedStore::open(&dir.store_file(), Durability::ProcessCrash)
         .await
         .expect("open");
     let r = Registry::embedded(&store, "first-poll")
@@ -183,5 +199,4 @@ async fn a_write_without_disk_is_answered_in_its_first_poll() {
     }
     assert!(r.exists("/job/running").await.expect("exists").is_some());
     r.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -65,7 +65,6 @@ impl Timeline {
 }
 
 /// Where fires run: the runtime the scheduler was started on, and the clock's own.
-#[derive(Clone)]
 struct Runtimes {
     /// The fires, and everything they spawn.
     main: Handle,

@@ -479,23 +479,14 @@ mod tests {
             GenKind::Auctions,
         ];
         for kind in kinds {
-            let input = InputConfig::Generator(GenConfig {
+            let config = GenConfig {
                 kind,
                 rate: None,
                 limit: Some(50),
-            });
+            };
+            let input = InputConfig::Generator(config.clone());
             let mut parsed = open(&input, &spec.sources[0], 1, 2, 1_000, None).expect("open");
-            let mut objects = Generator::new(
-                &GenConfig {
-                    kind,
-                    rate: None,
-                    limit: Some(50),
-                },
-                1,
-                2,
-                1_000,
-                0,
-            );
+            let mut objects = Generator::new(&config, 1, 2, 1_000, 0);
             for _ in 0..25 {
                 let (Ok(Next::Parsed(rec)), Ok(Next::Record(v))) =
                     (parsed.next(0), objects.next(0))
