@@ -14,7 +14,7 @@ mod tree;
 mod watches;
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -30,7 +30,22 @@ use crate::node::{CreateMode, NodeData, Op, OpResult, SessionEvent, Stat, Watche
 use crate::{Error, Result, path};
 
 struct Session {
-    ephemerals: BTreeSet<String>,
+    /// The ephemeral nodes it owns. A hash set, not an ordered one: a fire adds and removes
+    /// a marker here, and ordered inserts compared long shared path prefixes (a sixth of the
+    /// embedded store's apply, for a thousand markers a second). Order matters only when
+    /// the session ends: see [`Session::ephemerals_sorted`].
+    ephemerals: foldhash::HashSet<String>,
+}
+
+impl Session {
+    /// The ephemeral nodes, in reverse path order: the order a session's end deletes them
+    /// in, so its watch events come in the same order every time. (Ephemeral nodes have no
+    /// children, so any order would be valid.)
+    fn ephemerals_sorted(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self.ephemerals.iter().cloned().collect();
+        paths.sort_unstable_by(|a, b| b.cmp(a));
+        paths
+    }
 }
 
 struct State {
@@ -196,7 +211,7 @@ impl EmbeddedStore {
         self.shared.write().sessions.insert(
             id,
             Session {
-                ephemerals: BTreeSet::new(),
+                ephemerals: foldhash::HashSet::default(),
             },
         );
         EmbeddedSession {
@@ -315,9 +330,9 @@ fn end_session_locked(state: &mut State, id: i64) {
     };
     let mut staged = {
         let mut txn = Txn::new(&state.tree, id, now_ms());
-        for p in session.ephemerals.iter().rev() {
-            if txn.get(p).is_some() {
-                let _ = txn.delete(p, None);
+        for p in session.ephemerals_sorted() {
+            if txn.get(&p).is_some() {
+                let _ = txn.delete(&p, None);
             }
         }
         txn.finish()
@@ -628,7 +643,7 @@ impl EmbeddedSession {
         let ephemerals: Vec<String> = {
             let state = self.shared.read();
             match state.sessions.get(&self.id) {
-                Some(s) => s.ephemerals.iter().cloned().collect(),
+                Some(s) => s.ephemerals_sorted(),
                 None => return,
             }
         };
@@ -638,7 +653,7 @@ impl EmbeddedSession {
         // write as the session).
         let deleted = self
             .submit(true, move |txn| {
-                for p in ephemerals.iter().rev() {
+                for p in &ephemerals {
                     if txn.get(p).is_some() {
                         txn.delete(p, None)?;
                     }
