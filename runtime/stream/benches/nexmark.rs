@@ -7,6 +7,12 @@
 //! people; Q8-like joins new people and their auctions within 10 s (an interval join, where
 //! Nexmark's Q8 uses tumbling windows).
 //!
+//! Each query runs `CAPSTAN_BENCH_ROUNDS` times (default 3), the queries in turn each
+//! round, and the summary gives the median and the range. Why: on the shared 2-core test
+//! machine one run of a query was measured anywhere between two levels a third apart,
+//! depending on the pipeline run before it in the process, and a single figure said
+//! little.
+//!
 //! `CAPSTAN_BENCH_EVENTS` (default 10,000,000: at millions a second, fewer leave the
 //! start-up, the first checkpoint and the teardown a visible share of the CPU), `CAPSTAN_BENCH_PARTITIONS` (default: cores),
 //! `CAPSTAN_BENCH_KEYS` (state test, default 500,000). `CAPSTAN_BENCH_ONLY=Q5` runs only
@@ -56,7 +62,7 @@ fn run_to_end(
     text: &str,
     events: u64,
     what: impl Fn(&PipelineStatus) -> String,
-) -> f64 {
+) -> Rates {
     let dir = tempfile::tempdir().expect("dir");
     let cpu = cpu_seconds();
     let t = Instant::now();
@@ -65,18 +71,74 @@ fn run_to_end(
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu;
     assert_eq!(state, State::Finished, "{label}: {:?}", p.status().error);
-    let rate = events as f64 / wall;
+    let rates = Rates {
+        per_s: events as f64 / wall,
+        per_cpu_s: events as f64 / cpu.max(1e-3),
+    };
     println!(
         "{label:<44} {:>7.3} M events/s   {:>7.3} M events/CPU-s   ({events} events, {wall:.2} s, {})",
-        rate / 1e6,
-        events as f64 / cpu.max(1e-3) / 1e6,
+        rates.per_s / 1e6,
+        rates.per_cpu_s / 1e6,
         what(&p.status()),
     );
-    rate
+    rates
+}
+
+/// One run's throughput: events per second of wall time, and per CPU-second.
+#[derive(Clone, Copy)]
+struct Rates {
+    per_s: f64,
+    per_cpu_s: f64,
+}
+
+/// Each query's runs, in the order the queries first ran.
+#[derive(Default)]
+struct Runs(Vec<(&'static str, Vec<Rates>)>);
+
+impl Runs {
+    fn add(&mut self, label: &'static str, r: Rates) {
+        match self.0.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, runs)) => runs.push(r),
+            None => self.0.push((label, vec![r])),
+        }
+    }
+
+    /// The median events/s of `label`'s runs.
+    fn median_rate(&self, label: &str) -> f64 {
+        self.0
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map_or(0.0, |(_, runs)| median(runs.iter().map(|r| r.per_s)).1)
+    }
+
+    fn print(&self) {
+        println!("summary: median (min-max) of each query's runs");
+        for (label, runs) in &self.0 {
+            let (lo, mid, hi) = median(runs.iter().map(|r| r.per_cpu_s));
+            println!(
+                "{label:<44} {:>7.3} M events/CPU-s ({:.3}-{:.3})   {:>7.3} M events/s   ({} runs)",
+                mid / 1e6,
+                lo / 1e6,
+                hi / 1e6,
+                median(runs.iter().map(|r| r.per_s)).1 / 1e6,
+                runs.len()
+            );
+        }
+    }
+}
+
+/// (min, median, max); the upper median of an even count.
+fn median(xs: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = xs.collect();
+    v.sort_by(f64::total_cmp);
+    match (v.first(), v.get(v.len() / 2), v.last()) {
+        (Some(lo), Some(mid), Some(hi)) => (*lo, *mid, *hi),
+        _ => (0.0, 0.0, 0.0),
+    }
 }
 
 /// A bid query run to the end of `events` bids.
-fn throughput(label: &str, steps: &str, events: u64, partitions: u64) -> f64 {
+fn throughput(label: &str, steps: &str, events: u64, partitions: u64) -> Rates {
     let text = spec(steps, partitions, &format!("kind: bids, limit: {events}"));
     run_to_end(label, &text, events, |s| {
         format!("{} checkpoints", s.checkpoints.last().map_or(0, |c| c.id))
@@ -107,7 +169,7 @@ fn join_throughput(
     inputs: &str,
     events: u64,
     partitions: u64,
-) {
+) -> Rates {
     // Nexmark's mix: three auctions for each person.
     let inputs = inputs
         .replace("{auctions}", &(events / 4 * 3).to_string())
@@ -117,7 +179,7 @@ fn join_throughput(
     );
     run_to_end(label, &text, events, |s| {
         format!("{} results", s.vertices.last().map_or(0, |v| v.records_out))
-    });
+    })
 }
 
 /// Runs at `rate` events/s for a few seconds; the median of the per-second sink p99s.
@@ -173,40 +235,38 @@ fn only() -> Option<String> {
 const EVENTS: u64 = 10_000_000;
 
 fn main() {
-    if let Some(prefix) = only() {
-        let events = env_or("CAPSTAN_BENCH_EVENTS", EVENTS);
-        let partitions = env_or("CAPSTAN_BENCH_PARTITIONS", 2);
-        for (i, (label, steps)) in QUERIES.iter().enumerate() {
-            if label.starts_with(&prefix) {
-                let rate = throughput(label, steps, events, partitions);
-                if LATENCY.contains(&i) {
-                    latency(label, steps, (rate * 0.5) as u64, partitions);
-                }
-            }
-        }
-        for (label, sources, body, inputs) in JOINS.iter().filter(|j| j.0.starts_with(&prefix)) {
-            join_throughput(label, sources, body, inputs, events / 2, partitions);
-        }
-        return;
-    }
     let events = env_or("CAPSTAN_BENCH_EVENTS", EVENTS);
+    let rounds = env_or("CAPSTAN_BENCH_ROUNDS", 3).max(1);
+    let prefix = only();
     let cores = std::thread::available_parallelism().map_or(2, |c| c.get() as u64);
     let partitions = env_or("CAPSTAN_BENCH_PARTITIONS", cores);
+    let wanted = |label: &str| {
+        prefix
+            .as_ref()
+            .is_none_or(|p| label.starts_with(p.as_str()))
+    };
     println!(
-        "executor: {partitions} partitions on {partitions} worker threads, {cores} cores, bid generator in process, discard sink"
+        "executor: {partitions} partitions on {partitions} worker threads, {cores} cores, bid generator in process, discard sink; {rounds} rounds"
     );
-    // First, while the heap is fresh: freed memory of earlier runs would hide growth.
-    state_memory(env_or("CAPSTAN_BENCH_KEYS", 500_000), partitions);
-    let mut rates = Vec::new();
-    for (label, steps) in QUERIES {
-        rates.push(throughput(label, steps, events, partitions));
+    if prefix.is_none() {
+        // First, while the heap is fresh: freed memory of earlier runs would hide growth.
+        state_memory(env_or("CAPSTAN_BENCH_KEYS", 500_000), partitions);
     }
-    for (label, sources, body, inputs) in JOINS {
-        join_throughput(label, sources, body, inputs, events / 2, partitions);
+    let mut runs = Runs::default();
+    for _ in 0..rounds {
+        for (label, steps) in QUERIES.iter().filter(|q| wanted(q.0)) {
+            runs.add(label, throughput(label, steps, events, partitions));
+        }
+        for (label, sources, body, inputs) in JOINS.iter().filter(|j| wanted(j.0)) {
+            let r = join_throughput(label, sources, body, inputs, events / 2, partitions);
+            runs.add(label, r);
+        }
     }
+    runs.print();
     for (i, (label, steps)) in QUERIES.iter().enumerate() {
-        if LATENCY.contains(&i) {
-            latency(label, steps, (rates[i] * 0.5) as u64, partitions);
+        if LATENCY.contains(&i) && wanted(label) {
+            let rate = runs.median_rate(label);
+            latency(label, steps, (rate * 0.5) as u64, partitions);
         }
     }
 }
