@@ -38,6 +38,32 @@ impl KeyText {
     pub(super) fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
+    /// The first 8 bytes as a big-endian number, zero-padded. Ordering by it, then by the
+    /// whole text, is the text's order: a zero pad sorts first, as the shorter of two
+    /// texts does, and two texts that differ only past it, or in a pad against a zero
+    /// byte, tie here.
+    fn prefix(&self) -> u64 {
+        let bytes = self.as_str().as_bytes();
+        let mut head = [0u8; 8];
+        let n = bytes.len().min(8);
+        head[..n].copy_from_slice(&bytes[..n]);
+        u64::from_be_bytes(head)
+    }
+}
+
+/// `items` in the order of their key texts.
+///
+/// Why not a plain sort by text: a window closes with tens of thousands of keys, and
+/// their byte-by-byte comparisons were a twelfth of a hopping-window aggregate's CPU.
+/// Numbers sort here by their first 8 bytes alone, as one integer; only ties (texts that
+/// share them) compare the whole text.
+pub(super) fn sorted_by_text<'k, T>(
+    items: impl Iterator<Item = (&'k KeyText, T)>,
+) -> impl Iterator<Item = (&'k KeyText, T)> {
+    let mut v: Vec<(u64, &KeyText, T)> = items.map(|(k, t)| (k.prefix(), k, t)).collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    v.into_iter().map(|(_, k, t)| (k, t))
 }
 
 /// The key table of the window (or pane) freed last, emptied, for the next new one: that
@@ -119,5 +145,50 @@ mod tests {
         assert_eq!(k, KeyText::of(&Val::from(long.as_str())));
         k.set(&Val::from(7i64));
         assert_eq!(k.as_str(), "7");
+    }
+
+    /// The prefix sort gives exactly the texts' order: shorter texts, zero bytes against
+    /// the pad, texts equal in their first 8 bytes, non-ASCII.
+    #[test]
+    fn sorting_by_prefix_keeps_the_text_order() {
+        let texts = [
+            "",
+            "1",
+            "10",
+            "1000",
+            "10000",
+            "999",
+            "12345678",
+            "123456789",
+            "12345678\0",
+            "123456780",
+            "\"a\"",
+            "\"a\\u0000\"",
+            "\"abcdefgh-2\"",
+            "\"abcdefgh-10\"",
+            "\"é\"",
+            "\"z\"",
+            "[1,2]",
+            "null",
+            "-5",
+            "-50",
+            "1.5",
+            "{\"a\":1}",
+        ];
+        let mut keys: Vec<KeyText> = texts
+            .iter()
+            .map(|t| KeyText(CompactString::from(*t)))
+            .collect();
+        // Zero bytes inside a text (not JSON, but the order must still hold).
+        keys.push(KeyText(CompactString::from("ab\0")));
+        keys.push(KeyText(CompactString::from("ab")));
+        keys.push(KeyText(CompactString::from("ab\0\0\0\0\0\0\0")));
+        let mut expected: Vec<&KeyText> = keys.iter().collect();
+        expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let got: Vec<&KeyText> = sorted_by_text(keys.iter().rev().map(|k| (k, ())))
+            .map(|(k, ())| k)
+            .collect();
+        let text = |v: &[&KeyText]| v.iter().map(|k| k.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(text(&got), text(&expected));
     }
 }

@@ -23,7 +23,7 @@ mod stateless;
 
 use acc::Accs;
 use joins::StreamJoin;
-use key::{KeyText, Spare};
+use key::{KeyText, Spare, sorted_by_text};
 use panes::Panes;
 pub use stateless::{Prefix, output_row, parse_record};
 use stateless::{parse_line, stateless};
@@ -654,9 +654,7 @@ impl Runner {
         // every key to sort by) is needed.
         let mut closing: Vec<Val> = Vec::new();
         for ((end, start), keys) in self.agg.windows.range_mut(..=(w, i64::MAX)) {
-            let mut due: Vec<(&KeyText, &mut Win)> =
-                keys.iter_mut().filter(|(_, win)| !win.closed).collect();
-            due.sort_unstable_by(|x, y| x.0.cmp(y.0));
+            let due = sorted_by_text(keys.iter_mut().filter(|(_, win)| !win.closed));
             for (_, win) in due {
                 win.closed = true;
                 if a.emit == Emit::OnClose {

@@ -17,7 +17,7 @@ use hashbrown::hash_map::EntryRef;
 use serde::{Deserialize, Serialize};
 
 use super::acc::Accs;
-use super::key::Spare;
+use super::key::{Spare, sorted_by_text};
 use super::{KeyText, Rec, Runner};
 use crate::spec::{AggOp, Aggregate, Emit, Window};
 use crate::value::Val;
@@ -185,10 +185,8 @@ impl Runner {
                     }
                 }
             }
-            let mut due: Vec<(&KeyText, &Part)> = merged.iter().collect();
-            due.sort_unstable_by(|x, y| x.0.cmp(y.0));
             closing.extend(
-                due.into_iter()
+                sorted_by_text(merged.iter())
                     .map(|(_, m)| Self::window_row(a, &m.key, start, end, &m.accs)),
             );
             j += 1;
