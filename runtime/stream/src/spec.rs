@@ -138,6 +138,52 @@ pub struct Aggregate {
     pub processing_time: bool,
     /// Output field → aggregation, in spec order.
     pub ops: Vec<(String, AggOp)>,
+    /// A windowed result row's fields, in name order (see [`RowLayout`]).
+    pub(crate) window_row: RowLayout,
+    /// An unwindowed result row's fields, in name order.
+    pub(crate) group_row: RowLayout,
+}
+
+/// Where a field of an aggregate's result row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowField {
+    Key,
+    WindowStart,
+    WindowEnd,
+    /// The aggregation at this index of `ops`.
+    Op(usize),
+}
+
+/// A result row's fields in name order (an object's), each name once, worked out when
+/// the spec is read. Why: a row built field by field in spec order had to be sorted, and
+/// a closing window writes a row per key (tens of thousands at once).
+pub(crate) type RowLayout = Vec<(CompactString, RowField)>;
+
+/// The row of `fixed` fields, then one per aggregation, in name order. (Aggregations
+/// cannot take a fixed field's name, and are named once each; were a name given twice,
+/// the last would win, as in an object built from the fields in that order.)
+fn row_layout(fixed: &[(&str, RowField)], ops: &[(String, AggOp)]) -> RowLayout {
+    let fields: Vec<(CompactString, crate::value::Val)> = fixed
+        .iter()
+        .map(|(n, _)| CompactString::from(*n))
+        .chain(ops.iter().map(|(n, _)| CompactString::from(n.as_str())))
+        .enumerate()
+        .map(|(i, n)| (n, crate::value::Val::from(i)))
+        .collect();
+    // The object's own ordering and last-wins rule, so a row is exactly the object it
+    // was before; each field's value here is its position in `fixed` then `ops`.
+    let sorted = crate::value::Obj::from_fields(fields);
+    sorted
+        .iter()
+        .map(|(name, at)| {
+            let at = at.as_u64().unwrap_or_default() as usize;
+            let source = match fixed.get(at) {
+                Some((_, f)) => *f,
+                None => RowField::Op(at - fixed.len()),
+            };
+            (CompactString::from(name), source)
+        })
+        .collect()
 }
 
 /// One step.
@@ -773,6 +819,15 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
         emit,
         allowed_lateness_ms,
         processing_time,
+        window_row: row_layout(
+            &[
+                ("key", RowField::Key),
+                ("window_start", RowField::WindowStart),
+                ("window_end", RowField::WindowEnd),
+            ],
+            &ops,
+        ),
+        group_row: row_layout(&[("key", RowField::Key)], &ops),
         ops,
     })
 }
@@ -834,6 +889,44 @@ fn window(v: &Yaml, path: &str) -> Result<Window, SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows are built in this order with no sort, so it must be the object's: by name.
+    #[test]
+    fn result_rows_are_laid_out_in_name_order() {
+        let spec = PipelineSpec::from_yaml(
+            "name: p\nsources: [{name: s}]\nsteps:\n  - key_by: a\n  - aggregate: {window: {tumbling: 10}, ops: {zeta: count, window_count: count, bids: count}}\n",
+        )
+        .expect("spec");
+        let Some(Step::Aggregate(a)) = spec.steps.last() else {
+            panic!("no aggregate: {:?}", spec.steps);
+        };
+        let layout = |row: &RowLayout| {
+            row.iter()
+                .map(|(n, f)| (n.to_string(), *f))
+                .collect::<Vec<_>>()
+        };
+        let field = |n: &str, f| (n.to_owned(), f);
+        assert_eq!(
+            layout(&a.window_row),
+            [
+                field("bids", RowField::Op(2)),
+                field("key", RowField::Key),
+                field("window_count", RowField::Op(1)),
+                field("window_end", RowField::WindowEnd),
+                field("window_start", RowField::WindowStart),
+                field("zeta", RowField::Op(0)),
+            ]
+        );
+        assert_eq!(
+            layout(&a.group_row),
+            [
+                field("bids", RowField::Op(2)),
+                field("key", RowField::Key),
+                field("window_count", RowField::Op(1)),
+                field("zeta", RowField::Op(0)),
+            ]
+        );
+    }
 
     #[test]
     fn errors_point_at_the_offending_field() {

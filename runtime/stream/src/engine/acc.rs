@@ -1,13 +1,12 @@
 //! Running aggregation values: every kind merges (sessions), counts and sums also
 //! subtract (tables).
 
-use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::{Rec, scope};
-use crate::spec::{AggOp, Aggregate};
-use crate::value::Val;
+use crate::spec::{AggOp, Aggregate, RowField, RowLayout};
+use crate::value::{Obj, Val};
 
 /// One aggregation's running value; every kind merges (sessions) and counts and sums
 /// also subtract (tables).
@@ -111,6 +110,10 @@ impl Acc {
     }
 }
 
+/// What a record gives each aggregation: on the stack for up to four (no allocation per
+/// record).
+pub(super) type Inputs = SmallVec<[(Option<f64>, bool); 4]>;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Accs(SmallVec<[Acc; 2]>);
 
@@ -121,7 +124,7 @@ impl Accs {
 
     /// What each operation takes from `r` (evaluated once, however many windows the
     /// record updates).
-    pub(super) fn inputs(a: &Aggregate, r: &Rec) -> Vec<(Option<f64>, bool)> {
+    pub(super) fn inputs(a: &Aggregate, r: &Rec) -> Inputs {
         a.ops.iter().map(|(_, op)| Acc::input(op, r)).collect()
     }
 
@@ -162,10 +165,21 @@ impl Accs {
         }
     }
 
-    /// The output fields, appended in spec order (for [`Obj::from_fields`]).
-    pub(super) fn push_fields(&self, a: &Aggregate, out: &mut Vec<(CompactString, Val)>) {
-        for (acc, (name, _)) in self.0.iter().zip(&a.ops) {
-            out.push((name.as_str().into(), acc.value()));
-        }
+    /// The result row of `key` (over window `[start, end)`, if the layout has one), its
+    /// fields made in the layout's order: the object's, so nothing is sorted.
+    pub(super) fn row(&self, layout: &RowLayout, key: &Val, (start, end): (i64, i64)) -> Val {
+        let fields = layout
+            .iter()
+            .map(|(name, from)| {
+                let v = match from {
+                    RowField::Key => key.clone(),
+                    RowField::WindowStart => start.into(),
+                    RowField::WindowEnd => end.into(),
+                    RowField::Op(i) => self.0.get(*i).map_or(Val::Null, Acc::value),
+                };
+                (name.clone(), v)
+            })
+            .collect();
+        Val::Obj(Obj::from_sorted_fields(fields))
     }
 }

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
-use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 mod acc;
@@ -122,11 +121,6 @@ struct AggState {
     /// Hopping windows closed on completion, as panes (then `windows` stays empty).
     panes: Panes,
 }
-
-// A window row's own field names.
-const KEY: CompactString = CompactString::const_new("key");
-const WINDOW_START: CompactString = CompactString::const_new("window_start");
-const WINDOW_END: CompactString = CompactString::const_new("window_end");
 
 /// A pipeline being run, or the stateful part of one partition's task in the executor
 /// (`crate::exec`): then it starts at the aggregate or the join (`from_step`) and its
@@ -393,10 +387,7 @@ impl Runner {
     }
 
     fn group_row(a: &Aggregate, key: &Val, accs: &Accs) -> Val {
-        let mut fields = Vec::with_capacity(1 + a.ops.len());
-        fields.push((KEY, key.clone()));
-        accs.push_fields(a, &mut fields);
-        Val::Obj(Obj::from_fields(fields))
+        accs.row(&a.group_row, key, (0, 0))
     }
 
     fn table_aggregate(&mut self, a: &Aggregate, group: Option<&Expr>, r: Rec) {
@@ -443,14 +434,7 @@ impl Runner {
     }
 
     fn window_row(a: &Aggregate, key: &Val, start: i64, end: i64, accs: &Accs) -> Val {
-        // Sorted once, not inserted field by field (each insert a search and a shift):
-        // a closing window writes a row per key.
-        let mut fields = Vec::with_capacity(3 + a.ops.len());
-        fields.push((KEY, key.clone()));
-        fields.push((WINDOW_START, start.into()));
-        fields.push((WINDOW_END, end.into()));
-        accs.push_fields(a, &mut fields);
-        Val::Obj(Obj::from_fields(fields))
+        accs.row(&a.window_row, key, (start, end))
     }
 
     fn late(&mut self, r: &Rec) {
