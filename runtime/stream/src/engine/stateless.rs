@@ -93,9 +93,18 @@ impl Prefix {
     /// Applies the chain to `r`, appending the results to `out` (the two scratch buffers
     /// are reused: no allocation per record for the chain itself).
     pub fn apply(&mut self, r: Record, out: &mut Vec<Record>) {
-        if self.steps.is_empty() {
-            out.push(r);
-            return;
+        match self.steps.as_slice() {
+            [] => {
+                out.push(r);
+                return;
+            }
+            // One step (a map, a filter): straight into `out`, not through the buffers,
+            // each of which moved the record once more.
+            [step] => {
+                stateless(step, r, self.table, out);
+                return;
+            }
+            _ => {}
         }
         self.a.clear();
         self.a.push(r);
