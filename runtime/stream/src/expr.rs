@@ -4,6 +4,8 @@
 //! `and`/`or`/`not`, parentheses, and `len(x)`. Not SQL: just enough for map, filter and
 //! key selectors.
 
+use std::borrow::Cow;
+
 use crate::value::Val;
 
 /// A parsed expression.
@@ -271,89 +273,102 @@ impl Expr {
     /// Evaluates against a record; a missing field is `null`, arithmetic on non-numbers is
     /// `null` (so a filter on it is false), never a panic.
     pub fn eval(&self, s: &Scope<'_>) -> Val {
+        self.eval_ref(s).into_owned()
+    }
+
+    /// Whether the expression is true of a record (see [`truthy`]): a filter.
+    pub fn holds(&self, s: &Scope<'_>) -> bool {
+        truthy(&self.eval_ref(s))
+    }
+
+    /// As [`Expr::eval`], borrowing what it can: a field or a literal is read in place,
+    /// not copied (and dropped) to be compared or computed with. Only results are made.
+    fn eval_ref<'v>(&'v self, s: &Scope<'v>) -> Cow<'v, Val> {
         match self {
-            Expr::Lit(v) => v.clone(),
+            Expr::Lit(v) => Cow::Borrowed(v),
             Expr::Field(base, path) => {
                 let mut v = match base {
                     Base::Key => s.key,
                     Base::Value => s.value,
-                    Base::Ts if path.is_empty() => return Val::from(s.ts),
-                    Base::Ts => return Val::Null,
+                    Base::Ts if path.is_empty() => return Cow::Owned(Val::from(s.ts)),
+                    Base::Ts => return Cow::Owned(Val::Null),
                 };
                 for part in path {
                     match v.get(part) {
                         Some(x) => v = x,
-                        None => return Val::Null,
+                        None => return Cow::Owned(Val::Null),
                     }
                 }
-                v.clone()
+                Cow::Borrowed(v)
             }
-            Expr::Not(e) => Val::Bool(!truthy(&e.eval(s))),
-            Expr::Neg(e) => e.eval(s).as_f64().map_or(Val::Null, |n| number(-n)),
-            Expr::Len(e) => match e.eval(s) {
+            Expr::Not(e) => Cow::Owned(Val::Bool(!truthy(&e.eval_ref(s)))),
+            Expr::Neg(e) => Cow::Owned(e.eval_ref(s).as_f64().map_or(Val::Null, |n| number(-n))),
+            Expr::Len(e) => Cow::Owned(match &*e.eval_ref(s) {
                 Val::Str(t) => Val::from(t.chars().count()),
                 Val::Arr(a) => Val::from(a.len()),
                 _ => Val::Null,
-            },
-            Expr::Bin(op, a, b) => {
-                let (x, y) = (a.eval(s), b.eval(s));
-                match op {
-                    Op::Or => Val::Bool(truthy(&x) || truthy(&y)),
-                    Op::And => Val::Bool(truthy(&x) && truthy(&y)),
-                    Op::Eq => Val::Bool(same(&x, &y)),
-                    Op::Ne => Val::Bool(!same(&x, &y)),
-                    Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-                        let ord = match (&x, &y) {
-                            (Val::Str(p), Val::Str(q)) => Some(p.cmp(q)),
-                            _ => x
-                                .as_f64()
-                                .zip(y.as_f64())
-                                .and_then(|(p, q)| p.partial_cmp(&q)),
-                        };
-                        Val::Bool(ord.is_some_and(|o| match op {
-                            Op::Lt => o.is_lt(),
-                            Op::Le => o.is_le(),
-                            Op::Gt => o.is_gt(),
-                            _ => o.is_ge(),
-                        }))
-                    }
-                    Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Rem => {
-                        if let (Op::Add, Val::Str(p), Val::Str(q)) = (op, &x, &y) {
-                            let mut joined = p.clone();
-                            joined.push_str(q);
-                            return Val::Str(joined);
-                        }
-                        // Integers stay exact (an f64 holds 53 bits), and skip the
-                        // float round trip.
-                        if let (Some(p), Some(q)) = (x.as_i64(), y.as_i64()) {
-                            let r = match op {
-                                Op::Add => p.checked_add(q),
-                                Op::Sub => p.checked_sub(q),
-                                Op::Mul => p.checked_mul(q),
-                                Op::Rem if q == 0 => return Val::Null,
-                                Op::Rem => p.checked_rem(q),
-                                _ => None,
-                            };
-                            if let Some(r) = r {
-                                return Val::from(r);
-                            }
-                        }
-                        let (Some(p), Some(q)) = (x.as_f64(), y.as_f64()) else {
-                            return Val::Null;
-                        };
-                        let r = match op {
-                            Op::Add => p + q,
-                            Op::Sub => p - q,
-                            Op::Mul => p * q,
-                            Op::Div if q == 0.0 => return Val::Null,
-                            Op::Div => p / q,
-                            _ if q == 0.0 => return Val::Null,
-                            _ => p % q,
-                        };
-                        number(r)
-                    }
+            }),
+            Expr::Bin(op, a, b) => Cow::Owned(binary(*op, &a.eval_ref(s), &b.eval_ref(s))),
+        }
+    }
+}
+
+/// `x op y`.
+fn binary(op: Op, x: &Val, y: &Val) -> Val {
+    match op {
+        Op::Or => Val::Bool(truthy(x) || truthy(y)),
+        Op::And => Val::Bool(truthy(x) && truthy(y)),
+        Op::Eq => Val::Bool(same(x, y)),
+        Op::Ne => Val::Bool(!same(x, y)),
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+            let ord = match (x, y) {
+                (Val::Str(p), Val::Str(q)) => Some(p.cmp(q)),
+                _ => x
+                    .as_f64()
+                    .zip(y.as_f64())
+                    .and_then(|(p, q)| p.partial_cmp(&q)),
+            };
+            Val::Bool(ord.is_some_and(|o| match op {
+                Op::Lt => o.is_lt(),
+                Op::Le => o.is_le(),
+                Op::Gt => o.is_gt(),
+                _ => o.is_ge(),
+            }))
+        }
+        Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Rem => {
+            if let (Op::Add, Val::Str(p), Val::Str(q)) = (op, x, y) {
+                let mut joined = p.clone();
+                joined.push_str(q);
+                return Val::Str(joined);
+            }
+            // Integers stay exact (an f64 holds 53 bits), and skip the
+            // float round trip.
+            if let (Some(p), Some(q)) = (x.as_i64(), y.as_i64()) {
+                let r = match op {
+                    Op::Add => p.checked_add(q),
+                    Op::Sub => p.checked_sub(q),
+                    Op::Mul => p.checked_mul(q),
+                    Op::Rem if q == 0 => return Val::Null,
+                    Op::Rem => p.checked_rem(q),
+                    _ => None,
+                };
+                if let Some(r) = r {
+                    return Val::from(r);
                 }
             }
+            let (Some(p), Some(q)) = (x.as_f64(), y.as_f64()) else {
+                return Val::Null;
+            };
+            let r = match op {
+                Op::Add => p + q,
+                Op::Sub => p - q,
+                Op::Mul => p * q,
+                Op::Div if q == 0.0 => return Val::Null,
+                Op::Div => p / q,
+                _ if q == 0.0 => return Val::Null,
+                _ => p % q,
+            };
+            number(r)
         }
     }
 }

@@ -4,7 +4,6 @@
 use hashbrown::HashMap;
 
 use super::{InputError, Rec, Record, object, scope};
-use crate::expr::truthy;
 use crate::spec::{JoinKind, PipelineSpec, SourceKind, Step};
 use crate::value::{Obj, Val};
 
@@ -22,7 +21,7 @@ pub(super) fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
     match step {
         Step::Filter(e) => {
             // A table row that stops matching is a delete downstream.
-            if truthy(&e.eval(&scope(&r))) {
+            if e.holds(&scope(&r)) {
                 out.push(r);
             } else if table {
                 out.push(Rec {
