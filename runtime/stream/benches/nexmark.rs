@@ -16,7 +16,8 @@
 //! `CAPSTAN_BENCH_EVENTS` (default 10,000,000: at millions a second, fewer leave the
 //! start-up, the first checkpoint and the teardown a visible share of the CPU), `CAPSTAN_BENCH_PARTITIONS` (default: cores),
 //! `CAPSTAN_BENCH_KEYS` (state test, default 500,000). `CAPSTAN_BENCH_ONLY=Q5` runs only
-//! the queries whose label starts with it (and their latency test), no state test.
+//! the queries whose label starts with it (and their latency test), no state test;
+//! `CAPSTAN_BENCH_NO_LATENCY` skips the latency tests.
 
 use std::time::{Duration, Instant};
 
@@ -45,14 +46,22 @@ const QUERIES: [(&str, &str); 5] = [
     ),
 ];
 
+/// Milliseconds between checkpoints: `CAPSTAN_BENCH_CHECKPOINT_MS`, default 1,000. (Under
+/// callgrind a run is some fifty times slower, so a second's checkpoints would come fifty
+/// times as often per event.)
+fn checkpoint_every() -> u64 {
+    env_or("CAPSTAN_BENCH_CHECKPOINT_MS", 1000)
+}
+
 fn spec(steps: &str, partitions: u64, generator: &str) -> String {
+    let every = checkpoint_every();
     let steps = if steps.is_empty() {
         "steps: []\n".to_owned()
     } else {
         format!("steps:\n{steps}")
     };
     format!(
-        "name: bench\nsources: [{{name: bids}}]\n{steps}run:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: 1000\n  inputs:\n    bids: {{generator: {{{generator}}}}}\n  sink: discard\n"
+        "name: bench\nsources: [{{name: bids}}]\n{steps}run:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: {every}\n  inputs:\n    bids: {{generator: {{{generator}}}}}\n  sink: discard\n"
     )
 }
 
@@ -174,8 +183,9 @@ fn join_throughput(
     let inputs = inputs
         .replace("{auctions}", &(events / 4 * 3).to_string())
         .replace("{persons}", &(events / 4).to_string());
+    let every = checkpoint_every();
     let text = format!(
-        "name: join\n{sources}{body}run:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: 1000\n  inputs: {{{inputs}}}\n  sink: discard\n"
+        "name: join\n{sources}{body}run:\n  partitions: {partitions}\n  workers: {partitions}\n  checkpoint_interval_ms: {every}\n  inputs: {{{inputs}}}\n  sink: discard\n"
     );
     run_to_end(label, &text, events, |s| {
         format!("{} results", s.vertices.last().map_or(0, |v| v.records_out))
@@ -238,6 +248,8 @@ fn main() {
     let events = env_or("CAPSTAN_BENCH_EVENTS", EVENTS);
     let rounds = env_or("CAPSTAN_BENCH_ROUNDS", 3).max(1);
     let prefix = only();
+    // For instruction counts under callgrind, where a paced run would only add noise.
+    let no_latency = std::env::var_os("CAPSTAN_BENCH_NO_LATENCY").is_some();
     let cores = std::thread::available_parallelism().map_or(2, |c| c.get() as u64);
     let partitions = env_or("CAPSTAN_BENCH_PARTITIONS", cores);
     let wanted = |label: &str| {
@@ -264,7 +276,7 @@ fn main() {
     }
     runs.print();
     for (i, (label, steps)) in QUERIES.iter().enumerate() {
-        if LATENCY.contains(&i) && wanted(label) {
+        if LATENCY.contains(&i) && wanted(label) && !no_latency {
             let rate = runs.median_rate(label);
             latency(label, steps, (rate * 0.5) as u64, partitions);
         }
