@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use crate::value::Val;
+use crate::value::{FieldName, Val};
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +14,7 @@ pub enum Expr {
     /// A literal.
     Lit(Val),
     /// A field path below `$key`, `$ts` or `$value` (a bare `price` is `$value.price`).
-    Field(Base, Vec<String>),
+    Field(Base, Vec<FieldName>),
     /// `op(a, b)`.
     Bin(Op, Box<Expr>, Box<Expr>),
     /// `not a`, `-a`.
@@ -224,7 +224,7 @@ impl Parser {
                     Ok(Expr::Len(Box::new(e)))
                 }
                 _ => {
-                    let mut path: Vec<String> = w.split('.').map(str::to_owned).collect();
+                    let mut path: Vec<FieldName> = w.split('.').map(FieldName::new).collect();
                     let base = match path[0].as_str() {
                         "$key" => Some(Base::Key),
                         "$ts" => Some(Base::Ts),
@@ -294,7 +294,7 @@ impl Expr {
                     Base::Ts => return Cow::Owned(Val::Null),
                 };
                 for part in path {
-                    match v.get(part) {
+                    match v.get_named(part) {
                         Some(x) => v = x,
                         None => return Cow::Owned(Val::Null),
                     }

@@ -15,6 +15,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering as Atomic};
 
 use compact_str::CompactString;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -56,6 +57,56 @@ pub(crate) fn name_cmp(a: &str, b: &str) -> Ordering {
 #[inline]
 pub(crate) fn name_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && name_cmp(a, b).is_eq()
+}
+
+/// A field name an expression reads from record after record, with the position in the
+/// object where it was found last.
+///
+/// Why: the records of a stream have the same fields, so the next one has it at the same
+/// place and one comparison finds it. A scan compared it with every name before it: in a
+/// bid, 137 instructions per lookup, 16 % of a map's pipeline (callgrind). The position is
+/// an atomic only so that an expression may be shared between threads: relaxed loads and
+/// stores are plain moves, and a stale position only costs the scan.
+pub struct FieldName {
+    name: CompactString,
+    at: AtomicUsize,
+}
+
+impl FieldName {
+    /// The name, not yet found anywhere.
+    pub fn new(name: impl Into<CompactString>) -> FieldName {
+        FieldName {
+            name: name.into(),
+            at: AtomicUsize::new(0),
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Clone for FieldName {
+    fn clone(&self) -> FieldName {
+        FieldName {
+            name: self.name.clone(),
+            at: AtomicUsize::new(self.at.load(Atomic::Relaxed)),
+        }
+    }
+}
+
+/// Names are equal when their text is: where they were found is no part of them.
+impl PartialEq for FieldName {
+    fn eq(&self, other: &FieldName) -> bool {
+        self.name == other.name
+    }
+}
+
+impl fmt::Debug for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.name.as_str(), f)
+    }
 }
 
 /// An object: fields sorted by name, each name once.
@@ -105,6 +156,20 @@ impl Obj {
     /// The field `name`.
     pub fn get(&self, name: &str) -> Option<&Val> {
         self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    /// The field `name` names, looked for first where it was found last (see
+    /// [`FieldName`]).
+    pub fn get_named(&self, name: &FieldName) -> Option<&Val> {
+        let at = name.at.load(Atomic::Relaxed);
+        if let Some((n, v)) = self.0.get(at)
+            && name_eq(n, &name.name)
+        {
+            return Some(v);
+        }
+        let i = self.find(&name.name).ok()?;
+        name.at.store(i, Atomic::Relaxed);
+        Some(&self.0[i].1)
     }
 
     /// Sets the field `name`.
@@ -203,6 +268,11 @@ impl Val {
     /// A field of an object; `None` for a missing field or a non-object.
     pub fn get(&self, name: &str) -> Option<&Val> {
         self.as_object()?.get(name)
+    }
+
+    /// The field `name` names of an object (see [`FieldName`]).
+    pub fn get_named(&self, name: &FieldName) -> Option<&Val> {
+        self.as_object()?.get_named(name)
     }
 
     /// As a `serde_json::Value`.

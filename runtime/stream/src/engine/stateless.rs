@@ -32,7 +32,8 @@ pub(super) fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
         }
         Step::Map(fields) if !(table && r.value.is_null()) => {
             let s = scope(&r);
-            let m = Obj::from_fields(
+            // The spec keeps a map's fields in name order.
+            let m = Obj::from_sorted_fields(
                 fields
                     .iter()
                     .map(|(f, e)| (f.clone(), e.eval(&s)))
