@@ -69,7 +69,9 @@ impl Serialize for Borrowed<'_> {
         let agg = &r.agg;
         let mut st = serializer.serialize_struct("Snapshot", 12)?;
         st.serialize_field("from_step", &r.from_step)?;
-        st.serialize_field("max_ts", &Seq::new(r.max_ts.iter()))?;
+        let max_ts = (r.spec.sources.iter().zip(&r.max_ts))
+            .filter_map(|(s, m)| m.map(|m| (s.name.as_str(), m)));
+        st.serialize_field("max_ts", &Seq::new(max_ts))?;
         st.serialize_field("given", &r.given)?;
         st.serialize_field(
             "tables",
@@ -143,7 +145,17 @@ impl Runner {
         Ok(Runner {
             ss,
             from_step: s.from_step,
-            max_ts: s.max_ts.into_iter().collect(),
+            // By name: a source the spec no longer has is dropped.
+            max_ts: spec
+                .sources
+                .iter()
+                .map(|src| {
+                    s.max_ts
+                        .iter()
+                        .find(|(name, _)| *name == src.name)
+                        .map(|(_, m)| *m)
+                })
+                .collect(),
             given: s.given,
             tables: s.tables.map(|t| t.into_iter().collect()),
             agg: AggState {

@@ -1,8 +1,6 @@
 //! The stateless part of a pipeline (filter, map, flat_map, key_by) and reading input
 //! lines into records: what the executor's source tasks run before the exchange.
 
-use hashbrown::HashMap;
-
 use super::{InputError, Rec, Record, object, scope};
 use crate::spec::{JoinKind, PipelineSpec, SourceKind, Step};
 use crate::value::{Obj, Val};
@@ -122,7 +120,7 @@ impl Prefix {
 /// Reads an input line into its source's index (spec order) and a record.
 pub(super) fn parse_line(
     spec: &PipelineSpec,
-    max_ts: &HashMap<String, i64>,
+    max_ts: &[Option<i64>],
     source: Option<usize>,
     line_no: usize,
     line: Val,
@@ -148,7 +146,7 @@ pub(super) fn parse_line(
     let src = &spec.sources[index];
     let ts = match (src.kind, obj.get(&src.timestamp).and_then(Val::as_i64)) {
         (_, Some(ts)) => ts,
-        (SourceKind::Table, None) => max_ts.values().copied().max().unwrap_or(0),
+        (SourceKind::Table, None) => max_ts.iter().flatten().copied().max().unwrap_or(0),
         (SourceKind::Stream, None) => {
             return Err(bad(format!(
                 "no integer event time in field {:?}",
@@ -181,5 +179,5 @@ pub fn parse_record(
     source: usize,
     line: Val,
 ) -> Result<(usize, Record), InputError> {
-    parse_line(spec, &HashMap::new(), Some(source), 0, line)
+    parse_line(spec, &[], Some(source), 0, line)
 }
