@@ -483,6 +483,17 @@ impl std::io::Write for FmtWriter<'_, '_> {
 }
 
 /// Its JSON text, exactly as `serde_json` writes the same value.
+/// The JSON text of an integer (as serde_json writes it: the same `itoa`), written in
+/// `buf`; `None` for anything else. For a key's text, made once or twice per record.
+pub(crate) fn integer_text<'b>(v: &Val, buf: &'b mut itoa::Buffer) -> Option<&'b str> {
+    let Val::Num(n) = v else { return None };
+    if let Some(i) = n.as_i64() {
+        Some(buf.format(i))
+    } else {
+        n.as_u64().map(|u| buf.format(u))
+    }
+}
+
 impl fmt::Display for Val {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         serde_json::to_writer(FmtWriter(f), self).map_err(|_| fmt::Error)
