@@ -510,8 +510,9 @@ impl Runner {
         w: i64,
         open: &dyn Fn(i64) -> bool,
     ) {
-        let accepted: Vec<(i64, i64)> = windows.iter().copied().filter(|(_, e)| open(*e)).collect();
-        if accepted.is_empty() {
+        // Not collected: a vector of the accepted windows was an allocation per record.
+        let accepted = windows.iter().copied().filter(|(_, e)| open(*e));
+        if accepted.clone().next().is_none() {
             self.late(r);
             return;
         }
