@@ -35,21 +35,27 @@ pub fn validate(path: &str) -> Result<()> {
     if path.ends_with('/') {
         return Err(invalid(path, "path must not end with '/'"));
     }
-    for segment in path[1..].split('/') {
+    // Byte by byte, not by char: every registry operation checks its path (twice on the
+    // embedded store), and a char-by-char pass with its range tests was some 1,400
+    // instructions for a 60-byte path, a tenth of the fire clock's work in a burst.
+    for segment in path.as_bytes()[1..].split(|b| *b == b'/') {
         if segment.is_empty() {
             return Err(invalid(path, "empty path segment"));
         }
-        if segment == "." || segment == ".." {
+        if segment == b"." || segment == b".." {
             return Err(invalid(path, "relative segments are not allowed"));
         }
     }
-    if path.chars().any(|c| {
-        c == '\0'
-            || ('\u{1}'..='\u{1f}').contains(&c)
-            || ('\u{7f}'..='\u{9f}').contains(&c)
+    // ASCII: NUL, the control characters, DEL. Beyond: the C1 controls, the private use
+    // area and the specials (as ZooKeeper's check).
+    let refused_ascii = |b: &u8| *b < 0x20 || *b == 0x7f;
+    let refused = |c: char| {
+        ('\u{80}'..='\u{9f}').contains(&c)
             || ('\u{e000}'..='\u{f8ff}').contains(&c)
             || ('\u{fff0}'..='\u{ffff}').contains(&c)
-    }) {
+    };
+    if path.as_bytes().iter().any(refused_ascii) || (!path.is_ascii() && path.chars().any(refused))
+    {
         return Err(invalid(path, "path contains a character ZooKeeper refuses"));
     }
     Ok(())
@@ -101,11 +107,34 @@ mod tests {
 
     #[test]
     fn valid_and_invalid_paths() {
-        for ok in ["/", "/a", "/a/b-c/_c_x-latch-0000000001", "/日本"] {
+        for ok in [
+            "/",
+            "/a",
+            "/a/b-c/_c_x-latch-0000000001",
+            "/日本",
+            "/.a/..b/c.",
+            "/a\u{a0}b\u{f900}\u{10000}",
+        ] {
             assert!(validate(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", "a", "/a/", "//a", "/a//b", "/a/./b", "/a/..", "/a\0b", "/a\u{1}",
+            "",
+            "a",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/a/./b",
+            "/a/..",
+            "/a\0b",
+            "/a\u{1}",
+            "/a\u{1f}",
+            "/a\u{7f}",
+            "/é\u{85}",
+            "/a\u{9f}",
+            "/a\u{e000}",
+            "/a\u{f8ff}",
+            "/a\u{fff0}",
+            "/a\u{ffff}",
         ] {
             assert!(validate(bad).is_err(), "{bad:?}");
         }

@@ -131,7 +131,13 @@ impl Registry {
         Ok(match (self.root.is_empty(), p) {
             (true, _) => p.to_owned(),
             (false, "/") => self.root.to_string(),
-            (false, _) => format!("{}{p}", self.root),
+            // Not `format!`: every operation makes one.
+            (false, _) => {
+                let mut abs = String::with_capacity(self.root.len() + p.len());
+                abs.push_str(&self.root);
+                abs.push_str(p);
+                abs
+            }
         })
     }
 
