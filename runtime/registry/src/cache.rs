@@ -192,19 +192,22 @@ fn subtree_entries<'m>(
     map: &'m Map,
     p: &str,
 ) -> impl Iterator<Item = (&'m str, &'m CachedNode)> + 'm {
-    let prefix = if p == "/" {
-        "/".to_owned()
-    } else {
-        format!("{p}/")
-    };
+    // One string, not a `format!` and a copy: a cache removes a subtree for every
+    // deleted node (each fire's `running` marker).
+    let mut prefix = String::with_capacity(p.len() + 1);
+    prefix.push_str(p);
+    if p != "/" {
+        prefix.push('/');
+    }
     let own = if p == "/" {
         None
     } else {
         map.get_key_value(p).map(|(k, v)| (&**k, v))
     };
-    let lower = prefix.clone();
+    // The range keeps no borrow of its bound, so `prefix` can move into the filter.
+    let below = map.range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded));
     own.into_iter().chain(
-        map.range::<str, _>((Bound::Included(lower.as_str()), Bound::Unbounded))
+        below
             .map(|(k, v)| (&**k, v))
             .take_while(move |(k, _)| k.starts_with(prefix.as_str())),
     )
