@@ -178,7 +178,31 @@ pub async fn shard_if_necessary(
         version: None,
     });
     registry.multi(ops).await?;
+    flag_if_instances_changed(registry, job, &available).await?;
     Ok(ShardOutcome::Sharded(assignment))
+}
+
+/// After a sharding that assigned items to `used`: flags resharding again if the
+/// available instances are no longer those.
+///
+/// Why: the leader's listener flags resharding when instances or servers change, but not
+/// while its cache still shows the flag set, and the flag is set while a sharding is
+/// under way. An instance that registered after the sharding read `available`, and
+/// before its commit deleted the flag, was then left without items until some other
+/// change (the browser tests saw it: a second agent joining during the first agent's
+/// first fire). Anything that changes after this read is seen by the listener with the
+/// flag already gone.
+async fn flag_if_instances_changed(
+    registry: &Registry,
+    job: &JobNodes,
+    used: &[InstanceId],
+) -> Result<bool> {
+    if available_instances(registry, job).await? == used {
+        return Ok(false);
+    }
+    tracing::info!(job = %job.root(), "the instances changed while sharding; flagging resharding again");
+    set_resharding_flag(registry, job).await?;
+    Ok(true)
 }
 
 /// `getLocalShardingItems`: items `< total` owned by `me`, empty if its server is not
@@ -254,6 +278,69 @@ mod tests {
         .expect("instance");
         set_resharding_flag(r, job).await.expect("flag");
         me
+    }
+
+    /// An instance that registers while a sharding is under way (after it read the
+    /// instances, before it deleted the flag) gets the flag set again, so the next fire
+    /// gives it items; an unchanged set leaves the flag gone.
+    #[tokio::test]
+    async fn instances_that_join_during_a_sharding_flag_it_again() {
+        let store = EmbeddedStore::in_memory();
+        let ra = Registry::embedded(&store, "ns").await.expect("a");
+        let rb = Registry::embedded(&store, "ns").await.expect("b");
+        let job = JobNodes::new("orderJob");
+        let a = start_instance(&ra, &job, A, "192.168.1.9").await;
+        let used = available_instances(&ra, &job).await.expect("available");
+        assert_eq!(used, [a.clone()]);
+        ra.delete(&job.resharding_necessary(), None)
+            .await
+            .expect("the sharding's commit deletes the flag");
+        assert!(
+            !flag_if_instances_changed(&ra, &job, &used)
+                .await
+                .expect("unchanged")
+        );
+        assert!(
+            ra.exists(&job.resharding_necessary())
+                .await
+                .expect("flag")
+                .is_none()
+        );
+        // B registers (and, as a follower, sets no flag); A's sharding used only A.
+        let b = start_instance(&rb, &job, B, "192.168.1.10").await;
+        rb.delete(&job.resharding_necessary(), None)
+            .await
+            .expect("as if never set");
+        assert!(
+            flag_if_instances_changed(&ra, &job, &used)
+                .await
+                .expect("changed")
+        );
+        assert!(
+            ra.exists(&job.resharding_necessary())
+                .await
+                .expect("flag")
+                .is_some()
+        );
+        let plan = ShardingPlan {
+            job_name: "orderJob".into(),
+            total: 2,
+            strategy: Strategy::AvgAllocation,
+            monitor_execution: false,
+        };
+        let ShardOutcome::Sharded(owners) = shard_if_necessary(&ra, &job, &a, &plan, 0)
+            .await
+            .expect("a")
+        else {
+            panic!("A leads and must shard");
+        };
+        assert_eq!(owners, [(a, vec![0]), (b, vec![1])]);
+        assert!(
+            ra.exists(&job.resharding_necessary())
+                .await
+                .expect("flag")
+                .is_none()
+        );
     }
 
     #[tokio::test]
