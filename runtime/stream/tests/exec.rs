@@ -208,6 +208,12 @@ fn a_slow_sink_holds_back_the_source_and_memory_stays_bounded() {
     // (2×2 queues of 64 into the stage, 2 of 64 into the sink, a batch per outbox).
     let slack = 2 * 2 * 64 + 2 * 64 + 2 * 2 * 256 + 2 * 256;
     assert!(sink.records_in > 1000, "the sink took {}", sink.records_in);
+    // Arrival-to-emit latency is measured at the sink, a second at a time.
+    assert!(
+        sink.latency_p99_ms.is_some_and(|p99| p99 > 0.0)
+            && sink.latency_p50_ms.is_some_and(|p50| p50 > 0.0),
+        "{sink:#?}"
+    );
     assert!(
         source.records_in <= sink.records_in + slack as u64 + 512,
         "source read {} while the sink took {}",

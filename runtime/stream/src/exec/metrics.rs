@@ -64,15 +64,20 @@ impl Counters {
         }
     }
 
-    /// Merges a task's local histogram (tasks record locally, then lock once a batch).
-    pub(crate) fn record_latency(&self, local: &mut Histogram<u64>) {
-        if local.is_empty() {
+    /// Records a sink call's latencies (µs, how many), under one lock.
+    ///
+    /// Why not a task-local histogram merged once a call, as before: merging walks, and
+    /// resetting zeroes, every bucket (some 20,000 instructions a call, 6 % of a map
+    /// pipeline's, callgrind), for the few distinct values one call records.
+    pub(crate) fn record_latencies(&self, latencies: impl ExactSizeIterator<Item = (u64, u64)>) {
+        if latencies.len() == 0 {
             return;
         }
         if let Ok(mut h) = self.latency.lock() {
-            let _ = h.add(&*local);
+            for (us, n) in latencies {
+                let _ = h.record_n(us, n);
+            }
         }
-        local.reset();
     }
 
     /// The lowest watermark over partitions that have one.
@@ -92,10 +97,6 @@ impl Counters {
             blocked: self.blocked.load(Ordering::Relaxed),
         }
     }
-}
-
-pub(crate) fn local_histogram() -> Histogram<u64> {
-    histogram()
 }
 
 #[derive(Clone, Copy, Default)]

@@ -10,11 +10,9 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
 use super::BATCH;
 use crate::engine::output_row;
-use crate::exec::metrics::{Counters, local_histogram};
+use crate::exec::metrics::Counters;
 use crate::exec::route::{Item, Rx};
 use crate::exec::workers::{Progress, Tasklet};
 use crate::exec::{Ack, Control, MemoryTable};
@@ -51,7 +49,6 @@ pub(crate) struct SinkTask {
     second: (Instant, u64),
     held: Option<Item>,
     done: bool,
-    hist: Histogram<u64>,
     /// When each row written in this call was born; their latencies are taken once the
     /// call's rows are written, with one reading of the clock (not one per row, which
     /// was 6 % of a pass-through pipeline's CPU). A row is never measured as earlier
@@ -84,7 +81,6 @@ impl SinkTask {
             second: (Instant::now(), 0),
             held: None,
             done: false,
-            hist: local_histogram(),
             borns: Vec::with_capacity(SINK_BATCHES as usize * BATCH),
             ack,
             control,
@@ -242,15 +238,15 @@ impl Tasklet for SinkTask {
             moved += 1;
         }
         let now = Instant::now();
-        for (born, n) in self.borns.drain(..) {
-            let us = now.duration_since(born).as_micros().max(1) as u64;
-            let _ = self.hist.record_n(us.min(60_000_000), n);
-        }
+        self.counters
+            .record_latencies(self.borns.drain(..).map(|(born, n)| {
+                let us = now.duration_since(born).as_micros().max(1) as u64;
+                (us.min(60_000_000), n)
+            }));
         self.counters.add_in(rows);
         self.counters.add_out(rows);
         self.counters.queue_depth[self.partition]
             .store(self.input.depth() as u64, Ordering::Relaxed);
-        self.counters.record_latency(&mut self.hist);
         if moved > 0 {
             Progress::Made
         } else {
