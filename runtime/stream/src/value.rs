@@ -68,13 +68,15 @@ pub(crate) fn name_eq(a: &str, b: &str) -> bool {
 /// an atomic only so that an expression may be shared between threads: relaxed loads and
 /// stores are plain moves, and a stale position only costs the scan.
 pub struct FieldName {
-    name: CompactString,
+    /// A plain `str`, not inline: read on every lookup, and a `CompactString` decodes
+    /// where its text is each time.
+    name: Box<str>,
     at: AtomicUsize,
 }
 
 impl FieldName {
     /// The name, not yet found anywhere.
-    pub fn new(name: impl Into<CompactString>) -> FieldName {
+    pub fn new(name: impl Into<Box<str>>) -> FieldName {
         FieldName {
             name: name.into(),
             at: AtomicUsize::new(0),
@@ -105,7 +107,7 @@ impl PartialEq for FieldName {
 
 impl fmt::Debug for FieldName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.name.as_str(), f)
+        fmt::Debug::fmt(&*self.name, f)
     }
 }
 
@@ -162,8 +164,10 @@ impl Obj {
     /// [`FieldName`]).
     pub fn get_named(&self, name: &FieldName) -> Option<&Val> {
         let at = name.at.load(Atomic::Relaxed);
+        // Equal lengths first: most other names differ there.
         if let Some((n, v)) = self.0.get(at)
-            && name_eq(n, &name.name)
+            && n.len() == name.name.len()
+            && n.as_bytes() == name.name.as_bytes()
         {
             return Some(v);
         }
