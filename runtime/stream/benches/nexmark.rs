@@ -17,7 +17,9 @@
 //! start-up, the first checkpoint and the teardown a visible share of the CPU), `CAPSTAN_BENCH_PARTITIONS` (default: cores),
 //! `CAPSTAN_BENCH_KEYS` (state test, default 500,000). `CAPSTAN_BENCH_ONLY=Q5` runs only
 //! the queries whose label starts with it (and their latency test), no state test;
-//! `CAPSTAN_BENCH_NO_LATENCY` skips the latency tests.
+//! `CAPSTAN_BENCH_NO_LATENCY` skips the latency tests; `CAPSTAN_BENCH_CHECKPOINT_MS`
+//! (default 1,000) spaces the checkpoints. The last two are for counting instructions
+//! under callgrind (README, Development).
 
 use std::time::{Duration, Instant};
 
