@@ -291,7 +291,7 @@ mod tests {
         let job = JobNodes::new("orderJob");
         let a = start_instance(&ra, &job, A, "192.168.1.9").await;
         let used = available_instances(&ra, &job).await.expect("available");
-        assert_eq!(used, [a.clone()]);
+        assert_eq!(used, std::slice::from_ref(&a));
         ra.delete(&job.resharding_necessary(), None)
             .await
             .expect("the sharding's commit deletes the flag");
