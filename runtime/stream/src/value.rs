@@ -486,7 +486,6 @@ impl std::io::Write for FmtWriter<'_, '_> {
     }
 }
 
-/// Its JSON text, exactly as `serde_json` writes the same value.
 /// The JSON text of an integer (as serde_json writes it: the same `itoa`), written in
 /// `buf`; `None` for anything else. For a key's text, made once or twice per record.
 pub(crate) fn integer_text<'b>(v: &Val, buf: &'b mut itoa::Buffer) -> Option<&'b str> {
@@ -498,6 +497,7 @@ pub(crate) fn integer_text<'b>(v: &Val, buf: &'b mut itoa::Buffer) -> Option<&'b
     }
 }
 
+/// Its JSON text, exactly as `serde_json` writes the same value.
 impl fmt::Display for Val {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         serde_json::to_writer(FmtWriter(f), self).map_err(|_| fmt::Error)

@@ -280,6 +280,14 @@ mod tests {
         me
     }
 
+    /// Whether the resharding flag is set.
+    async fn flagged(r: &Registry, job: &JobNodes) -> bool {
+        r.exists(&job.resharding_necessary())
+            .await
+            .expect("flag")
+            .is_some()
+    }
+
     /// An instance that registers while a sharding is under way (after it read the
     /// instances, before it deleted the flag) gets the flag set again, so the next fire
     /// gives it items; an unchanged set leaves the flag gone.
@@ -300,12 +308,7 @@ mod tests {
                 .await
                 .expect("unchanged")
         );
-        assert!(
-            ra.exists(&job.resharding_necessary())
-                .await
-                .expect("flag")
-                .is_none()
-        );
+        assert!(!flagged(&ra, &job).await);
         // B registers (and, as a follower, sets no flag); A's sharding used only A.
         let b = start_instance(&rb, &job, B, "192.168.1.10").await;
         rb.delete(&job.resharding_necessary(), None)
@@ -316,12 +319,7 @@ mod tests {
                 .await
                 .expect("changed")
         );
-        assert!(
-            ra.exists(&job.resharding_necessary())
-                .await
-                .expect("flag")
-                .is_some()
-        );
+        assert!(flagged(&ra, &job).await);
         let plan = ShardingPlan {
             job_name: "orderJob".into(),
             total: 2,
@@ -335,12 +333,7 @@ mod tests {
             panic!("A leads and must shard");
         };
         assert_eq!(owners, [(a, vec![0]), (b, vec![1])]);
-        assert!(
-            ra.exists(&job.resharding_necessary())
-                .await
-                .expect("flag")
-                .is_none()
-        );
+        assert!(!flagged(&ra, &job).await);
     }
 
     #[tokio::test]
