@@ -58,7 +58,7 @@ impl KeyText {
     /// whole text, is the text's order: a zero pad sorts first, as the shorter of two
     /// texts does, and two texts that differ only past it, or in a pad against a zero
     /// byte, tie here.
-    fn prefix(&self) -> u64 {
+    pub(super) fn prefix(&self) -> u64 {
         let bytes = self.as_str().as_bytes();
         let mut head = [0u8; 8];
         let n = bytes.len().min(8);

@@ -645,7 +645,11 @@ impl Runner {
         // by (end, start, key)), and a pipeline has one aggregate, windowed or by
         // session, so only one of them adds any: no sort of the results (and no copy of
         // every key to sort by) is needed.
-        let mut closing: Vec<Val> = Vec::new();
+        //
+        // They go straight to the output, after what is there: its buffer keeps its size
+        // from call to call, where a new vector grew by doubling for every closing.
+        let mut closing = std::mem::take(&mut self.out);
+        let emitted = closing.len();
         for ((end, start), keys) in self.agg.windows.range_mut(..=(w, i64::MAX)) {
             let due = sorted_by_text(keys.iter_mut().filter(|(_, win)| !win.closed));
             for (_, win) in due {
@@ -687,9 +691,8 @@ impl Runner {
         if let (Some(_), Some(Window::Hopping { size, advance })) = (self.agg.panes.len, a.window) {
             self.close_panes(&a, (size, advance), before, w, &mut closing);
         }
-        for v in closing {
-            self.emit(v);
-        }
+        self.metrics.records_out += (closing.len() - emitted) as u64;
+        self.out = closing;
         // Free what no late record can reach any more: windows are ordered by end, so
         // only the oldest are looked at.
         while let Some(entry) = self.agg.windows.first_entry() {

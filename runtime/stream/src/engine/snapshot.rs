@@ -97,7 +97,7 @@ impl Serialize for Borrowed<'_> {
                 agg.panes
                     .by_start
                     .iter()
-                    .flat_map(|(start, keys)| keys.iter().map(move |(k, p)| ((start, k), p))),
+                    .flat_map(|(start, pane)| pane.parts().map(move |(k, p)| ((start, k), p))),
             ),
         )?;
         st.serialize_field(
@@ -196,7 +196,8 @@ impl Runner {
                     let mut panes =
                         Panes::for_aggregate(windowed.as_ref().filter(|_| !had_windows));
                     for ((start, k), p) in s.panes {
-                        panes.by_start.entry(start).or_default().insert(k, p);
+                        let hasher = panes.hasher.clone();
+                        panes.pane(start).restore(&hasher, k, p);
                     }
                     panes
                 },
