@@ -132,6 +132,9 @@ impl PartialOrd for KeyText {
 }
 
 impl Hash for KeyText {
+    // In line: hashed once a record, by windows and panes alike; out of line it cost a
+    // call a record (Q7-like 824 against 834 M instructions, callgrind).
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }

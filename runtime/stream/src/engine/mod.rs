@@ -261,9 +261,10 @@ impl Runner {
         std::mem::take(&mut self.out)
     }
 
-    /// Moves what was emitted so far to the end of `out`.
-    pub fn drain_into(&mut self, out: &mut Vec<Val>) {
-        out.append(&mut self.out);
+    /// What was emitted so far, taken one by one: the buffer keeps its size for what
+    /// comes next (a window closing with tens of thousands of keys, again and again).
+    pub fn emitted(&mut self) -> std::vec::Drain<'_, Val> {
+        self.out.drain(..)
     }
 
     /// Counters so far.

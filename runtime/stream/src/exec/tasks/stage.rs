@@ -13,7 +13,6 @@ use crate::exec::metrics::Counters;
 use crate::exec::route::{Item, Rx, Tx};
 use crate::exec::workers::{Progress, Tasklet};
 use crate::exec::{Ack, Control};
-use crate::value::Val;
 
 /// What a stage task knows of one input (one source partition).
 struct Input {
@@ -32,7 +31,6 @@ pub(crate) struct StageTask {
     inputs: Vec<Input>,
     pending: Option<u64>,
     out: Outboxes,
-    rows: Vec<Val>,
     ckpt_dir: PathBuf,
     done: bool,
     late_seen: u64,
@@ -71,7 +69,6 @@ impl StageTask {
             runner,
             pending: None,
             out: Outboxes::new(vec![out]),
-            rows: Vec::new(),
             ckpt_dir,
             done: false,
             late_seen,
@@ -100,9 +97,9 @@ impl StageTask {
     }
 
     fn push_rows(&mut self, born: Instant) {
-        self.runner.drain_into(&mut self.rows);
-        let n = self.rows.len() as u64;
-        for row in self.rows.drain(..) {
+        let rows = self.runner.emitted();
+        let n = rows.len() as u64;
+        for row in rows {
             self.out.push(0, Item::Row { row, born });
         }
         self.counters.add_out(n);
