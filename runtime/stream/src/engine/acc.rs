@@ -56,6 +56,18 @@ impl Acc {
         }
     }
 
+    /// Adds record `r`'s input `x` to this value of operation `op`: a top-N offers the
+    /// record, the others [`Acc::apply`] the number.
+    fn add_input(&mut self, op: &AggOp, r: &Rec, x: Option<f64>, integral: bool, sign: f64) {
+        if let (Acc::Top(top), AggOp::Top { n, .. }) = (&mut *self, op) {
+            if let Some(score) = x {
+                Acc::offer(top, *n, score, &r.value);
+            }
+            return;
+        }
+        self.apply(x, sign, integral);
+    }
+
     /// Adds (`sign` 1) or subtracts (`sign` -1) one input; a non-number is skipped.
     pub(super) fn apply(&mut self, x: Option<f64>, sign: f64, integral: bool) {
         match (self, x) {
@@ -128,9 +140,14 @@ impl Accs {
         a.ops.iter().map(|(_, op)| Acc::input(op, r)).collect()
     }
 
+    /// Adds (`sign` 1) or subtracts (`sign` -1) a record, each operation's input taken
+    /// as it is added: no vector of them (an aggregate with one window to update needs
+    /// none, and collecting one was a tenth of a pane's update).
     pub(super) fn add(&mut self, a: &Aggregate, r: &Rec, sign: f64) {
-        let inputs = Accs::inputs(a, r);
-        self.add_inputs(a, r, &inputs, sign);
+        for (acc, (_, op)) in self.0.iter_mut().zip(&a.ops) {
+            let (x, integral) = Acc::input(op, r);
+            acc.add_input(op, r, x, integral, sign);
+        }
     }
 
     /// Adds (`sign` 1) or subtracts (`sign` -1) a record whose inputs are known.
@@ -141,14 +158,8 @@ impl Accs {
         inputs: &[(Option<f64>, bool)],
         sign: f64,
     ) {
-        for ((acc, (_, op)), (x, integral)) in self.0.iter_mut().zip(&a.ops).zip(inputs) {
-            if let (Acc::Top(top), AggOp::Top { n, .. }) = (&mut *acc, op) {
-                if let Some(score) = x {
-                    Acc::offer(top, *n, *score, &r.value);
-                }
-                continue;
-            }
-            acc.apply(*x, sign, *integral);
+        for ((acc, (_, op)), &(x, integral)) in self.0.iter_mut().zip(&a.ops).zip(inputs) {
+            acc.add_input(op, r, x, integral, sign);
         }
     }
 
