@@ -205,7 +205,10 @@ impl Runner {
         // Windows completed already (their results went out): emitted again now. Those
         // the watermark passed but that have not completed yet go out when they do.
         let completed = self.advanced_to.unwrap_or(i64::MIN);
-        for j in first..=last {
+        // A window ends after every record it holds: a record at or after the completed
+        // time (every record on time) is in no completed window, and skips the loop.
+        let reopened = (r.ts < completed).then_some(first..=last);
+        for j in reopened.into_iter().flatten() {
             let (start, end) = (j * advance, j * advance + size);
             if end <= completed
                 && open(end)
