@@ -273,6 +273,18 @@ impl Expr {
     /// Evaluates against a record; a missing field is `null`, arithmetic on non-numbers is
     /// `null` (so a filter on it is false), never a panic.
     pub fn eval(&self, s: &Scope<'_>) -> Val {
+        // A top-level field of the value, the most common expression (a map's copied
+        // fields, a key), read in place: no call into the general walk, no `Cow` to
+        // unwrap. With the in-line name comparison of `Obj::get_named`, Nexmark Q1 went
+        // from 616 to 585 M instructions for 300,000 events (callgrind).
+        if let Expr::Field(Base::Value, path) = self
+            && let [name] = path.as_slice()
+        {
+            return match s.value.get_named(name) {
+                Some(v) => v.clone(),
+                None => Val::Null,
+            };
+        }
         self.eval_ref(s).into_owned()
     }
 

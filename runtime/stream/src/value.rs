@@ -164,10 +164,10 @@ impl Obj {
     /// [`FieldName`]).
     pub fn get_named(&self, name: &FieldName) -> Option<&Val> {
         let at = name.at.load(Atomic::Relaxed);
-        // Equal lengths first: most other names differ there.
+        // Compared in line (`name_eq`: lengths, then bytes), not by a call to memcmp,
+        // which cost more than the few bytes of a name.
         if let Some((n, v)) = self.0.get(at)
-            && n.len() == name.name.len()
-            && n.as_bytes() == name.name.as_bytes()
+            && name_eq(n, &name.name)
         {
             return Some(v);
         }
