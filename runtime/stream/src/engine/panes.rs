@@ -110,13 +110,6 @@ impl Pane {
         }
     }
 
-    /// The ordered part at `i` of the order, with its key's prefix.
-    fn at(&self, i: usize) -> Option<(u64, &KeyText, &Part)> {
-        let &(prefix, at) = self.order.get(i)?;
-        let (k, p) = &self.parts[at];
-        Some((prefix, k, p))
-    }
-
     fn clear(&mut self) {
         self.index.clear();
         self.parts.clear();
@@ -277,9 +270,8 @@ impl Runner {
             for (_, pane) in by_start.range_mut(start..end) {
                 pane.order();
             }
-            let runs: SmallVec<[(&Pane, usize); 8]> =
-                by_start.range(start..end).map(|(_, p)| (p, 0)).collect();
-            merge_runs(a, runs, merged, |key, accs| {
+            let panes = by_start.range(start..end).map(|(_, p)| p);
+            merge_runs(a, panes, merged, |key, accs| {
                 closing.push(Self::window_row(a, key, start, end, accs));
             });
             j += 1;
@@ -299,38 +291,70 @@ impl Runner {
     }
 }
 
-/// Merges ordered panes (each with its position in its order) key by key, and gives `out`
-/// each key with its aggregations over all of them, in key order. `scratch` holds the
-/// merged aggregations of a key found in more than one pane.
+/// A pane's parts in key order, from its head on.
+struct Run<'p> {
+    rest: std::slice::Iter<'p, (u64, usize)>,
+    parts: &'p [(KeyText, Part)],
+    /// The next part, with its key and the key's prefix; `None` once the run is merged.
+    head: Option<(u64, &'p KeyText, &'p Part)>,
+}
+
+impl<'p> Run<'p> {
+    /// The run of an ordered pane (see [`Pane::order`]).
+    fn new(pane: &'p Pane) -> Run<'p> {
+        let mut run = Run {
+            rest: pane.order.iter(),
+            parts: &pane.parts,
+            head: None,
+        };
+        run.advance();
+        run
+    }
+
+    fn advance(&mut self) {
+        let parts = self.parts;
+        self.head = self.rest.next().map(|&(prefix, at)| {
+            let (k, p) = &parts[at];
+            (prefix, k, p)
+        });
+    }
+}
+
+/// Merges ordered panes key by key, and gives `out` each key with its aggregations over
+/// all of them, in key order. `scratch` holds the merged aggregations of a key found in
+/// more than one pane.
 ///
 /// The least key of the runs' heads is found by looking at each: a window has a few panes
-/// ([`MAX_PANES_PER_WINDOW`] at most).
-fn merge_runs(
+/// ([`MAX_PANES_PER_WINDOW`] at most). Heads are kept, not looked up again at each look,
+/// and compared by prefix first: two keys' texts are compared only when their first 8
+/// bytes tie.
+fn merge_runs<'p>(
     a: &Aggregate,
-    mut runs: SmallVec<[(&Pane, usize); 8]>,
+    panes: impl Iterator<Item = &'p Pane>,
     scratch: &mut Option<Accs>,
     mut out: impl FnMut(&Val, &Accs),
 ) {
+    let mut runs: SmallVec<[Run<'p>; 8]> = panes.map(Run::new).collect();
     loop {
         let mut least: Option<(u64, &KeyText)> = None;
-        for &(pane, i) in &runs {
-            if let Some((prefix, k, _)) = pane.at(i)
-                && least.is_none_or(|l| (prefix, k) < l)
+        for run in &runs {
+            if let Some((prefix, k, _)) = run.head
+                && least.is_none_or(|(lp, lk)| prefix < lp || (prefix == lp && k < lk))
             {
                 least = Some((prefix, k));
             }
         }
-        let Some(least) = least else { return };
+        let Some((lp, lk)) = least else { return };
         let mut first: Option<&Part> = None;
         let mut several = false;
-        for (pane, i) in &mut runs {
-            let Some((prefix, k, part)) = pane.at(*i) else {
+        for run in &mut runs {
+            let Some((prefix, k, part)) = run.head else {
                 continue;
             };
-            if (prefix, k) != least {
+            if prefix != lp || !(std::ptr::eq(k, lk) || k == lk) {
                 continue;
             }
-            *i += 1;
+            run.advance();
             match first {
                 None => first = Some(part),
                 Some(f) => {
