@@ -486,7 +486,7 @@ impl Runner {
             }
             Some(Window::Hopping { size, advance }) => {
                 if let Some(len) = self.agg.panes.len {
-                    self.pane_update(a, &r, (size, advance, len), &open);
+                    self.pane_update(a, &r, (size, advance, len), late, &open);
                     return;
                 }
                 // Every [k·advance, k·advance+size), k ≥ 0, holding ts.

@@ -168,19 +168,24 @@ fn gcd(a: i64, b: i64) -> i64 {
 
 impl Runner {
     /// Adds `r` to its pane: `len` long, of hopping windows `size` long every `advance`.
-    /// A late record is taken if a window holding it is `open` (within the lateness),
+    /// A `late` record is taken if a window holding it is `open` (within the lateness),
     /// and every completed window it updates is emitted again at once.
     pub(super) fn pane_update(
         &mut self,
         a: &Aggregate,
         r: &Rec,
         (size, advance, len): (i64, i64, i64),
+        late: bool,
         open: &dyn Fn(i64) -> bool,
     ) {
-        // The windows holding ts: k·advance ≤ ts < k·advance + size, k ≥ 0.
-        let last = r.ts.div_euclid(advance);
-        let first = (r.ts.saturating_sub(size).div_euclid(advance) + 1).max(0);
-        if !(first..=last).any(|k| open(k * advance + size)) {
+        // The windows holding ts: k·advance ≤ ts < k·advance + size, k ≥ 0. Only a late
+        // record needs them: one on time is in open windows only, none completed.
+        let windows = || {
+            let last = r.ts.div_euclid(advance);
+            let first = (r.ts.saturating_sub(size).div_euclid(advance) + 1).max(0);
+            first..=last
+        };
+        if late && !windows().any(|k| open(k * advance + size)) {
             self.late(r);
             return;
         }
@@ -200,7 +205,7 @@ impl Runner {
         let completed = self.advanced_to.unwrap_or(i64::MIN);
         // A window ends after every record it holds: a record at or after the completed
         // time (every record on time) is in no completed window, and skips the loop.
-        let reopened = (r.ts < completed).then_some(first..=last);
+        let reopened = (r.ts < completed).then(windows);
         for j in reopened.into_iter().flatten() {
             let (start, end) = (j * advance, j * advance + size);
             if end <= completed
