@@ -81,12 +81,6 @@ impl Pane {
             .map(|&i| &parts[i].1)
     }
 
-    /// Adds a part read from a checkpoint (one per key and pane was written).
-    pub(super) fn restore(&mut self, hasher: &DefaultHashBuilder, k: KeyText, p: Part) {
-        let copy = p.clone();
-        *self.part_mut(hasher, &k, move || copy) = p;
-    }
-
     pub(super) fn parts(&self) -> impl Iterator<Item = (&KeyText, &Part)> {
         self.parts.iter().map(|(k, p)| (k, p))
     }
@@ -125,7 +119,7 @@ pub(super) struct Panes {
     /// By pane start.
     pub(super) by_start: BTreeMap<i64, Pane>,
     /// The keys' hasher, for every pane.
-    pub(super) hasher: DefaultHashBuilder,
+    hasher: DefaultHashBuilder,
     /// The pane freed last, emptied, for the next new one: that holds about as many keys,
     /// so its vectors and table do not grow from empty.
     spare: Option<Pane>,
@@ -142,12 +136,25 @@ impl Panes {
         }
     }
 
-    /// The pane starting at `start`, new if there is none.
-    pub(super) fn pane(&mut self, start: i64) -> &mut Pane {
-        let spare = &mut self.spare;
-        self.by_start
+    /// The part of key `k` in the pane starting at `start`, made by `new` (and the pane
+    /// from the spare) if missing.
+    fn part_mut(&mut self, start: i64, k: &KeyText, new: impl FnOnce() -> Part) -> &mut Part {
+        let Panes {
+            by_start,
+            hasher,
+            spare,
+            ..
+        } = self;
+        by_start
             .entry(start)
             .or_insert_with(|| spare.take().unwrap_or_default())
+            .part_mut(hasher, k, new)
+    }
+
+    /// Adds a part read from a checkpoint (one per key and pane was written).
+    pub(super) fn restore(&mut self, start: i64, k: KeyText, p: Part) {
+        let copy = p.clone();
+        *self.part_mut(start, &k, move || copy) = p;
     }
 }
 
@@ -191,11 +198,10 @@ impl Runner {
         }
         let mut k = std::mem::take(&mut self.agg.key_text);
         k.set(&r.key);
-        let panes = &mut self.agg.panes;
-        let hasher = panes.hasher.clone();
-        let part = panes
-            .pane(r.ts.div_euclid(len) * len)
-            .part_mut(&hasher, &k, || Part {
+        let part = self
+            .agg
+            .panes
+            .part_mut(r.ts.div_euclid(len) * len, &k, || Part {
                 key: r.key.clone(),
                 accs: Accs::new(a),
             });

@@ -196,8 +196,7 @@ impl Runner {
                     let mut panes =
                         Panes::for_aggregate(windowed.as_ref().filter(|_| !had_windows));
                     for ((start, k), p) in s.panes {
-                        let hasher = panes.hasher.clone();
-                        panes.pane(start).restore(&hasher, k, p);
+                        panes.restore(start, k, p);
                     }
                     panes
                 },
