@@ -243,8 +243,12 @@ impl Parser {
 }
 
 fn number(n: f64) -> Val {
-    if n.fract() == 0.0 && n.abs() < 9e15 {
-        Val::from(n as i64)
+    // Whether `n` is a whole number, by a round trip through `i64` (two instructions)
+    // rather than `fract`, a call into libm per computed value. NaN and infinities fail
+    // it (NaN casts to 0, infinities saturate).
+    let whole = n as i64;
+    if whole as f64 == n && n.abs() < 9e15 {
+        Val::from(whole)
     } else {
         Val::float(n)
     }
@@ -286,6 +290,11 @@ impl Expr {
             };
         }
         self.eval_ref(s).into_owned()
+    }
+
+    /// Whether the expression is the value's top-level field `name`, as `price` is.
+    pub fn is_value_field(&self, name: &str) -> bool {
+        matches!(self, Expr::Field(Base::Value, path) if matches!(path.as_slice(), [n] if n.as_str() == name))
     }
 
     /// Whether the expression is true of a record (see [`truthy`]): a filter.
@@ -453,6 +462,11 @@ mod tests {
         assert_eq!(eval("id * id", v.clone()), json!(8.112963841460668e31));
         assert_eq!(eval("$value.inner.x", v.clone()), json!(3));
         assert_eq!(eval("$ts.x", v.clone()), serde_json::Value::Null);
+        // A whole result is an integer, anything else a float; out of range, a float.
+        assert_eq!(eval("n * 0.5 + 0.5", v.clone()), json!(-3));
+        assert_eq!(eval("n * 0.25", v.clone()), json!(-1.75));
+        assert_eq!(eval("-(n * 0.0)", v.clone()), json!(0));
+        assert_eq!(eval("1000000000000000 * 10.5", v.clone()), json!(1.05e16));
         let key = Expr::parse("$key.id").expect("parse").eval(&Scope {
             key: &Val::from_json(json!({"id": 5})),
             value: &Val::Null,

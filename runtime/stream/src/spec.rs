@@ -27,6 +27,7 @@ use compact_str::CompactString;
 use serde_norway::Value as Yaml;
 
 use crate::expr::Expr;
+use crate::value::FieldName;
 
 /// A spec error: the field's path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -191,9 +192,8 @@ fn row_layout(fixed: &[(&str, RowField)], ops: &[(String, AggOp)]) -> RowLayout 
 pub enum Step {
     /// Keep records where the expression is true.
     Filter(Expr),
-    /// Replace the value by these fields, kept in name order (an object's), so a mapped
-    /// record's fields need no sorting.
-    Map(Vec<(CompactString, Expr)>),
+    /// Replace the value by these fields.
+    Map(MapFields),
     /// One value to many: the array an expression gives, one record per element.
     FlatMap(Expr),
     /// Re-key a stream.
@@ -202,6 +202,50 @@ pub enum Step {
     GroupBy(Expr),
     /// Aggregate per key.
     Aggregate(Aggregate),
+}
+
+/// A map step's output fields, kept in name order (an object's), so a mapped record's
+/// fields need no sorting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MapFields {
+    names: Vec<FieldName>,
+    exprs: Vec<Expr>,
+    /// Per field: whether it is the input's field of the same name (`price: price`),
+    /// which a map leaves where it is rather than copying it.
+    kept: Vec<bool>,
+}
+
+impl MapFields {
+    /// The map of `fields` (names distinct), in any order.
+    pub fn new(mut fields: Vec<(CompactString, Expr)>) -> MapFields {
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        let kept = fields.iter().map(|(f, e)| e.is_value_field(f)).collect();
+        let (names, exprs) = fields
+            .into_iter()
+            .map(|(f, e)| (FieldName::new(f.as_str()), e))
+            .unzip();
+        MapFields { names, exprs, kept }
+    }
+
+    /// The output fields' names, in name order.
+    pub fn names(&self) -> &[FieldName] {
+        &self.names
+    }
+
+    /// The expressions of the fields a map computes (those not
+    /// [kept](MapFields::kept)), in name order.
+    pub fn computed(&self) -> impl Iterator<Item = &Expr> {
+        self.exprs
+            .iter()
+            .zip(&self.kept)
+            .filter(|(_, kept)| !**kept)
+            .map(|(e, _)| e)
+    }
+
+    /// Per field, in name order: whether it is the input's field of the same name.
+    pub fn kept(&self) -> &[bool] {
+        &self.kept
+    }
 }
 
 /// Join kinds.
@@ -659,15 +703,14 @@ fn step(v: &Yaml, path: &str) -> Result<Step, SpecError> {
             if fields.is_empty() {
                 return Err(err(at, "name at least one output field"));
             }
-            let mut fields = fields
+            let fields = fields
                 .iter()
                 .map(|(f, e)| {
                     let f = str_of(f, &at)?;
                     Ok((f.as_str().into(), expr_of(e, &format!("{at}.{f}"))?))
                 })
                 .collect::<Result<Vec<(CompactString, Expr)>, SpecError>>()?;
-            fields.sort_by(|a, b| a.0.cmp(&b.0));
-            Step::Map(fields)
+            Step::Map(MapFields::new(fields))
         }
         "aggregate" => Step::Aggregate(aggregate(body, &at)?),
         other => {

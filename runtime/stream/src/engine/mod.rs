@@ -369,6 +369,7 @@ impl Runner {
         // For tables, `group_by` does not re-key the row here: the aggregate needs the
         // row's own key to subtract its previous contribution.
         let mut group: Option<Expr> = None;
+        let mut values = Vec::new();
         for step in &steps[self.from_step..] {
             let mut next = Vec::with_capacity(recs.len());
             for r in recs {
@@ -384,7 +385,7 @@ impl Runner {
                             self.stream_aggregate(a, r, w);
                         }
                     }
-                    _ => stateless(step, r, table, &mut next),
+                    _ => stateless(step, r, table, &mut values, &mut next),
                 }
             }
             recs = next;

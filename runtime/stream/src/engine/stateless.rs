@@ -15,7 +15,16 @@ pub fn output_row(r: Record, table: bool) -> Val {
 }
 
 /// One stateless step (filter, map, flat_map, key_by) applied to `r`; results go to `out`.
-pub(super) fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
+///
+/// `values` is scratch for a map's new values (empty between calls), so that a map
+/// allocates nothing per record once it has been used.
+pub(super) fn stateless(
+    step: &Step,
+    r: Rec,
+    table: bool,
+    values: &mut Vec<Val>,
+    out: &mut Vec<Rec>,
+) {
     match step {
         Step::Filter(e) => {
             // A table row that stops matching is a delete downstream.
@@ -28,19 +37,22 @@ pub(super) fn stateless(step: &Step, r: Rec, table: bool, out: &mut Vec<Rec>) {
                 });
             }
         }
-        Step::Map(fields) if !(table && r.value.is_null()) => {
+        Step::Map(map) if !(table && r.value.is_null()) => {
+            // Every expression reads the record as it came, so the new values are made
+            // first, and only then replace its fields.
             let s = scope(&r);
-            // The spec keeps a map's fields in name order.
-            let m = Obj::from_sorted_fields(
-                fields
-                    .iter()
-                    .map(|(f, e)| (f.clone(), e.eval(&s)))
-                    .collect(),
-            );
-            out.push(Rec {
-                value: Val::Obj(m),
-                ..r
-            });
+            values.extend(map.computed().map(|e| e.eval(&s)));
+            let mut r = r;
+            // The record's object is rewritten where it is: a new object per record cost
+            // an allocation, the old one's free, and a copy of every field kept (see
+            // `Obj::project`).
+            if !matches!(r.value, Val::Obj(_)) {
+                r.value = Val::Obj(Obj::with_capacity(map.names().len()));
+            }
+            if let Val::Obj(m) = &mut r.value {
+                m.project(map.names(), map.kept(), values.drain(..));
+            }
+            out.push(r);
         }
         Step::FlatMap(e) => {
             if let Val::Arr(items) = e.eval(&scope(&r)) {
@@ -66,6 +78,8 @@ pub struct Prefix {
     table: bool,
     a: Vec<Rec>,
     b: Vec<Rec>,
+    /// A map's new values, before they replace the record's fields.
+    values: Vec<Val>,
 }
 
 impl Prefix {
@@ -80,6 +94,7 @@ impl Prefix {
             table,
             a: Vec::new(),
             b: Vec::new(),
+            values: Vec::new(),
         }
     }
 
@@ -99,7 +114,7 @@ impl Prefix {
             // One step (a map, a filter): straight into `out`, not through the buffers,
             // each of which moved the record once more.
             [step] => {
-                stateless(step, r, self.table, out);
+                stateless(step, r, self.table, &mut self.values, out);
                 return;
             }
             _ => {}
@@ -109,7 +124,7 @@ impl Prefix {
         for step in &self.steps {
             self.b.clear();
             for r in self.a.drain(..) {
-                stateless(step, r, self.table, &mut self.b);
+                stateless(step, r, self.table, &mut self.values, &mut self.b);
             }
             std::mem::swap(&mut self.a, &mut self.b);
         }
@@ -180,4 +195,40 @@ pub fn parse_record(
     line: Val,
 ) -> Result<(usize, Record), InputError> {
     parse_line(spec, &[], Some(source), 0, line)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::PipelineSpec;
+
+    /// A map rewrites each record's object where it is (`Obj::project`): fields kept by
+    /// name, computed, missing, and a value that is no object at all, both through the
+    /// executor's chain (`Prefix`) and the replay's runner.
+    #[test]
+    fn a_map_keeps_computes_and_drops_fields_whatever_the_value() {
+        let spec = PipelineSpec::from_yaml(
+            "name: m\nsources: [{name: s}]\nsteps:\n  - flat_map: items\n  - map: {n: n, twice: 'n * 2', v: '$value', gone: gone}\n",
+        )
+        .expect("spec");
+        let input = r#"{"key":"k","ts":1,"items":[{"n":3,"x":"dropped"},7,{"a":1}]}"#;
+        let expected = [
+            r#"{"key":"k","ts":1,"value":{"gone":null,"n":3,"twice":6,"v":{"n":3,"x":"dropped"}}}"#,
+            r#"{"key":"k","ts":1,"value":{"gone":null,"n":null,"twice":null,"v":7}}"#,
+            r#"{"key":"k","ts":1,"value":{"gone":null,"n":null,"twice":null,"v":{"a":1}}}"#,
+        ];
+        let (rows, _) = crate::engine::run_lines(&spec, input).expect("run");
+        let rows: Vec<String> = rows.iter().map(ToString::to_string).collect();
+        assert_eq!(rows, expected);
+
+        let mut prefix = super::Prefix::new(&spec, spec.steps.len());
+        let line = serde_json::from_str(input).expect("json");
+        let (_, rec) = super::parse_record(&spec, 0, line).expect("record");
+        let mut out = Vec::new();
+        prefix.apply(rec, &mut out);
+        let rows: Vec<String> = out
+            .into_iter()
+            .map(|r| super::output_row(r, false).to_string())
+            .collect();
+        assert_eq!(rows, expected);
+    }
 }
