@@ -221,7 +221,9 @@ impl Obj {
         // at or after the front), then the rest dropped.
         let mut front = 0;
         for &a in at.iter().filter(|a| **a != ABSENT) {
-            self.0.swap(front, a);
+            if a != front {
+                self.0.swap(front, a);
+            }
             front += 1;
         }
         self.0.truncate(front);
