@@ -242,7 +242,9 @@ impl Parser {
     }
 }
 
-fn number(n: f64) -> Val {
+/// `n` as a value: an integer when it is a whole number an `f64` holds exactly (below
+/// 9·10^15), else a float (`null` for NaN and infinities).
+pub(crate) fn number(n: f64) -> Val {
     // Whether `n` is a whole number, by a round trip through `i64` (two instructions)
     // rather than `fract`, a call into libm per computed value. NaN and infinities fail
     // it (NaN casts to 0, infinities saturate).

@@ -104,9 +104,10 @@ impl Acc {
     }
 
     pub(super) fn value(&self) -> Val {
+        // A whole integral result is written as an integer, as an expression's is.
         let num = |f: f64, integral: bool| {
-            if integral && f.fract() == 0.0 {
-                Val::from(f as i64)
+            if integral {
+                crate::expr::number(f)
             } else {
                 Val::float(f)
             }
