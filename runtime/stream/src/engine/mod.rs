@@ -147,6 +147,9 @@ pub struct Runner {
     ss: StreamJoin,
     agg: AggState,
     out: Vec<Val>,
+    /// Scratch for a map step's new values (see `stateless`): kept, so that a map
+    /// allocates nothing per record.
+    map_values: Vec<Val>,
     metrics: Metrics,
     /// The watermark windows were last completed at.
     advanced_to: Option<i64>,
@@ -185,6 +188,7 @@ impl Runner {
                 ..AggState::default()
             },
             out: Vec::new(),
+            map_values: Vec::new(),
             metrics: Metrics::default(),
             advanced_to: None,
         }
@@ -369,7 +373,6 @@ impl Runner {
         // For tables, `group_by` does not re-key the row here: the aggregate needs the
         // row's own key to subtract its previous contribution.
         let mut group: Option<Expr> = None;
-        let mut values = Vec::new();
         for step in &steps[self.from_step..] {
             let mut next = Vec::with_capacity(recs.len());
             for r in recs {
@@ -385,7 +388,7 @@ impl Runner {
                             self.stream_aggregate(a, r, w);
                         }
                     }
-                    _ => stateless(step, r, table, &mut values, &mut next),
+                    _ => stateless(step, r, table, &mut self.map_values, &mut next),
                 }
             }
             recs = next;

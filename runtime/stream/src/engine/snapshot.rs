@@ -202,6 +202,7 @@ impl Runner {
                 },
             },
             out: Vec::new(),
+            map_values: Vec::new(),
             metrics: s.metrics,
             advanced_to: s.advanced_to,
             steps: std::sync::Arc::new(spec.steps.clone()),
