@@ -38,8 +38,11 @@ test.describe.serial('jobs', () => {
     await page.goto(`${capstan.url}/rc/local/jobs`);
     await hydrated(page);
     // The demo pipeline is a STREAM job too, as any ElasticJob console would list it.
+    // Sharding is lazy (spec §4.3): a fresh job is SHARDING_FLAG until its first fire, and
+    // the slowest demo cron fires every 30 s, so each status may take that long to turn.
     for (const job of ['demo-simple', 'demo-dataflow', 'demo-script', 'demo-http', 'sensor-averages']) {
-      await expect(page.locator(`tr[data-job=${job}] [data-testid=job-status]`)).toHaveText('OK');
+      await expect(page.locator(`tr[data-job=${job}] [data-testid=job-status]`))
+        .toHaveText('OK', { timeout: 40_000 });
     }
     await expect(page.getByTestId('live')).toHaveAttribute('data-connected', 'true');
     await shot(page, 'jobs');
