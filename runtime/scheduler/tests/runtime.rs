@@ -648,6 +648,93 @@ async fn a_panicking_item_fails_and_the_job_fires_on() {
 /// Exclusivity under random kills: one item never runs on two instances at once. A kill
 /// is what `kill -9` does: the instance stops at once (its items with it), and its session
 /// is expired afterwards, when the server notices.
+/// An instance that dies while no survivor watches (every survivor was itself restarting)
+/// leaves its persistent `running` node and its ownership behind, and no removal event ever
+/// names it. Resharding waits for running items, so without the leader's check for owners
+/// that are gone the job would wait for ever; with it, the item fails over and the job
+/// reshards onto the live instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_left_running_by_an_unseen_dead_instance_fails_over_and_resharding_goes_on() {
+    use capstan_registry::{CreateMode, Op};
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, ha) = start(&store, "10.0.0.1", "a").await;
+    let (b, _rb, hb) = start(&store, "10.0.0.2", "b").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    let mut cfg = config("ledger", Some("* * * * * ?"), 2);
+    cfg.failover = true;
+    for s in [&a, &b] {
+        s.add_job(JobDefinition::new(
+            cfg.clone(),
+            recording(&runs, Duration::from_millis(50), &aborted),
+        ))
+        .await
+        .expect("add");
+    }
+    let live: BTreeSet<String> = [a.instance_id().to_string(), b.instance_id().to_string()].into();
+    eventually("both instances own an item", 15, async || {
+        owners(&ra, "ledger", 2)
+            .await
+            .into_values()
+            .collect::<BTreeSet<_>>()
+            == live
+    })
+    .await;
+    // What the unseen death leaves: item 1 owned and running by an instance with no node,
+    // and resharding flagged. One transaction, between two runs of item 1.
+    let ghost = "10.0.0.9@-@4242";
+    let ghost_state = vec![
+        Op::Set {
+            path: "/ledger/sharding/1/instance".into(),
+            data: ghost.into(),
+            version: None,
+        },
+        Op::Create {
+            path: "/ledger/sharding/1/running".into(),
+            data: ghost.into(),
+            mode: CreateMode::Persistent,
+        },
+        Op::Create {
+            path: "/ledger/leader/sharding/necessary".into(),
+            data: Vec::new(),
+            mode: CreateMode::Persistent,
+        },
+    ];
+    eventually("the dead instance's state is written", 10, async || {
+        ra.multi(ghost_state.clone()).await.is_ok()
+    })
+    .await;
+    runs.clear();
+    eventually("the job reshards onto the live instances", 20, async || {
+        ra.exists("/ledger/leader/sharding/necessary")
+            .await
+            .expect("exists")
+            .is_none()
+            && owners(&ra, "ledger", 2)
+                .await
+                .into_values()
+                .collect::<BTreeSet<_>>()
+                == live
+    })
+    .await;
+    eventually("item 1 is run again as a failover", 10, async || {
+        let mut failovers = 0;
+        for h in [&ha, &hb] {
+            failovers += job_runs(h, "ledger", 200)
+                .await
+                .rows
+                .iter()
+                .filter(|r| r.item == 1 && r.source == "FAILOVER")
+                .count();
+        }
+        failovers == 1
+    })
+    .await;
+    assert!(runs.all().iter().all(|r| live.contains(&r.0)));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_item_never_runs_twice_at_once_across_random_kills() {
     const JOBS: usize = 4;

@@ -127,35 +127,60 @@ pub(crate) async fn flag_crashed_items(
     .await
 }
 
-/// `LegacyCrashedRunningItemListener` (§4.6): when this instance starts, or comes back,
-/// as the only available one, items left running or taken over by instances that are gone
-/// are flagged again (whole-cluster restarts; `running` is persistent with failover on).
+/// Items left `running` or `failovering` by instances that are gone are flagged again.
+/// Returns them.
+///
+/// Two callers:
+/// - `LegacyCrashedRunningItemListener` (§4.6, `alone`): this instance starts, or comes
+///   back, as the only available one (whole-cluster restarts; `running` is persistent with
+///   failover on).
+/// - The leader, when resharding waits for `running` items (§4.4 step 3). An instance's
+///   removal is seen only by instances that watch at that moment: when every survivor is
+///   itself restarting, nobody flags the dead one's items, its persistent `running` nodes
+///   stay, and the leader would wait for them for ever. (Java does wait for ever.)
+///
+/// Why the order of reads is safe with other instances alive: the item leaves are read
+/// first, and the live instances after. An instance registers its node before it writes
+/// any `running` node, so an owner read in a leaf and missing from the later list had its
+/// node deleted in between: it is gone, not just arriving. A `running` node holding `""`
+/// (written before 3.0.2) names nobody; the item's `instance` leaf stands for its owner,
+/// and when `alone` it is orphaned whoever is named, as Java treats it.
 ///
 /// # Errors
 /// A registry error.
-pub(crate) async fn flag_legacy_items(shared: &JobShared, total: u32) -> Result<Vec<u32>> {
-    let live = children(&shared.registry, &shared.nodes.instances()).await?;
+pub(crate) async fn flag_orphaned_items(
+    shared: &JobShared,
+    total: u32,
+    alone: bool,
+) -> Result<Vec<u32>> {
     under_latch(shared, async || {
         let leaves = item_leaves(shared, total).await?;
+        let live = children(&shared.registry, &shared.nodes.instances()).await?;
+        let gone = |id: &str| !live.iter().any(|l| l == id);
         let mut flagged = Vec::new();
         for item in 0..total {
-            let [_, running, _, failovering] = &leaves[item as usize];
-            let gone = |id: &Option<String>| {
-                id.as_deref()
-                    .is_some_and(|id| !live.iter().any(|l| l == id))
-            };
-            if gone(failovering) {
-                let owner = failovering.clone().unwrap_or_default();
-                flag(shared, item, &owner).await?;
+            let [instance, running, failover, failovering] = &leaves[item as usize];
+            if let Some(owner) = failovering.as_deref().filter(|o| gone(o)) {
+                flag(shared, item, owner).await?;
                 remove(
                     &shared.registry,
                     &shared.nodes.item_leaf(item, "failovering"),
                 )
                 .await?;
                 flagged.push(item);
-            } else if gone(running) {
-                let owner = running.clone().unwrap_or_default();
-                flag(shared, item, &owner).await?;
+                continue;
+            }
+            // A taker holds the item (its ephemeral `failover` node): not orphaned.
+            if failover.is_some() {
+                continue;
+            }
+            let orphaned = match running.as_deref() {
+                None => false,
+                Some("") => alone || instance.as_deref().is_none_or(gone),
+                Some(owner) => gone(owner),
+            };
+            if orphaned {
+                flag(shared, item, running.as_deref().unwrap_or_default()).await?;
                 flagged.push(item);
             }
         }

@@ -431,6 +431,7 @@ async fn shard(shared: &JobShared, config: &JobConfig, total: u32) -> Option<Opt
     let deadline = tokio::time::Instant::now() + SHARDING_WAIT;
     let mut generation = shared.cache.generation();
     let mut elected = false;
+    let mut orphans_checked = false;
     loop {
         let snap = shared.snapshot();
         if !snap.necessary && !snap.processing {
@@ -480,6 +481,19 @@ async fn shard(shared: &JobShared, config: &JobConfig, total: u32) -> Option<Opt
                     )
                     .await;
                     continue;
+                }
+            }
+            Ok(ShardOutcome::WaitForRunningItems) if config.failover && !orphans_checked => {
+                // Once per fire: a `running` item whose owner is gone ends only by failover.
+                orphans_checked = true;
+                match failover::flag_orphaned_items(shared, total, false).await {
+                    Ok(items) if !items.is_empty() => {
+                        tracing::info!(job = %shared.name, ?items, "resharding waited for items left running by instances that are gone; flagged them for failover");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(job = %shared.name, error = %e, "orphaned running check failed")
+                    }
                 }
             }
             Ok(ShardOutcome::LeaderWillShard | ShardOutcome::WaitForRunningItems) => {}
