@@ -444,7 +444,7 @@ impl Registry {
                 .count(),
         );
         let results = match &self.backend {
-            Backend::Embedded(s) => s.multi(&ops).await,
+            Backend::Embedded(s) => s.multi(ops).await,
             Backend::Zk(s) => s.multi(&ops).await,
         }
         .map_err(|e| self.relative_error(e))?;

@@ -343,7 +343,8 @@ fn end_session_locked(state: &mut State, id: i64) {
     state.watches.end_session(id);
 }
 
-/// One session on an [`EmbeddedStore`].
+/// One session on an [`EmbeddedStore`]. Its paths are absolute and were validated by the
+/// [`Registry`](crate::Registry) that owns it (see `tree`'s module docs).
 pub(crate) struct EmbeddedSession {
     shared: Arc<Shared>,
     id: i64,
@@ -499,8 +500,7 @@ impl EmbeddedSession {
         .await
     }
 
-    pub async fn multi(&self, ops: &[Op]) -> Result<Vec<OpResult>> {
-        let ops = ops.to_vec();
+    pub async fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
         self.transact(move |txn| {
             // Each operation touches its node and (creates, deletes) its parent.
             txn.reserve(ops.len() * 2);
@@ -535,7 +535,6 @@ impl EmbeddedSession {
 
     /// Runs `f` on the node at `p` under the read lock.
     fn with_node<T>(&self, p: &str, f: impl FnOnce(&tree::Node) -> T) -> Result<T> {
-        path::validate(p)?;
         let state = self.shared.read();
         self.alive(&state)?;
         let node = state
@@ -551,7 +550,6 @@ impl EmbeddedSession {
     }
 
     pub fn exists(&self, p: &str) -> Result<Option<Stat>> {
-        path::validate(p)?;
         let state = self.shared.read();
         self.alive(&state)?;
         Ok(state.tree.nodes.get(p).map(|n| n.stat))
@@ -562,9 +560,6 @@ impl EmbeddedSession {
     }
 
     pub fn read_nodes(&self, paths: &[String]) -> Result<Vec<Option<NodeData>>> {
-        for p in paths {
-            path::validate(p)?;
-        }
         let state = self.shared.read();
         self.alive(&state)?;
         Ok(paths
@@ -586,7 +581,6 @@ impl EmbeddedSession {
         &self,
         p: &str,
     ) -> Result<(Vec<u8>, Stat, oneshot::Receiver<WatchedEvent>)> {
-        path::validate(p)?;
         let mut state = self.shared.write();
         self.alive(&state)?;
         let (data, stat) = {
@@ -604,7 +598,6 @@ impl EmbeddedSession {
         &self,
         p: &str,
     ) -> Result<(Option<Stat>, oneshot::Receiver<WatchedEvent>)> {
-        path::validate(p)?;
         let mut state = self.shared.write();
         self.alive(&state)?;
         let stat = state.tree.nodes.get(p).map(|n| n.stat);
@@ -615,7 +608,6 @@ impl EmbeddedSession {
         &self,
         p: &str,
     ) -> Result<(Vec<String>, oneshot::Receiver<WatchedEvent>)> {
-        path::validate(p)?;
         let mut state = self.shared.write();
         self.alive(&state)?;
         let children = state
@@ -631,7 +623,6 @@ impl EmbeddedSession {
     }
 
     pub fn watch_recursive(&self, p: &str) -> Result<mpsc::UnboundedReceiver<WatchedEvent>> {
-        path::validate(p)?;
         let mut state = self.shared.write();
         self.alive(&state)?;
         Ok(state.watches.add_persistent(self.id, p))
