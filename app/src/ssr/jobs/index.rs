@@ -247,7 +247,7 @@ impl JobIndex {
     }
 
     /// The upcoming-fires histogram, recomputed when a config changed or `max_age_ms`
-    /// passed (counting 6 hours of fires for 10,000 jobs takes about a second).
+    /// passed (each distinct schedule is counted once: see `read::upcoming_hours`).
     pub fn upcoming(
         &self,
         now_ms: i64,
