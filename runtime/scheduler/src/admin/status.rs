@@ -269,36 +269,47 @@ pub fn job_items(view: &TreeView<'_>, job: &str) -> Vec<ItemStatus> {
 
 /// Every server IP across the namespace's jobs, sorted by IP text.
 pub fn servers(view: &TreeView<'_>) -> Vec<ServerSummary> {
+    // An IP is looked up by `&str` and its summary made once, and values are compared in
+    // place, rather than each summary taken out of the map and put back under a new key.
     let mut by_ip: BTreeMap<String, ServerSummary> = BTreeMap::new();
-    let entry = |by_ip: &mut BTreeMap<String, ServerSummary>, ip: &str| -> ServerSummary {
-        by_ip.remove(ip).unwrap_or(ServerSummary {
-            ip: ip.to_owned(),
-            instances: BTreeSet::new(),
-            jobs: BTreeSet::new(),
-            disabled_jobs: 0,
-            stale: true,
-        })
-    };
     for job in view.children("/") {
         for ip in view.children(&format!("/{job}/servers")) {
-            let mut s = entry(&mut by_ip, ip);
-            s.jobs.insert(job.to_owned());
-            if text(view, &format!("/{job}/servers/{ip}"))
-                .is_some_and(|v| v.eq_ignore_ascii_case("DISABLED"))
-            {
-                s.disabled_jobs += 1;
+            let disabled = view
+                .get(&format!("/{job}/servers/{ip}"))
+                .is_some_and(|n| n.data.eq_ignore_ascii_case(b"DISABLED"));
+            if let Some(s) = server_summary(&mut by_ip, ip) {
+                s.jobs.insert(job.to_owned());
+                s.disabled_jobs += usize::from(disabled);
             }
-            by_ip.insert(ip.to_owned(), s);
         }
         for instance in view.children(&format!("/{job}/instances")) {
-            let ip = server_ip_of(view, job, instance);
-            let mut s = entry(&mut by_ip, &ip);
-            s.instances.insert(instance.to_owned());
-            s.stale = false;
-            by_ip.insert(ip, s);
+            if let Some(s) = server_summary(&mut by_ip, &server_ip_of(view, job, instance)) {
+                s.instances.insert(instance.to_owned());
+                s.stale = false;
+            }
         }
     }
     by_ip.into_values().collect()
+}
+
+/// `ip`'s summary in `by_ip`, added (stale until an instance is seen) if missing.
+fn server_summary<'m>(
+    by_ip: &'m mut BTreeMap<String, ServerSummary>,
+    ip: &str,
+) -> Option<&'m mut ServerSummary> {
+    if !by_ip.contains_key(ip) {
+        by_ip.insert(
+            ip.to_owned(),
+            ServerSummary {
+                ip: ip.to_owned(),
+                instances: BTreeSet::new(),
+                jobs: BTreeSet::new(),
+                disabled_jobs: 0,
+                stale: true,
+            },
+        );
+    }
+    by_ip.get_mut(ip)
 }
 
 #[cfg(test)]
@@ -427,6 +438,9 @@ mod tests {
                 (job.status, job.reason.as_str()),
                 (JobStatus::Disabled, "2 of 2 servers disabled")
             );
+            let servers = servers(v);
+            assert_eq!(servers.len(), 2);
+            assert!(servers.iter().all(|s| s.disabled_jobs == 1 && !s.stale));
         });
         // No instance at all wins over everything.
         let cache = view_of(&sharded(), Some("/orderJob/instances")).await;
