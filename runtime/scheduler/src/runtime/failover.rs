@@ -148,11 +148,7 @@ pub(crate) async fn flag_crashed_items(
 ///
 /// # Errors
 /// A registry error.
-pub(crate) async fn flag_orphaned_items(
-    shared: &JobShared,
-    total: u32,
-    alone: bool,
-) -> Result<Vec<u32>> {
+async fn flag_orphaned_items(shared: &JobShared, total: u32, alone: bool) -> Result<Vec<u32>> {
     under_latch(shared, async || {
         let leaves = item_leaves(shared, total).await?;
         let live = children(&shared.registry, &shared.nodes.instances()).await?;
@@ -187,6 +183,20 @@ pub(crate) async fn flag_orphaned_items(
         Ok(flagged)
     })
     .await
+}
+
+/// [`flag_orphaned_items`], logging what it flagged (saying `found`, where it looked) or
+/// why it could not look: a caller goes on either way.
+pub(crate) async fn flag_orphans_logged(shared: &JobShared, total: u32, alone: bool, found: &str) {
+    match flag_orphaned_items(shared, total, alone).await {
+        Ok(items) if !items.is_empty() => {
+            tracing::info!(job = %shared.name, ?items, "{found}; flagged them for failover");
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(job = %shared.name, error = %e, "cannot check for items left running by instances that are gone");
+        }
+    }
 }
 
 /// `failoverIfNecessary` (§4.6): takes one flagged item, if any, under the latch: writes

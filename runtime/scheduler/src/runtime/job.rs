@@ -382,15 +382,13 @@ async fn flag_legacy_if_alone(shared: &JobShared, config: &JobConfig) {
     };
     if alone {
         let total = config.sharding_total_count.max(0) as u32;
-        match failover::flag_orphaned_items(shared, total, true).await {
-            Ok(items) if !items.is_empty() => {
-                tracing::info!(job = %shared.name, ?items, "flagged items left running by instances that are gone");
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(job = %shared.name, error = %e, "legacy failover check failed")
-            }
-        }
+        failover::flag_orphans_logged(
+            shared,
+            total,
+            true,
+            "found items left running by instances that are gone, starting alone",
+        )
+        .await;
     }
 }
 

@@ -486,15 +486,13 @@ async fn shard(shared: &JobShared, config: &JobConfig, total: u32) -> Option<Opt
             Ok(ShardOutcome::WaitForRunningItems) if config.failover && !orphans_checked => {
                 // Once per fire: a `running` item whose owner is gone ends only by failover.
                 orphans_checked = true;
-                match failover::flag_orphaned_items(shared, total, false).await {
-                    Ok(items) if !items.is_empty() => {
-                        tracing::info!(job = %shared.name, ?items, "resharding waited for items left running by instances that are gone; flagged them for failover");
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(job = %shared.name, error = %e, "orphaned running check failed")
-                    }
-                }
+                failover::flag_orphans_logged(
+                    shared,
+                    total,
+                    false,
+                    "resharding waits for items left running by instances that are gone",
+                )
+                .await;
             }
             Ok(ShardOutcome::LeaderWillShard | ShardOutcome::WaitForRunningItems) => {}
             Err(e) => {
