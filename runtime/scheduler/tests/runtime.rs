@@ -81,6 +81,24 @@ fn config(name: &str, cron: Option<&str>, total: i32) -> JobConfig {
     }
 }
 
+/// Adds `cfg` to each of `schedulers`, its items recorded in `runs` and held for `hold`.
+async fn add_recording(
+    schedulers: &[&Scheduler],
+    cfg: &JobConfig,
+    runs: &Runs,
+    hold: Duration,
+    aborted: &Arc<AtomicUsize>,
+) {
+    for s in schedulers {
+        s.add_job(JobDefinition::new(
+            cfg.clone(),
+            recording(runs, hold, aborted),
+        ))
+        .await
+        .expect("add");
+    }
+}
+
 async fn start(store: &EmbeddedStore, ip: &str, suffix: &str) -> (Scheduler, Registry, History) {
     // CAPSTAN_TEST_LOG=debug shows what the runtime did.
     if let Ok(filter) = std::env::var("CAPSTAN_TEST_LOG") {
@@ -148,14 +166,8 @@ async fn instances_split_items_and_a_disabled_server_hands_them_over() {
     let (b, _, _) = start(&store, "10.0.0.2", "b").await;
     let runs = Runs::default();
     let aborted = Arc::new(AtomicUsize::new(0));
-    for s in [&a, &b] {
-        s.add_job(JobDefinition::new(
-            config("orders", Some("* * * * * ?"), 3),
-            recording(&runs, Duration::from_millis(50), &aborted),
-        ))
-        .await
-        .expect("add");
-    }
+    let cfg = config("orders", Some("* * * * * ?"), 3);
+    add_recording(&[&a, &b], &cfg, &runs, Duration::from_millis(50), &aborted).await;
     let (ia, ib) = (a.instance_id().to_string(), b.instance_id().to_string());
     // Descending Java order puts 10.0.0.2 first, so AVG_ALLOCATION gives it [0,2].
     let expected = BTreeMap::from([(0, ib.clone()), (1, ia.clone()), (2, ib.clone())]);
@@ -219,14 +231,8 @@ async fn a_trigger_fires_every_instance_once_with_its_parameter() {
     let runs = Runs::default();
     let aborted = Arc::new(AtomicUsize::new(0));
     // No cron: the job runs only when triggered.
-    for s in [&a, &b] {
-        s.add_job(JobDefinition::new(
-            config("report", None, 4),
-            recording(&runs, Duration::from_millis(10), &aborted),
-        ))
-        .await
-        .expect("add");
-    }
+    let cfg = config("report", None, 4);
+    add_recording(&[&a, &b], &cfg, &runs, Duration::from_millis(10), &aborted).await;
     eventually("both instances registered", 5, async || {
         ra.children("/report/instances")
             .await
@@ -306,14 +312,14 @@ async fn an_expired_instance_is_fenced_and_its_items_fail_over() {
     let aborted = Arc::new(AtomicUsize::new(0));
     let mut cfg = config("billing", Some("0/2 * * * * ?"), 2);
     cfg.failover = true;
-    for s in [&a, &b] {
-        s.add_job(JobDefinition::new(
-            cfg.clone(),
-            recording(&runs, Duration::from_millis(2500), &aborted),
-        ))
-        .await
-        .expect("add");
-    }
+    add_recording(
+        &[&a, &b],
+        &cfg,
+        &runs,
+        Duration::from_millis(2500),
+        &aborted,
+    )
+    .await;
     let ia = a.instance_id().to_string();
     // Wait for A to be running its item: its body has started (the `running` node alone
     // is not enough: it is created just before the item starts, and an expiry in between
@@ -413,14 +419,8 @@ async fn a_graceful_shutdown_unregisters_and_the_others_take_over() {
     let (b, _, _) = start(&store, "10.0.0.2", "b").await;
     let runs = Runs::default();
     let aborted = Arc::new(AtomicUsize::new(0));
-    for s in [&a, &b] {
-        s.add_job(JobDefinition::new(
-            config("mail", Some("* * * * * ?"), 2),
-            recording(&runs, Duration::from_millis(20), &aborted),
-        ))
-        .await
-        .expect("add");
-    }
+    let cfg = config("mail", Some("* * * * * ?"), 2);
+    add_recording(&[&a, &b], &cfg, &runs, Duration::from_millis(20), &aborted).await;
     eventually("both own items", 10, async || {
         owners(&ra, "mail", 2)
             .await
@@ -663,14 +663,7 @@ async fn an_item_left_running_by_an_unseen_dead_instance_fails_over_and_reshardi
     let aborted = Arc::new(AtomicUsize::new(0));
     let mut cfg = config("ledger", Some("* * * * * ?"), 2);
     cfg.failover = true;
-    for s in [&a, &b] {
-        s.add_job(JobDefinition::new(
-            cfg.clone(),
-            recording(&runs, Duration::from_millis(50), &aborted),
-        ))
-        .await
-        .expect("add");
-    }
+    add_recording(&[&a, &b], &cfg, &runs, Duration::from_millis(50), &aborted).await;
     let live: BTreeSet<String> = [a.instance_id().to_string(), b.instance_id().to_string()].into();
     eventually("both instances own an item", 15, async || {
         owners(&ra, "ledger", 2)
