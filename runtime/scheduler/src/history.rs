@@ -165,7 +165,7 @@ impl TraceState {
 /// shared, not copied: a thousand fires a second each send five records.
 #[derive(Debug, Clone)]
 pub(crate) struct ItemStarted {
-    pub id: String,
+    pub id: Arc<str>,
     pub run_id: Arc<str>,
     pub job_name: Arc<str>,
     pub task_id: Arc<str>,
@@ -179,7 +179,7 @@ pub(crate) struct ItemStarted {
 /// An item execution ending.
 #[derive(Debug, Clone)]
 pub(crate) struct ItemFinished {
-    pub id: String,
+    pub id: Arc<str>,
     pub job_name: Arc<str>,
     pub start_ms: i64,
     pub end_ms: i64,
@@ -191,8 +191,12 @@ pub(crate) struct ItemFinished {
 /// time (version 7), so each insert lands at the end of its index rather than on a random
 /// page of it: with a thousand fires a second, random keys made most of the history's cost
 /// page reads and writes all over a table bigger than SQLite's cache.
-pub(crate) fn new_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+///
+/// Shared text, written once in place: a fire makes two of them and shares each with
+/// several records.
+pub(crate) fn new_id() -> Arc<str> {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    Arc::from(&*uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
 }
 
 /// A status transition of a run (its text shared as [`ItemStarted`]'s is).
@@ -495,7 +499,7 @@ impl History {
         .await?;
         for row in &stale {
             let finished = ItemFinished {
-                id: row.try_get("id")?,
+                id: Arc::from(row.try_get::<String, _>("id")?),
                 job_name: Arc::from(row.try_get::<String, _>("job_name")?),
                 start_ms: row.try_get("start_time")?,
                 end_ms: now,
@@ -809,11 +813,11 @@ async fn write_batch(
     // burst for 20 ms or more) is inserted as it ended, not inserted running and then
     // updated, which wrote the row and its indexes twice.
     let finished_here: std::collections::HashMap<&str, &(&ItemFinished, RunState)> =
-        finishes.iter().map(|f| (f.0.id.as_str(), f)).collect();
+        finishes.iter().map(|f| (&*f.0.id, f)).collect();
     let started: Vec<(&ItemStarted, Option<&(&ItemFinished, RunState)>)> = batch
         .iter()
         .filter_map(|r| match r {
-            Record::Started(s) => Some((s, finished_here.get(s.id.as_str()).copied())),
+            Record::Started(s) => Some((s, finished_here.get(&*s.id).copied())),
             _ => None,
         })
         .collect();
@@ -886,10 +890,10 @@ async fn write_batch(
     // round trips). Then the hourly aggregates of every finish, summed per (job, hour,
     // outcome) first, so they are a few upserts.
     let started_here: std::collections::HashSet<&str> =
-        started.iter().map(|(s, _)| s.id.as_str()).collect();
+        started.iter().map(|(s, _)| &*s.id).collect();
     let updates: Vec<&(&ItemFinished, RunState)> = finishes
         .iter()
-        .filter(|(f, _)| !started_here.contains(f.id.as_str()))
+        .filter(|(f, _)| !started_here.contains(&*f.id))
         .collect();
     for chunk in updates.chunks(ROWS_PER_INSERT) {
         let mut q = QueryBuilder::<Sqlite>::new(

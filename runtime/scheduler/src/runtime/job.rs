@@ -92,7 +92,7 @@ pub(crate) struct JobShared {
     /// The config in force, replaced when the registry's changes.
     config: RwLock<Arc<JobConfig>>,
     /// Item executions started and not yet finished, so an abandoned run can record them.
-    in_flight: Mutex<HashMap<String, ItemStarted>>,
+    in_flight: Mutex<HashMap<Arc<str>, ItemStarted>>,
     /// The last snapshot and the cache's loud generation it was read at: a fire and the
     /// actor ask for the snapshot several times per fire, and rebuilding it was most of a
     /// fire's cost. Run markers are quiet in the cache and not part of a snapshot, so
