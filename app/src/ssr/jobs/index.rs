@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
 use capstan_registry::cache::{CacheEvent, TreeCache, TreeView};
-use capstan_scheduler::admin::{self, JobHealth};
+use capstan_scheduler::admin::{self, JobHealth, JobServers, ServerSummary};
 use capstan_scheduler::config::JobConfig;
 use capstan_scheduler::cron::{Schedule, Zone};
 use tokio::sync::broadcast::error::RecvError;
@@ -85,6 +85,8 @@ pub struct JobEntry {
     pub job_type: Option<String>,
     /// The parsed config.
     pub info: Arc<ConfigInfo>,
+    /// What the job says of servers, for the centre's server summaries.
+    servers: JobServers,
     stamp: Stamp,
 }
 
@@ -100,6 +102,11 @@ struct State {
     /// Bumped whenever a config (re)parses: what the upcoming-fires memo keys on.
     configs: u64,
     upcoming: Option<(i64, u64, Arc<Vec<HourFires>>)>,
+    /// Bumped whenever what a job says of servers changes, or a job goes: what the server
+    /// summaries' memo keys on. A fire's `running` marker refreshes its job's entry, but
+    /// leaves this alone.
+    servers: u64,
+    server_summaries: Option<(u64, Arc<Vec<ServerSummary>>)>,
 }
 
 /// The index of one centre.
@@ -138,6 +145,8 @@ impl JobIndex {
                 sorted: Arc::default(),
                 configs: 0,
                 upcoming: None,
+                servers: 0,
+                server_summaries: None,
             }),
         });
         // Subscribed before the first refresh can run, so no event is missed.
@@ -195,7 +204,7 @@ impl JobIndex {
                 let stamp = node.map(|n| (n.stat.czxid, n.stat.mzxid));
                 let data = (known(&job) != Some(stamp)).then(|| node.map(|n| n.data.clone()));
                 present.push((
-                    admin::job_health(v, &job),
+                    (admin::job_health(v, &job), admin::job_servers(v, &job)),
                     text(v, &format!("/{job}"))
                         .map(|t| t.trim().to_owned())
                         .filter(|t| !t.is_empty()),
@@ -207,6 +216,7 @@ impl JobIndex {
             (present, gone)
         });
         let (present, gone) = read;
+        let before = state.by_name.len();
         if all {
             let live: HashSet<&String> = present.iter().map(|p| &p.4).collect();
             state.by_name.retain(|k, _| live.contains(k));
@@ -214,8 +224,10 @@ impl JobIndex {
         for job in gone {
             state.by_name.remove(&job);
         }
+        let mut servers_changed = state.by_name.len() != before;
         let mut reparsed = false;
-        for (health, job_type, stamp, data, job) in present {
+        for ((health, servers), job_type, stamp, data, job) in present {
+            servers_changed |= state.by_name.get(&job).map(|e| &e.servers) != Some(&servers);
             let info = match data {
                 Some(data) => {
                     reparsed = true;
@@ -233,6 +245,7 @@ impl JobIndex {
                     health,
                     job_type,
                     info,
+                    servers,
                     stamp,
                 }),
             );
@@ -240,10 +253,41 @@ impl JobIndex {
         if reparsed {
             state.configs += 1;
         }
+        if servers_changed {
+            state.servers += 1;
+        }
         let mut sorted: Vec<Arc<JobEntry>> = state.by_name.values().cloned().collect();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         state.sorted = Arc::new(sorted);
         state.sorted.clone()
+    }
+
+    /// Every server of the centre, as `admin::servers` gives them from the cache now;
+    /// summed again only when what a job says of servers changed.
+    ///
+    /// Why: summing them from the tree took ~100 ms for a 10,000-job centre (a few map seeks
+    /// per job in a tree of 450,000 nodes), on every dashboard view.
+    pub fn servers(&self, cache: &TreeCache) -> Arc<Vec<ServerSummary>> {
+        self.jobs(cache);
+        // The jobs and their version are taken together (a refresh changes both under
+        // this lock), and summed outside it.
+        let (version, jobs) = {
+            let state = lock(&self.state);
+            if let Some((version, summaries)) = &state.server_summaries
+                && *version == state.servers
+            {
+                return summaries.clone();
+            }
+            (state.servers, state.sorted.clone())
+        };
+        let summaries = Arc::new(admin::summarize_servers(
+            jobs.iter().map(|e| (e.name.as_str(), &e.servers)),
+        ));
+        let mut state = lock(&self.state);
+        if state.servers == version {
+            state.server_summaries = Some((version, summaries.clone()));
+        }
+        summaries
     }
 
     /// The upcoming-fires histogram, recomputed when a config changed or `max_age_ms`
@@ -269,7 +313,102 @@ impl JobIndex {
 
 #[cfg(test)]
 mod tests {
-    use super::job_of;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use capstan_registry::cache::{TreeCache, TreeView};
+    use capstan_registry::{CreateMode, EmbeddedStore, Registry};
+    use capstan_scheduler::admin;
+
+    use super::{JobIndex, job_of};
+
+    /// Waits until the cache shows what `seen` looks for (its writes land asynchronously).
+    async fn settle(cache: &TreeCache, what: &str, seen: impl Fn(&TreeView<'_>) -> bool) {
+        for _ in 0..500 {
+            if cache.read(&seen) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the cache never showed {what}");
+    }
+
+    /// The memoised summaries are what `admin::servers` reads from the tree, whatever
+    /// changed: kept through a fire's marker, summed again when a server is disabled, an
+    /// instance goes or a job is removed.
+    #[tokio::test]
+    async fn server_summaries_follow_the_tree_and_survive_run_markers() {
+        let store = EmbeddedStore::in_memory();
+        let r = Registry::embedded(&store, "ns").await.expect("registry");
+        for job in ["a", "b"] {
+            r.put(
+                &format!("/{job}/config"),
+                b"cron: 0 * * * * ?\nshardingTotalCount: 1\n",
+            )
+            .await
+            .expect("config");
+            for (ip, pid) in [("10.0.0.1", 1), ("10.0.0.2", 2)] {
+                r.put(&format!("/{job}/servers/{ip}"), b"ENABLED")
+                    .await
+                    .expect("server");
+                r.put(
+                    &format!("/{job}/instances/{ip}@-@{pid}"),
+                    format!("jobInstanceId: {ip}@-@{pid}\nserverIp: {ip}\n").as_bytes(),
+                )
+                .await
+                .expect("instance");
+            }
+        }
+        let cache = TreeCache::start(r.clone(), "/").await.expect("cache");
+        let index = JobIndex::start(&cache);
+        let same_as_tree = |index: &JobIndex| {
+            let memo = index.servers(&cache);
+            assert_eq!(*memo, cache.read(admin::servers));
+            memo
+        };
+
+        let first = same_as_tree(&index);
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|s| s.jobs.len() == 2 && !s.stale));
+
+        r.put("/a/sharding/0", b"").await.expect("item");
+        r.create("/a/sharding/0/running", b"", CreateMode::Ephemeral)
+            .await
+            .expect("marker");
+        settle(&cache, "the marker", |v| {
+            v.get("/a/sharding/0/running").is_some()
+        })
+        .await;
+        assert!(
+            Arc::ptr_eq(&first, &same_as_tree(&index)),
+            "a run marker re-summed the servers"
+        );
+
+        r.put("/a/servers/10.0.0.1", b"DISABLED")
+            .await
+            .expect("disable");
+        settle(&cache, "the disabled server", |v| {
+            v.get("/a/servers/10.0.0.1")
+                .is_some_and(|n| &*n.data == b"DISABLED")
+        })
+        .await;
+        assert_eq!(same_as_tree(&index)[0].disabled_jobs, 1);
+
+        for job in ["a", "b"] {
+            r.delete(&format!("/{job}/instances/10.0.0.2@-@2"), None)
+                .await
+                .expect("instance gone");
+        }
+        settle(&cache, "the instances gone", |v| {
+            v.get("/b/instances/10.0.0.2@-@2").is_none()
+        })
+        .await;
+        assert!(same_as_tree(&index)[1].stale);
+
+        r.delete_recursive("/b").await.expect("job gone");
+        settle(&cache, "the job gone", |v| v.get("/b").is_none()).await;
+        assert!(same_as_tree(&index).iter().all(|s| s.jobs.len() == 1));
+    }
 
     #[test]
     fn paths_name_their_job() {

@@ -391,32 +391,31 @@ pub async fn servers(
     rc: &str,
 ) -> Result<Vec<ServerRow>, AppError> {
     let (_, conn) = open(state, actor, rc, Role::Viewer).await?;
-    Ok(conn.cache.read(|v| {
-        admin::servers(v)
-            .into_iter()
-            .map(|s| ServerRow {
-                ip: s.ip,
-                instances: s.instances.into_iter().collect(),
-                jobs: s.jobs.into_iter().collect(),
-                disabled_jobs: s.disabled_jobs,
-                stale: s.stale,
-            })
-            .collect()
-    }))
+    Ok(conn
+        .jobs
+        .servers(&conn.cache)
+        .iter()
+        .map(|s| ServerRow {
+            ip: s.ip.clone(),
+            instances: s.instances.iter().cloned().collect(),
+            jobs: s.jobs.iter().cloned().collect(),
+            disabled_jobs: s.disabled_jobs,
+            stale: s.stale,
+        })
+        .collect())
 }
 
 /// The centre's dashboard.
 pub async fn dashboard(state: &AppState, actor: &Actor, rc: &str) -> Result<Dashboard, AppError> {
     let (row, conn) = open(state, actor, rc, Role::Viewer).await?;
+    let servers = conn.jobs.servers(&conn.cache);
     let jobs = conn.jobs.jobs(&conn.cache);
-    let (instances, stale) = conn.cache.read(|v| {
-        let servers = admin::servers(v);
-        let instances: BTreeSet<&String> = servers.iter().flat_map(|s| &s.instances).collect();
-        (
-            instances.len() as u64,
-            servers.iter().filter(|s| s.stale).count() as u64,
-        )
-    });
+    let instances = servers
+        .iter()
+        .flat_map(|s| &s.instances)
+        .collect::<BTreeSet<&String>>()
+        .len() as u64;
+    let stale = servers.iter().filter(|s| s.stale).count() as u64;
     let mut by_status: BTreeMap<String, u64> = crate::model::JOB_STATUSES
         .iter()
         .map(|s| ((*s).to_owned(), 0))

@@ -11,6 +11,6 @@ pub mod operations;
 mod status;
 
 pub use status::{
-    ItemState, ItemStatus, JobHealth, JobStatus, JobSummary, ServerSummary, job_health, job_items,
-    job_summaries, read_config, servers,
+    ItemState, ItemStatus, JobHealth, JobServers, JobStatus, JobSummary, ServerSummary, job_health,
+    job_items, job_servers, job_summaries, read_config, servers, summarize_servers,
 };

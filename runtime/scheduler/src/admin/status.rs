@@ -267,24 +267,67 @@ pub fn job_items(view: &TreeView<'_>, job: &str) -> Vec<ItemStatus> {
     items
 }
 
+/// What one job says of servers: its `servers/{ip}` (and whether each is disabled), and
+/// its online instances with their server IPs. The part of [`servers`] that depends on one
+/// job only, so that an index of jobs can keep it per job and re-read it only for jobs
+/// that changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobServers {
+    /// `(ip, disabled)`, per `servers/{ip}` node.
+    pub servers: Vec<(String, bool)>,
+    /// `(instance id, server ip)`, per `instances/{id}` node.
+    pub instances: Vec<(String, String)>,
+}
+
+/// What `job` says of servers (see [`JobServers`]).
+pub fn job_servers(view: &TreeView<'_>, job: &str) -> JobServers {
+    JobServers {
+        servers: view
+            .children(&format!("/{job}/servers"))
+            .into_iter()
+            .map(|ip| {
+                let disabled = view
+                    .get(&format!("/{job}/servers/{ip}"))
+                    .is_some_and(|n| n.data.eq_ignore_ascii_case(b"DISABLED"));
+                (ip.to_owned(), disabled)
+            })
+            .collect(),
+        instances: view
+            .children(&format!("/{job}/instances"))
+            .into_iter()
+            .map(|id| (id.to_owned(), server_ip_of(view, job, id)))
+            .collect(),
+    }
+}
+
 /// Every server IP across the namespace's jobs, sorted by IP text.
 pub fn servers(view: &TreeView<'_>) -> Vec<ServerSummary> {
-    // An IP is looked up by `&str` and its summary made once, and values are compared in
-    // place, rather than each summary taken out of the map and put back under a new key.
+    let jobs: Vec<(&str, JobServers)> = view
+        .children("/")
+        .into_iter()
+        .map(|job| (job, job_servers(view, job)))
+        .collect();
+    summarize_servers(jobs.iter().map(|(job, s)| (*job, s)))
+}
+
+/// The servers of a namespace from what each of its jobs says of them (see
+/// [`job_servers`]), sorted by IP text.
+pub fn summarize_servers<'a>(
+    jobs: impl IntoIterator<Item = (&'a str, &'a JobServers)>,
+) -> Vec<ServerSummary> {
+    // An IP is looked up by `&str` and its summary made once, rather than each summary
+    // taken out of the map and put back under a new key.
     let mut by_ip: BTreeMap<String, ServerSummary> = BTreeMap::new();
-    for job in view.children("/") {
-        for ip in view.children(&format!("/{job}/servers")) {
-            let disabled = view
-                .get(&format!("/{job}/servers/{ip}"))
-                .is_some_and(|n| n.data.eq_ignore_ascii_case(b"DISABLED"));
+    for (job, said) in jobs {
+        for (ip, disabled) in &said.servers {
             if let Some(s) = server_summary(&mut by_ip, ip) {
                 s.jobs.insert(job.to_owned());
-                s.disabled_jobs += usize::from(disabled);
+                s.disabled_jobs += usize::from(*disabled);
             }
         }
-        for instance in view.children(&format!("/{job}/instances")) {
-            if let Some(s) = server_summary(&mut by_ip, &server_ip_of(view, job, instance)) {
-                s.instances.insert(instance.to_owned());
+        for (instance, ip) in &said.instances {
+            if let Some(s) = server_summary(&mut by_ip, ip) {
+                s.instances.insert(instance.clone());
                 s.stale = false;
             }
         }
