@@ -317,7 +317,7 @@ impl JobIndex {
     /// summed again only when what a job says of servers changed.
     ///
     /// Why: summing them from the tree took ~100 ms for a 10,000-job centre (a few map seeks
-    /// per job in a tree of 450,000 nodes), on every dashboard view.
+    /// per job in a tree of 150,000 nodes), on every dashboard view.
     pub fn servers(&self, cache: &TreeCache) -> Arc<Vec<ServerSummary>> {
         self.jobs(cache);
         // The jobs and their version are taken together (a refresh changes both under
