@@ -40,6 +40,34 @@ async fn item_leaves(shared: &JobShared, total: u32) -> Result<Vec<[Option<Strin
         .collect())
 }
 
+/// Of `items`, which the cache shows taken over by this instance, those the registry
+/// confirms: their `failover` node names this instance. None when the registry cannot be
+/// read; the takes stay, and a later fire runs them.
+pub(crate) async fn still_taken(shared: &JobShared, items: &[u32]) -> Vec<u32> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let paths: Vec<String> = items
+        .iter()
+        .map(|i| shared.nodes.item_leaf(*i, "failover"))
+        .collect();
+    match shared.registry.read_nodes(&paths).await {
+        Ok(read) => items
+            .iter()
+            .zip(read)
+            .filter(|(_, n)| {
+                n.as_ref()
+                    .is_some_and(|n| n.data == shared.me.as_str().as_bytes())
+            })
+            .map(|(i, _)| *i)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(job = %shared.name, error = %e, "failover: cannot confirm the items taken over");
+            Vec::new()
+        }
+    }
+}
+
 /// Runs `f` holding the job's failover latch, releasing it whatever `f` returns.
 async fn under_latch<T>(shared: &JobShared, f: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
     let guard = Latch::new(shared.registry.clone(), shared.nodes.failover_latch())
@@ -127,10 +155,20 @@ pub(crate) async fn flag_crashed_items(
     .await
 }
 
-/// Items left `running` or `failovering` by instances that are gone are flagged again.
-/// Returns them.
+/// What [`flag_orphaned_items`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Orphans {
+    /// Items flagged for failover again.
+    pub flagged: Vec<u32>,
+    /// Items a live taker holds whose `running` marker, left by an owner that is gone, was
+    /// removed so that the taker can start them.
+    pub released: Vec<u32>,
+}
+
+/// Items left `running` or `failovering` by instances that are gone are flagged again, and
+/// markers left by gone owners on items a live taker holds are removed.
 ///
-/// Two callers:
+/// Three callers:
 /// - `LegacyCrashedRunningItemListener` (§4.6, `alone`): this instance starts, or comes
 ///   back, as the only available one (whole-cluster restarts; `running` is persistent with
 ///   failover on).
@@ -138,22 +176,28 @@ pub(crate) async fn flag_crashed_items(
 ///   removal is seen only by instances that watch at that moment: when every survivor is
 ///   itself restarting, nobody flags the dead one's items, its persistent `running` nodes
 ///   stay, and the leader would wait for them for ever. (Java does wait for ever.)
+/// - A taker whose taken item is still marked `running` (see `run::fire`). The flag can
+///   outlive the marker's owner: an earlier crash flagged the item, resharding gave it to
+///   an instance that ran it and died unseen. The taker then holds `failover`, so nobody
+///   else may touch the item, while the stale marker keeps the taker from starting it;
+///   and the leader waits for that marker. (Java, again, waits for ever.)
 ///
 /// Why the order of reads is safe with other instances alive: the item leaves are read
 /// first, and the live instances after. An instance registers its node before it writes
 /// any `running` node, so an owner read in a leaf and missing from the later list had its
 /// node deleted in between: it is gone, not just arriving. A `running` node holding `""`
 /// (written before 3.0.2) names nobody; the item's `instance` leaf stands for its owner,
-/// and when `alone` it is orphaned whoever is named, as Java treats it.
+/// and when `alone` it is orphaned whoever is named, as Java treats it. Under a live taker
+/// such a node is left alone: those versions wrote it ephemeral, so its owner is alive.
 ///
 /// # Errors
 /// A registry error.
-async fn flag_orphaned_items(shared: &JobShared, total: u32, alone: bool) -> Result<Vec<u32>> {
+async fn flag_orphaned_items(shared: &JobShared, total: u32, alone: bool) -> Result<Orphans> {
     under_latch(shared, async || {
         let leaves = item_leaves(shared, total).await?;
         let live = children(&shared.registry, &shared.nodes.instances()).await?;
         let gone = |id: &str| !live.iter().any(|l| l == id);
-        let mut flagged = Vec::new();
+        let mut orphans = Orphans::default();
         for item in 0..total {
             let [instance, running, failover, failovering] = &leaves[item as usize];
             if let Some(owner) = failovering.as_deref().filter(|o| gone(o)) {
@@ -163,11 +207,25 @@ async fn flag_orphaned_items(shared: &JobShared, total: u32, alone: bool) -> Res
                     &shared.nodes.item_leaf(item, "failovering"),
                 )
                 .await?;
-                flagged.push(item);
+                orphans.flagged.push(item);
                 continue;
             }
-            // A taker holds the item (its ephemeral `failover` node): not orphaned.
-            if failover.is_some() {
+            // A taker holds the item (its ephemeral `failover` node): not orphaned, but
+            // maybe kept from starting by a gone owner's marker. The taker has not started
+            // it (its own create of the marker failed), so the marker guards nothing.
+            if let Some(taker) = failover.as_deref() {
+                if let Some(owner) = running
+                    .as_deref()
+                    .filter(|o| !o.is_empty() && *o != taker && gone(o))
+                {
+                    delete_if_value(
+                        &shared.registry,
+                        &shared.nodes.item_leaf(item, "running"),
+                        owner,
+                    )
+                    .await?;
+                    orphans.released.push(item);
+                }
                 continue;
             }
             let orphaned = match running.as_deref() {
@@ -177,24 +235,35 @@ async fn flag_orphaned_items(shared: &JobShared, total: u32, alone: bool) -> Res
             };
             if orphaned {
                 flag(shared, item, running.as_deref().unwrap_or_default()).await?;
-                flagged.push(item);
+                orphans.flagged.push(item);
             }
         }
-        Ok(flagged)
+        Ok(orphans)
     })
     .await
 }
 
-/// [`flag_orphaned_items`], logging what it flagged (saying `found`, where it looked) or
-/// why it could not look: a caller goes on either way.
-pub(crate) async fn flag_orphans_logged(shared: &JobShared, total: u32, alone: bool, found: &str) {
+/// [`flag_orphaned_items`], logging what it did (saying `found`, where it looked) or why it
+/// could not look: a caller goes on either way, with what was done.
+pub(crate) async fn flag_orphans_logged(
+    shared: &JobShared,
+    total: u32,
+    alone: bool,
+    found: &str,
+) -> Orphans {
     match flag_orphaned_items(shared, total, alone).await {
-        Ok(items) if !items.is_empty() => {
-            tracing::info!(job = %shared.name, ?items, "{found}; flagged them for failover");
+        Ok(orphans) => {
+            if !orphans.flagged.is_empty() {
+                tracing::info!(job = %shared.name, items = ?orphans.flagged, "{found}; flagged them for failover");
+            }
+            if !orphans.released.is_empty() {
+                tracing::info!(job = %shared.name, items = ?orphans.released, "{found}; removed the running markers of gone owners from items taken over");
+            }
+            orphans
         }
-        Ok(_) => {}
         Err(e) => {
             tracing::warn!(job = %shared.name, error = %e, "cannot check for items left running by instances that are gone");
+            Orphans::default()
         }
     }
 }

@@ -84,8 +84,34 @@ pub(crate) async fn fire(shared: Arc<JobShared>, cause: Cause) -> RunReport {
     let Some(plan) = plan(&shared, &cause).await else {
         return RunReport::default();
     };
-    let held = hold(&shared, &plan.config, &plan.items).await;
+    let mut held = hold(&shared, &plan.config, &plan.items).await;
+    if plan.source == Source::Failover && !held.busy.is_empty() {
+        held = Box::pin(retake_busy(&shared, &plan, held)).await;
+    }
     run(shared, plan, held).await
+}
+
+/// A taken-over item found still marked running: when the marker's owner is gone, the
+/// marker is stale (see `failover::flag_orphaned_items`), so it is removed and the item
+/// held again. Otherwise this instance keeps the take, and its next fire tries again.
+async fn retake_busy(shared: &JobShared, plan: &Plan, mut held: Held) -> Held {
+    let total = total_of(&plan.config).unwrap_or(0);
+    let released = failover::flag_orphans_logged(
+        shared,
+        total,
+        false,
+        "items taken over are still marked running by instances that are gone",
+    )
+    .await
+    .released;
+    let (again, still): (Vec<u32>, Vec<u32>) = held.busy.iter().partition(|i| released.contains(i));
+    if !again.is_empty() {
+        let retaken = hold(shared, &plan.config, &again).await;
+        held.held.extend(retaken.held);
+        held.held.sort_unstable();
+        held.busy = still.into_iter().chain(retaken.busy).collect();
+    }
+    held
 }
 
 /// §4.5 steps 1-4: whether to fire, and which items.
@@ -356,13 +382,17 @@ async fn choose_items(
     // a. items taken over from crashed instances run alone.
     if config.failover {
         let snap = shared.snapshot();
-        let mut mine: Vec<u32> = snap
+        let cached: Vec<u32> = snap
             .items
             .iter()
-            .filter(|(_, n)| n.failover.as_deref() == Some(me))
+            .filter(|(i, n)| n.failover.as_deref() == Some(me) && !taken.contains(i))
             .map(|(i, _)| *i)
-            .chain(taken)
             .collect();
+        // The cache can still show a take this instance has just finished and released
+        // (a fire's end looks for failover work at once, §4.5 step 9): run from it, the
+        // item would run a second time. So the registry confirms what the cache says.
+        let mut mine = failover::still_taken(shared, &cached).await;
+        mine.extend(taken);
         mine.sort_unstable();
         mine.dedup();
         if !mine.is_empty() {
@@ -431,7 +461,9 @@ async fn shard(shared: &JobShared, config: &JobConfig, total: u32) -> Option<Opt
     let deadline = tokio::time::Instant::now() + SHARDING_WAIT;
     let mut generation = shared.cache.generation();
     let mut elected = false;
-    let mut orphans_checked = false;
+    // The live instances when the leader last looked for orphaned items: it looks again
+    // when they change (an owner that was live then may have gone since).
+    let mut orphans_checked: Option<std::collections::BTreeSet<String>> = None;
     loop {
         let snap = shared.snapshot();
         if !snap.necessary && !snap.processing {
@@ -483,9 +515,11 @@ async fn shard(shared: &JobShared, config: &JobConfig, total: u32) -> Option<Opt
                     continue;
                 }
             }
-            Ok(ShardOutcome::WaitForRunningItems) if config.failover && !orphans_checked => {
-                // Once per fire: a `running` item whose owner is gone ends only by failover.
-                orphans_checked = true;
+            Ok(ShardOutcome::WaitForRunningItems)
+                if config.failover && orphans_checked.as_ref() != Some(&snap.instances) =>
+            {
+                // A `running` item whose owner is gone ends only by failover.
+                orphans_checked = Some(snap.instances.clone());
                 failover::flag_orphans_logged(
                     shared,
                     total,
