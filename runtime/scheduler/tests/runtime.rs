@@ -666,6 +666,101 @@ async fn a_flagged_item_left_running_by_an_unseen_dead_instance_is_taken_and_run
     left_running_by_a_ghost(true).await;
 }
 
+/// A taker that never looks again (as a Java instance does: it tries a taken item at its
+/// next fires, skipping it while it is marked running) holds an item whose marker an
+/// unseen dead instance left. The leader, waiting to reshard, removes that stale marker and
+/// leaves the take alone; the job reshards and nobody else runs the taken item.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_clears_a_gone_owners_marker_under_another_instances_take() {
+    use capstan_registry::{CreateMode, Op};
+    let store = EmbeddedStore::in_memory();
+    let (a, ra, _) = start(&store, "10.0.0.1", "a").await;
+    let (b, _rb, _) = start(&store, "10.0.0.2", "b").await;
+    let runs = Runs::default();
+    let aborted = Arc::new(AtomicUsize::new(0));
+    let mut cfg = config("ledger", Some("* * * * * ?"), 2);
+    cfg.failover = true;
+    add_recording(&[&a, &b], &cfg, &runs, Duration::from_millis(50), &aborted).await;
+    eventually("both instances own an item", 15, async || {
+        owners(&ra, "ledger", 2).await.len() == 2
+    })
+    .await;
+    // The taker: a live session with an instance node (no server node, so it gets no
+    // items), its take ephemeral on that session.
+    let taker_session = Registry::embedded(&store, NS).await.expect("taker session");
+    let taker = "10.0.0.7@-@777";
+    taker_session
+        .create(
+            &format!("/ledger/instances/{taker}"),
+            b"jobInstanceId: 10.0.0.7@-@777\n",
+            CreateMode::Ephemeral,
+        )
+        .await
+        .expect("taker instance");
+    let ghost = "10.0.0.9@-@4242";
+    let state = vec![
+        Op::Set {
+            path: "/ledger/sharding/1/instance".into(),
+            data: ghost.into(),
+            version: None,
+        },
+        Op::Create {
+            path: "/ledger/sharding/1/running".into(),
+            data: ghost.into(),
+            mode: CreateMode::Persistent,
+        },
+        Op::Create {
+            path: "/ledger/sharding/1/failover".into(),
+            data: taker.into(),
+            mode: CreateMode::Ephemeral,
+        },
+        Op::Create {
+            path: "/ledger/sharding/1/failovering".into(),
+            data: taker.into(),
+            mode: CreateMode::Persistent,
+        },
+    ];
+    eventually(
+        "the state is written between two runs of item 1",
+        10,
+        async || taker_session.multi(state.clone()).await.is_ok(),
+    )
+    .await;
+    // Resharding wanted (as the taker's own arrival asked): it waits for item 1's marker.
+    let _ = ra
+        .create(
+            "/ledger/leader/sharding/necessary",
+            b"",
+            CreateMode::Persistent,
+        )
+        .await;
+    runs.clear();
+    eventually("the job reshards", 20, async || {
+        ra.exists("/ledger/leader/sharding/necessary")
+            .await
+            .expect("exists")
+            .is_none()
+    })
+    .await;
+    assert!(
+        ra.exists("/ledger/sharding/1/running")
+            .await
+            .expect("exists")
+            .is_none(),
+        "the gone owner's marker stays"
+    );
+    let (take, _) = ra.get("/ledger/sharding/1/failover").await.expect("take");
+    assert_eq!(take, taker.as_bytes(), "the take must stay the taker's");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        runs.all().iter().all(|r| r.1 != 1),
+        "item 1 ran here while another instance holds it: {:?}",
+        runs.all()
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 /// Two live instances run a job of two items; then one transaction writes what an unseen
 /// dead instance leaves: item 1 owned and marked running by an instance with no node,
 /// resharding flagged, and (when `flagged`) item 1 flagged for failover. The job must
