@@ -16,11 +16,16 @@ type Streams = HashMap<String, Vec<(i64, mpsc::UnboundedSender<WatchedEvent>)>>;
 pub(crate) struct Watches {
     data: Oneshots,
     child: Oneshots,
-    /// Persistent recursive watches by root. An event is delivered by looking up the
-    /// event's path and each of its ancestors (a few lookups), never by scanning every
-    /// watch: a thousand jobs each watching their subtree must not make every write cost
-    /// a thousand comparisons under the write lock.
+    /// Persistent recursive watches by root. An event is delivered by looking up those
+    /// of the event's path and its ancestors that are as long as some root (see
+    /// `root_lens`), never by scanning every watch: a thousand jobs each watching their
+    /// subtree must not make every write cost a thousand comparisons under the write lock.
     persistent: Streams,
+    /// The distinct lengths of the roots in `persistent`. Roots are few in length (one per
+    /// job, all at one depth, say), so of a path's half a dozen ancestors one or two are
+    /// looked up, not all: hashing each was a fifth of committing the fire clock's
+    /// `running` markers.
+    root_lens: Vec<usize>,
 }
 
 fn event(kind: EventKind, path: &str) -> WatchedEvent {
@@ -30,22 +35,11 @@ fn event(kind: EventKind, path: &str) -> WatchedEvent {
     }
 }
 
-/// `path`, each of its ancestors, and `/`.
-fn self_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
-    let mut next = Some(path);
-    std::iter::from_fn(move || {
-        let cur = next?;
-        next = match cur.rfind('/') {
-            _ if cur == "/" => None,
-            Some(0) => Some("/"),
-            Some(i) => Some(&cur[..i]),
-            None => None,
-        };
-        Some(cur)
-    })
-}
-
 fn fire(map: &mut Oneshots, path: &str, kind: EventKind) {
+    // No lookup (so no hash of the path) when nothing waits at all.
+    if map.is_empty() {
+        return;
+    }
     for (_, tx) in map.remove(path).unwrap_or_default() {
         let _ = tx.send(event(kind, path));
     }
@@ -80,7 +74,20 @@ impl Watches {
             .entry(root.to_owned())
             .or_default()
             .push((session, tx));
+        if !self.root_lens.contains(&root.len()) {
+            self.root_lens.push(root.len());
+        }
         rx
+    }
+
+    /// After roots went: the lengths of those left.
+    fn recount_roots(&mut self) {
+        self.root_lens.clear();
+        for root in self.persistent.keys() {
+            if !self.root_lens.contains(&root.len()) {
+                self.root_lens.push(root.len());
+            }
+        }
     }
 
     /// Delivers the events of one committed transaction, in order.
@@ -98,7 +105,11 @@ impl Watches {
                 EventKind::SessionEnded => {}
             }
             if *kind != EventKind::NodeChildrenChanged {
-                for root in self_and_ancestors(path) {
+                let mut gone = false;
+                for &len in &self.root_lens {
+                    let Some(root) = ancestor_of_len(path, len) else {
+                        continue;
+                    };
                     let Some(list) = self.persistent.get_mut(root) else {
                         continue;
                     };
@@ -106,7 +117,11 @@ impl Watches {
                     list.retain(|(_, tx)| tx.send(event(*kind, path)).is_ok());
                     if list.is_empty() {
                         self.persistent.remove(root);
+                        gone = true;
                     }
+                }
+                if gone {
+                    self.recount_roots();
                 }
             }
         }
@@ -128,6 +143,17 @@ impl Watches {
             }
         }
         self.persistent.retain(|_, list| !list.is_empty());
+        self.recount_roots();
+    }
+}
+
+/// Of `path` and its ancestors (`/` included), the one `len` bytes long, if any.
+fn ancestor_of_len(path: &str, len: usize) -> Option<&str> {
+    match len {
+        1 => Some("/"),
+        _ if len == path.len() => Some(path),
+        _ if len < path.len() && path.as_bytes()[len] == b'/' => path.get(..len),
+        _ => None,
     }
 }
 
@@ -173,11 +199,24 @@ mod tests {
         assert_eq!(everything.try_recv().expect("root").path, "/b/c/d");
         assert_eq!(other.try_recv().expect("b").path, "/b/c/d");
         assert!(tree.try_recv().is_err());
-        assert_eq!(
-            self_and_ancestors("/a/b/c").collect::<Vec<_>>(),
-            ["/a/b/c", "/a/b", "/a", "/"]
-        );
-        assert_eq!(self_and_ancestors("/").collect::<Vec<_>>(), ["/"]);
+        let ancestors: Vec<&str> = (1..=6)
+            .filter_map(|len| ancestor_of_len("/a/b/c", len))
+            .collect();
+        assert_eq!(ancestors, ["/", "/a", "/a/b", "/a/b/c"]);
+        assert_eq!(ancestor_of_len("/", 1), Some("/"));
+        assert_eq!(ancestor_of_len("/ab", 2), None, "/a is no ancestor of /ab");
+        // Roots of several lengths below one path each see its events, and a root whose
+        // receivers went stops being looked up.
+        let mut deep = w.add_persistent(3, "/b/c");
+        w.fire(&[(EventKind::NodeCreated, "/b/c/d/e".into())]);
+        assert_eq!(deep.try_recv().expect("deep").path, "/b/c/d/e");
+        assert_eq!(other.try_recv().expect("b").path, "/b/c/d/e");
+        assert_eq!(everything.try_recv().expect("root").path, "/b/c/d/e");
+        drop(deep);
+        w.fire(&[(EventKind::NodeDeleted, "/b/c/d/e".into())]);
+        assert!(!w.persistent.contains_key("/b/c"));
+        assert!(!w.root_lens.contains(&4), "{:?}", w.root_lens);
+        assert_eq!(other.try_recv().expect("b").kind, EventKind::NodeDeleted);
         let mut gone = w.add_data(2, "/c");
         w.end_session(2);
         assert_eq!(
