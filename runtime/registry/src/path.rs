@@ -114,9 +114,9 @@ pub fn name(path: &str) -> &str {
     last_slash(path).map_or(path, |i| &path[i + 1..])
 }
 
-/// Where the last `/` is: a byte search, as `str::rfind` with a `char` pattern searched
-/// for the character's last UTF-8 byte and then checked it (some 400 instructions per
-/// create on the fire clock's thread, for two of these).
+/// Where the last `/` is: a byte search, not `str::rfind` with a `char` pattern, which
+/// searches for the character's last UTF-8 byte and then checks the whole character (some
+/// 400 instructions per create on the fire clock's thread, for two of these).
 fn last_slash(path: &str) -> Option<usize> {
     path.as_bytes().iter().rposition(|&b| b == b'/')
 }

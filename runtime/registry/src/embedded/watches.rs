@@ -23,8 +23,8 @@ pub(crate) struct Watches {
     persistent: Streams,
     /// The distinct lengths of the roots in `persistent`. Roots are few in length (one per
     /// job, all at one depth, say), so of a path's half a dozen ancestors one or two are
-    /// looked up, not all: hashing each was a fifth of committing the fire clock's
-    /// `running` markers.
+    /// looked up, not all: hashing and looking up each was about a fifth of committing
+    /// the fire clock's `running` markers.
     root_lens: Vec<usize>,
 }
 
