@@ -666,6 +666,88 @@ async fn a_flagged_item_left_running_by_an_unseen_dead_instance_is_taken_and_run
     left_running_by_a_ghost(true).await;
 }
 
+/// Two instances running the failover job `ledger` of two items, each owning one.
+struct Ledger {
+    store: EmbeddedStore,
+    a: (Scheduler, Registry, History),
+    b: (Scheduler, Registry, History),
+    runs: Runs,
+    live: BTreeSet<String>,
+}
+
+/// An instance that is gone: no node, no session.
+const GHOST: &str = "10.0.0.9@-@4242";
+
+impl Ledger {
+    async fn start() -> Ledger {
+        let store = EmbeddedStore::in_memory();
+        let a = start(&store, "10.0.0.1", "a").await;
+        let b = start(&store, "10.0.0.2", "b").await;
+        let runs = Runs::default();
+        let aborted = Arc::new(AtomicUsize::new(0));
+        let mut cfg = config("ledger", Some("* * * * * ?"), 2);
+        cfg.failover = true;
+        add_recording(
+            &[&a.0, &b.0],
+            &cfg,
+            &runs,
+            Duration::from_millis(50),
+            &aborted,
+        )
+        .await;
+        let live: BTreeSet<String> =
+            [a.0.instance_id().to_string(), b.0.instance_id().to_string()].into();
+        eventually("both instances own an item", 15, async || {
+            owners(&a.1, "ledger", 2)
+                .await
+                .into_values()
+                .collect::<BTreeSet<_>>()
+                == live
+        })
+        .await;
+        Ledger {
+            store,
+            a,
+            b,
+            runs,
+            live,
+        }
+    }
+
+    /// What the ghost left of item 1: its ownership and its persistent `running` marker.
+    fn ghost_ops() -> Vec<capstan_registry::Op> {
+        use capstan_registry::{CreateMode, Op};
+        vec![
+            Op::Set {
+                path: "/ledger/sharding/1/instance".into(),
+                data: GHOST.into(),
+                version: None,
+            },
+            Op::Create {
+                path: "/ledger/sharding/1/running".into(),
+                data: GHOST.into(),
+                mode: CreateMode::Persistent,
+            },
+        ]
+    }
+
+    /// Writes `ops` in one transaction of `session`, between two runs of item 1 (a run
+    /// holds its `running` marker, and the transaction creates it).
+    async fn write_between_runs(session: &Registry, ops: Vec<capstan_registry::Op>) {
+        eventually(
+            "the state is written between two runs of item 1",
+            10,
+            async || session.multi(ops.clone()).await.is_ok(),
+        )
+        .await;
+    }
+
+    async fn shutdown(self) {
+        self.a.0.shutdown().await;
+        self.b.0.shutdown().await;
+    }
+}
+
 /// A taker that never looks again (as a Java instance does: it tries a taken item at its
 /// next fires, skipping it while it is marked running) holds an item whose marker an
 /// unseen dead instance left. The leader, waiting to reshard, removes that stale marker and
@@ -673,21 +755,13 @@ async fn a_flagged_item_left_running_by_an_unseen_dead_instance_is_taken_and_run
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_clears_a_gone_owners_marker_under_another_instances_take() {
     use capstan_registry::{CreateMode, Op};
-    let store = EmbeddedStore::in_memory();
-    let (a, ra, _) = start(&store, "10.0.0.1", "a").await;
-    let (b, _rb, _) = start(&store, "10.0.0.2", "b").await;
-    let runs = Runs::default();
-    let aborted = Arc::new(AtomicUsize::new(0));
-    let mut cfg = config("ledger", Some("* * * * * ?"), 2);
-    cfg.failover = true;
-    add_recording(&[&a, &b], &cfg, &runs, Duration::from_millis(50), &aborted).await;
-    eventually("both instances own an item", 15, async || {
-        owners(&ra, "ledger", 2).await.len() == 2
-    })
-    .await;
+    let ledger = Ledger::start().await;
+    let ra = &ledger.a.1;
     // The taker: a live session with an instance node (no server node, so it gets no
     // items), its take ephemeral on that session.
-    let taker_session = Registry::embedded(&store, NS).await.expect("taker session");
+    let taker_session = Registry::embedded(&ledger.store, NS)
+        .await
+        .expect("taker session");
     let taker = "10.0.0.7@-@777";
     taker_session
         .create(
@@ -697,18 +771,8 @@ async fn the_leader_clears_a_gone_owners_marker_under_another_instances_take() {
         )
         .await
         .expect("taker instance");
-    let ghost = "10.0.0.9@-@4242";
-    let state = vec![
-        Op::Set {
-            path: "/ledger/sharding/1/instance".into(),
-            data: ghost.into(),
-            version: None,
-        },
-        Op::Create {
-            path: "/ledger/sharding/1/running".into(),
-            data: ghost.into(),
-            mode: CreateMode::Persistent,
-        },
+    let mut state = Ledger::ghost_ops();
+    state.extend([
         Op::Create {
             path: "/ledger/sharding/1/failover".into(),
             data: taker.into(),
@@ -719,13 +783,8 @@ async fn the_leader_clears_a_gone_owners_marker_under_another_instances_take() {
             data: taker.into(),
             mode: CreateMode::Persistent,
         },
-    ];
-    eventually(
-        "the state is written between two runs of item 1",
-        10,
-        async || taker_session.multi(state.clone()).await.is_ok(),
-    )
-    .await;
+    ]);
+    Ledger::write_between_runs(&taker_session, state).await;
     // Resharding wanted (as the taker's own arrival asked): it waits for item 1's marker.
     let _ = ra
         .create(
@@ -734,7 +793,7 @@ async fn the_leader_clears_a_gone_owners_marker_under_another_instances_take() {
             CreateMode::Persistent,
         )
         .await;
-    runs.clear();
+    ledger.runs.clear();
     eventually("the job reshards", 20, async || {
         ra.exists("/ledger/leader/sharding/necessary")
             .await
@@ -753,12 +812,11 @@ async fn the_leader_clears_a_gone_owners_marker_under_another_instances_take() {
     assert_eq!(take, taker.as_bytes(), "the take must stay the taker's");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
-        runs.all().iter().all(|r| r.1 != 1),
+        ledger.runs.all().iter().all(|r| r.1 != 1),
         "item 1 ran here while another instance holds it: {:?}",
-        runs.all()
+        ledger.runs.all()
     );
-    a.shutdown().await;
-    b.shutdown().await;
+    ledger.shutdown().await;
 }
 
 /// Two live instances run a job of two items; then one transaction writes what an unseen
@@ -767,42 +825,14 @@ async fn the_leader_clears_a_gone_owners_marker_under_another_instances_take() {
 /// reshard onto the live instances and run item 1 once as a failover.
 async fn left_running_by_a_ghost(flagged: bool) {
     use capstan_registry::{CreateMode, Op};
-    let store = EmbeddedStore::in_memory();
-    let (a, ra, ha) = start(&store, "10.0.0.1", "a").await;
-    let (b, _rb, hb) = start(&store, "10.0.0.2", "b").await;
-    let runs = Runs::default();
-    let aborted = Arc::new(AtomicUsize::new(0));
-    let mut cfg = config("ledger", Some("* * * * * ?"), 2);
-    cfg.failover = true;
-    add_recording(&[&a, &b], &cfg, &runs, Duration::from_millis(50), &aborted).await;
-    let live: BTreeSet<String> = [a.instance_id().to_string(), b.instance_id().to_string()].into();
-    eventually("both instances own an item", 15, async || {
-        owners(&ra, "ledger", 2)
-            .await
-            .into_values()
-            .collect::<BTreeSet<_>>()
-            == live
-    })
-    .await;
-    // Between two runs of item 1.
-    let ghost = "10.0.0.9@-@4242";
-    let mut ghost_state = vec![
-        Op::Set {
-            path: "/ledger/sharding/1/instance".into(),
-            data: ghost.into(),
-            version: None,
-        },
-        Op::Create {
-            path: "/ledger/sharding/1/running".into(),
-            data: ghost.into(),
-            mode: CreateMode::Persistent,
-        },
-        Op::Create {
-            path: "/ledger/leader/sharding/necessary".into(),
-            data: Vec::new(),
-            mode: CreateMode::Persistent,
-        },
-    ];
+    let ledger = Ledger::start().await;
+    let (ra, ha, hb) = (&ledger.a.1, &ledger.a.2, &ledger.b.2);
+    let mut ghost_state = Ledger::ghost_ops();
+    ghost_state.push(Op::Create {
+        path: "/ledger/leader/sharding/necessary".into(),
+        data: Vec::new(),
+        mode: CreateMode::Persistent,
+    });
     if flagged {
         let parent = ra
             .create_with(
@@ -824,26 +854,24 @@ async fn left_running_by_a_ghost(flagged: bool) {
             mode: CreateMode::Persistent,
         });
     }
-    eventually("the dead instance's state is written", 10, async || {
-        ra.multi(ghost_state.clone()).await.is_ok()
-    })
-    .await;
+    Ledger::write_between_runs(ra, ghost_state).await;
+    let (runs, live) = (&ledger.runs, &ledger.live);
     runs.clear();
     eventually("the job reshards onto the live instances", 20, async || {
         ra.exists("/ledger/leader/sharding/necessary")
             .await
             .expect("exists")
             .is_none()
-            && owners(&ra, "ledger", 2)
+            && owners(ra, "ledger", 2)
                 .await
                 .into_values()
                 .collect::<BTreeSet<_>>()
-                == live
+                == *live
     })
     .await;
     let failovers = async || {
         let mut failovers = 0;
-        for h in [&ha, &hb] {
+        for h in [ha, hb] {
             failovers += job_runs(h, "ledger", 200)
                 .await
                 .rows
@@ -866,8 +894,7 @@ async fn left_running_by_a_ghost(flagged: bool) {
         "item 1 ran as a failover more than once"
     );
     assert!(runs.all().iter().all(|r| live.contains(&r.0)));
-    a.shutdown().await;
-    b.shutdown().await;
+    ledger.shutdown().await;
 }
 
 /// Exclusivity under random kills: one item never runs on two instances at once. A kill
