@@ -20,24 +20,37 @@ use crate::protocol::storage::{
     children, create_if_absent, delete_if_value, persist, persist_ephemeral, remove, value,
 };
 
-/// The leaves of items `0..total` read in one batch: (instance, running, failover,
-/// failovering) per item.
-async fn item_leaves(shared: &JobShared, total: u32) -> Result<Vec<[Option<String>; 4]>> {
-    let leaves = ["instance", "running", "failover", "failovering"];
-    let paths: Vec<String> = (0..total)
-        .flat_map(|i| leaves.iter().map(move |l| shared.nodes.item_leaf(i, l)))
+/// The leaves `names` of each of `items`, read in one batch, as text.
+async fn read_leaves<const N: usize>(
+    shared: &JobShared,
+    items: &[u32],
+    names: [&str; N],
+) -> Result<Vec<[Option<String>; N]>> {
+    let paths: Vec<String> = items
+        .iter()
+        .flat_map(|i| names.iter().map(move |l| shared.nodes.item_leaf(*i, l)))
         .collect();
     let read = shared.registry.read_nodes(&paths).await?;
     Ok(read
-        .chunks(leaves.len())
+        .chunks(N)
         .map(|c| {
-            let text = |n: &Option<capstan_registry::NodeData>| {
-                n.as_ref()
+            std::array::from_fn(|k| {
+                c[k].as_ref()
                     .map(|n| String::from_utf8_lossy(&n.data).into_owned())
-            };
-            [text(&c[0]), text(&c[1]), text(&c[2]), text(&c[3])]
+            })
         })
         .collect())
+}
+
+/// The leaves of items `0..total`: (instance, running, failover, failovering) per item.
+async fn item_leaves(shared: &JobShared, total: u32) -> Result<Vec<[Option<String>; 4]>> {
+    let items: Vec<u32> = (0..total).collect();
+    read_leaves(
+        shared,
+        &items,
+        ["instance", "running", "failover", "failovering"],
+    )
+    .await
 }
 
 /// Of `items`, which the cache shows taken over by this instance, those the registry
@@ -47,18 +60,11 @@ pub(crate) async fn still_taken(shared: &JobShared, items: &[u32]) -> Vec<u32> {
     if items.is_empty() {
         return Vec::new();
     }
-    let paths: Vec<String> = items
-        .iter()
-        .map(|i| shared.nodes.item_leaf(*i, "failover"))
-        .collect();
-    match shared.registry.read_nodes(&paths).await {
+    match read_leaves(shared, items, ["failover"]).await {
         Ok(read) => items
             .iter()
             .zip(read)
-            .filter(|(_, n)| {
-                n.as_ref()
-                    .is_some_and(|n| n.data == shared.me.as_str().as_bytes())
-            })
+            .filter(|(_, [taker])| taker.as_deref() == Some(shared.me.as_str()))
             .map(|(i, _)| *i)
             .collect(),
         Err(e) => {

@@ -394,7 +394,6 @@ async fn choose_items(
         let mut mine = failover::still_taken(shared, &cached).await;
         mine.extend(taken);
         mine.sort_unstable();
-        mine.dedup();
         if !mine.is_empty() {
             return Some((mine, Source::Failover));
         }
