@@ -372,3 +372,140 @@ fn a_two_source_join_gives_the_same_results_on_one_partition_and_on_three() {
         one.len()
     );
 }
+
+/// Table rows of 30 users, each user's rows in one of `files` files (so each user's
+/// changes keep their order): a region and an amount, or a delete now and then.
+fn write_table_inputs(dir: &Path, files: usize, per_file: usize) -> Vec<PathBuf> {
+    (0..files)
+        .map(|f| {
+            let path = dir.join(format!("users-{f}.jsonl"));
+            let mut text = String::new();
+            for i in 0..per_file {
+                let user = format!("u{}", files * ((i * 7) % 10) + f);
+                let value = if i % 17 == 5 {
+                    Value::Null
+                } else {
+                    // A user's region changes from one row to its next.
+                    json!({"region": format!("r{}", (i / 10 + i % 3 + f) % 5), "amount": (i % 11) as i64})
+                };
+                text.push_str(&json!({"key": user, "value": value, "ts": (i * 5) as i64}).to_string());
+                text.push('\n');
+            }
+            std::fs::write(&path, text).expect("input");
+            path
+        })
+        .collect()
+}
+
+/// Each group's last row: its state at the end. Rows of one group come from one
+/// partition, in order (files by name: partition, then checkpoint).
+fn final_groups(rows: impl IntoIterator<Item = Value>) -> BTreeMap<String, Value> {
+    rows.into_iter()
+        .map(|r| (r["key"].to_string(), r))
+        .collect()
+}
+
+fn committed_in_order(out: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("out dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json row"))
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+/// A table regrouped over three partitions (its rows by user, its groups by region, an
+/// exchange between) ends in the state the replay ends in, with and without restarts
+/// from checkpoints; every move between regions was a subtraction in one partition and
+/// an addition in another.
+#[test]
+fn a_regroup_over_partitions_ends_as_the_replay_does_with_and_without_restarts() {
+    let dir = temp_dir("regroup");
+    let inputs = write_table_inputs(&dir, 3, 20_000);
+    let paths: Vec<String> = inputs
+        .iter()
+        .map(|p| format!("\"{}\"", p.display()))
+        .collect();
+    let text = format!(
+        "name: regions\nsources: [{{name: users, kind: table}}]\nsteps:\n  - group_by: region\n  - aggregate: {{ops: {{users: count, total: {{sum: amount}}}}}}\nrun:\n  partitions: 3\n  workers: 2\n  queue_capacity: 64\n  checkpoint_interval_ms: 10\n  inputs:\n    users: {{file: {{paths: [{}]}}}}\n  sink: {{file: out}}\n",
+        paths.join(", ")
+    );
+    // The replay: the files merged by time (each user's rows stay in order).
+    let spec = PipelineSpec::from_yaml(&text).expect("spec");
+    let mut all: Vec<(i64, usize, String)> = Vec::new();
+    for (f, p) in inputs.iter().enumerate() {
+        for line in std::fs::read_to_string(p).expect("read").lines() {
+            let v: Value = serde_json::from_str(line).expect("json");
+            all.push((v["ts"].as_i64().expect("ts"), f, line.to_owned()));
+        }
+    }
+    all.sort_by_key(|(ts, f, _)| (*ts, *f));
+    let input: String = all.iter().map(|(_, _, l)| format!("{l}\n")).collect();
+    let (replayed, _) = run_lines(&spec, &input).expect("replay");
+    let want = final_groups(
+        replayed
+            .iter()
+            .map(|v| serde_json::from_str(&v.to_string()).expect("row")),
+    );
+    assert_eq!(want.len(), 5, "{want:?}");
+
+    let p = run_to_end(&text, &dir);
+    let status = p.status();
+    let names: Vec<&str> = status.vertices.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["users", "group_by", "aggregate", "sink"]);
+    assert_eq!(status.edges, [(0, 1), (1, 2), (2, 3)]);
+    assert!(!status.checkpoints.is_empty(), "no checkpoint completed");
+    assert_eq!(final_groups(committed_in_order(&dir.join("out"))), want);
+    drop(p);
+
+    // Restarts, each once a new checkpoint completed (so that the groups' state is
+    // restored from one, not rebuilt from the start), at a pseudo-random moment after it.
+    let dir = temp_dir("regroup-restarts");
+    let text = text.replace("partitions: 3", "partitions: 3\n  # restarted");
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    let started = Instant::now();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let (mut restarts, mut restored_from) = (0, 0);
+    while restarts < 8 && started.elapsed() < Duration::from_secs(60) {
+        let last = |p: &Pipeline| p.status().checkpoints.last().map_or(0, |c| c.id);
+        let seen = last(&p);
+        while last(&p) == seen && p.wait(Duration::ZERO) != State::Finished {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_millis(seed % 8));
+        if p.wait(Duration::ZERO) == State::Finished {
+            break;
+        }
+        restored_from = last(&p);
+        p.restart().expect("restart");
+        restarts += 1;
+    }
+    assert_eq!(
+        p.wait(Duration::from_secs(60)),
+        State::Finished,
+        "{:?}",
+        p.status().error
+    );
+    assert!(
+        restarts >= 3 && restored_from > 0,
+        "{restarts} restarts, the last from checkpoint {restored_from}: make the input longer"
+    );
+    assert_eq!(
+        final_groups(committed_in_order(&dir.join("out"))),
+        want,
+        "after {restarts} restarts"
+    );
+}

@@ -17,6 +17,7 @@ mod acc;
 mod joins;
 mod key;
 mod panes;
+mod regroup;
 mod snapshot;
 mod stateless;
 
@@ -24,6 +25,7 @@ use acc::Accs;
 use joins::StreamJoin;
 use key::{KeyText, Spare, sorted_by_text};
 use panes::Panes;
+pub use regroup::Regroup;
 pub use stateless::{Prefix, output_row, parse_record};
 use stateless::{parse_line, stateless};
 
@@ -153,6 +155,11 @@ pub struct Runner {
     metrics: Metrics,
     /// The watermark windows were last completed at.
     advanced_to: Option<i64>,
+    /// `Some` when this runner holds a regrouped table's rows, and the groups are held by
+    /// other tasks (the executor, over several partitions): each row's change of group is
+    /// handed out ([`Runner::regroups`]) instead of applied here. Not state: the
+    /// executor sets it on every start.
+    regroups: Option<Vec<Regroup>>,
 }
 
 /// Where the executor splits a spec: the steps before this index are stateless and run in
@@ -191,6 +198,7 @@ impl Runner {
             map_values: Vec::new(),
             metrics: Metrics::default(),
             advanced_to: None,
+            regroups: None,
         }
     }
 
@@ -401,49 +409,6 @@ impl Runner {
 
     fn group_row(a: &Aggregate, key: &Val, accs: &Accs) -> Val {
         accs.row(&a.group_row, key, (0, 0))
-    }
-
-    fn table_aggregate(&mut self, a: &Aggregate, group: Option<&Expr>, r: Rec) {
-        if r.key.is_null() {
-            return; // a row without a key is no row
-        }
-        let k = KeyText::of(&r.key);
-        let new_group = if r.value.is_null() {
-            Val::Null
-        } else {
-            match group {
-                Some(e) => e.eval(&scope(&r)),
-                None => r.key.clone(),
-            }
-        };
-        // Subtract the row's old contribution from its old group, then add the new one
-        // to its new group; each changed group emits its new state, once (a row that
-        // stays in its group is one change).
-        let old = self.agg.rows.remove(&k);
-        let same = old.as_ref().is_some_and(|(g, _)| *g == new_group);
-        if let Some((old_group, old)) = &old {
-            let g = KeyText::of(old_group);
-            if let Some((gk, accs)) = self.agg.groups.get_mut(&g) {
-                accs.add(a, old, -1.0);
-                if !same {
-                    let row = Self::group_row(a, gk, accs);
-                    self.emit(row);
-                }
-            }
-        }
-        if new_group.is_null() {
-            return;
-        }
-        let g = KeyText::of(&new_group);
-        let (gk, accs) = self
-            .agg
-            .groups
-            .entry(g)
-            .or_insert_with(|| (new_group.clone(), Accs::new(a)));
-        accs.add(a, &r, 1.0);
-        let row = Self::group_row(a, gk, accs);
-        self.agg.rows.insert(k, (new_group, r));
-        self.emit(row);
     }
 
     fn window_row(a: &Aggregate, key: &Val, start: i64, end: i64, accs: &Accs) -> Val {

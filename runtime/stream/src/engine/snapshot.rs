@@ -205,6 +205,7 @@ impl Runner {
             map_values: Vec::new(),
             metrics: s.metrics,
             advanced_to: s.advanced_to,
+            regroups: None,
             steps: std::sync::Arc::new(spec.steps.clone()),
             join_spec: spec.join.clone().map(std::sync::Arc::new),
             windowed: windowed.map(std::sync::Arc::new),

@@ -142,7 +142,9 @@ pub(crate) struct Coordinator {
     pub(crate) ckpt: PathBuf,
     pub(crate) sink_dir: Option<PathBuf>,
     pub(crate) partitions: usize,
-    pub(crate) stateless: bool,
+    /// Stage tasks (slots of state): none for a stateless pipeline, one per partition, or
+    /// two for a regroup over several partitions.
+    pub(crate) stages: usize,
     pub(crate) interval: Option<Duration>,
     pub(crate) manifest: Manifest,
     pub(crate) acks: Receiver<Ack>,
@@ -187,7 +189,7 @@ impl Coordinator {
                     id,
                     started: Instant::now(),
                     sources: vec![None; self.partitions],
-                    stages: vec![None; self.partitions],
+                    stages: vec![None; self.stages],
                     sinks: vec![None; self.partitions],
                 });
                 self.control
@@ -282,11 +284,11 @@ impl Coordinator {
 
     /// Every task acked `f`, or ended before its barrier reached it.
     fn complete(&self, f: &InFlight) -> bool {
-        (0..self.partitions).all(|p| {
-            (f.sources[p].is_some() || self.sources_ended[p].is_some())
-                && (self.stateless || f.stages[p].is_some() || self.stages_ended[p])
-                && (f.sinks[p].is_some() || self.sinks_ended[p].is_some())
-        })
+        (0..self.stages).all(|s| f.stages[s].is_some() || self.stages_ended[s])
+            && (0..self.partitions).all(|p| {
+                (f.sources[p].is_some() || self.sources_ended[p].is_some())
+                    && (f.sinks[p].is_some() || self.sinks_ended[p].is_some())
+            })
     }
 
     fn finish(&mut self, f: &InFlight) -> Result<(), String> {
@@ -307,7 +309,6 @@ impl Coordinator {
                 }
                 (None, None) => {}
             }
-            m.stages_finished[p] = !self.stateless && f.stages[p].is_none() && self.stages_ended[p];
             match &f.sinks[p] {
                 Some(staged) => {
                     commit_files.extend(staged.clone());
@@ -322,6 +323,9 @@ impl Coordinator {
                     m.sinks_finished[p] = true;
                 }
             }
+        }
+        for s in 0..self.stages {
+            m.stages_finished[s] = f.stages[s].is_none() && self.stages_ended[s];
         }
         m.finished = m.sinks_finished.iter().all(|f| *f);
         m.commit = commit_files;

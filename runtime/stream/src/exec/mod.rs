@@ -302,6 +302,13 @@ pub struct Pipeline {
     edges: Vec<(usize, usize)>,
 }
 
+/// Whether `spec` regroups a table over several partitions: then its rows and its groups
+/// are held by two layers of stage tasks, with an exchange by group between them (see
+/// [`crate::engine::Regroup`]). In one partition one task holds both.
+fn regroups_apart(spec: &PipelineSpec, partitions: usize) -> bool {
+    partitions > 1 && spec.steps.iter().any(|s| matches!(s, Step::GroupBy(_)))
+}
+
 fn step_name(s: &Step) -> &'static str {
     match s {
         Step::Filter(_) => "filter",
@@ -329,12 +336,7 @@ impl Pipeline {
         let names: Vec<String> = spec.sources.iter().map(|s| s.name.clone()).collect();
         let cfg = RunConfig::from_yaml(spec_text, &names)?;
         let split = exchange_point(&spec);
-        if cfg.partitions > 1 && spec.steps.iter().any(|s| matches!(s, Step::GroupBy(_))) {
-            return Err(StartError::Spec(crate::spec::err(
-                "run.partitions",
-                "regrouping a table (group_by) runs in one partition for now: the exchange by group is not built",
-            )));
-        }
+        let regroup = regroups_apart(&spec, cfg.partitions);
         let ckpt = data_dir.join("ckpt");
         let sink_dir = match &cfg.sink {
             SinkConfig::File(d) if d.is_absolute() => Some(d.clone()),
@@ -358,8 +360,9 @@ impl Pipeline {
             stable_hash(spec_text.as_bytes()),
             cfg.partitions
         );
-        // The DAG: source (with the stateless steps chained in), stage, sink.
-        let (source_detail, stage_detail) = match split {
+        // The DAG: source (with the stateless steps chained in), stage (or a regroup's two
+        // layers: the rows, the groups' aggregate), sink.
+        let (source_detail, mut stage_detail) = match split {
             Some(i) => (spec.steps[..i].iter().map(step_name).collect::<Vec<_>>(), {
                 let mut d: Vec<&str> = Vec::new();
                 if spec.join.is_some() {
@@ -371,13 +374,10 @@ impl Pipeline {
             None => (spec.steps.iter().map(step_name).collect(), Vec::new()),
         };
         let mut details = vec![source_detail.join(" → ")];
-        let mut edges = vec![];
         if split.is_some() {
+            let groups = regroup.then(|| stage_detail.pop()).flatten();
             details.push(stage_detail.join(" → "));
-            edges.push((0, 1));
-            edges.push((1, 2));
-        } else {
-            edges.push((0, 1));
+            details.extend(groups.map(str::to_owned));
         }
         details.push(match &cfg.sink {
             SinkConfig::File(_) => "file (transactional)".into(),
@@ -385,6 +385,8 @@ impl Pipeline {
             SinkConfig::Memory { .. } => "memory table".into(),
             SinkConfig::Discard => "discard".into(),
         });
+        // A chain: each vertex feeds the next.
+        let edges = (1..details.len()).map(|v| (v - 1, v)).collect();
         let pipeline = Arc::new(Pipeline {
             spec: Arc::new(spec),
             cfg,
@@ -426,7 +428,7 @@ impl Pipeline {
             finished: false,
             sources: vec![Vec::new(); p],
             sources_ended: vec![false; p],
-            stages_finished: vec![false; p],
+            stages_finished: vec![false; self.stage_slots()],
             sinks_finished: vec![false; p],
             commit: Vec::new(),
         });
@@ -447,7 +449,8 @@ impl Pipeline {
         }
         let split = exchange_point(&spec);
         let stateless = split.is_none();
-        let counters = self.counters(stateless);
+        let regroup = regroups_apart(&spec, p);
+        let counters = self.counters();
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         let cap = self.cfg.queue_capacity;
         let mut tasks: Vec<Box<dyn Tasklet>> = Vec::new();
@@ -460,7 +463,24 @@ impl Pipeline {
             sink_rx.push(Some(rx));
         }
         let mut source_outs: Vec<Vec<route::Tx>> = (0..p).map(|_| Vec::new()).collect();
+        let sink_of = |sink_tx: &mut Vec<Option<route::Tx>>, q: usize| {
+            sink_tx[q]
+                .take()
+                .ok_or_else(|| StartError::Io("queue".into()))
+        };
         if let Some(split) = split {
+            // A regroup's second layer: rows task q → groups task r, p × p queues.
+            let mut rows_outs: Vec<Vec<route::Tx>> = (0..p).map(|_| Vec::new()).collect();
+            let mut groups_ins: Vec<Vec<route::Rx>> = (0..p).map(|_| Vec::new()).collect();
+            if regroup {
+                for ins in &mut groups_ins {
+                    for outs in &mut rows_outs {
+                        let (tx, rx) = queue(cap);
+                        outs.push(tx);
+                        ins.push(rx);
+                    }
+                }
+            }
             for q in 0..p {
                 let mut inputs = Vec::new();
                 for outs in source_outs.iter_mut() {
@@ -468,33 +488,48 @@ impl Pipeline {
                     outs.push(tx);
                     inputs.push(rx);
                 }
+                let outs = if regroup {
+                    std::mem::take(&mut rows_outs[q])
+                } else {
+                    vec![sink_of(&mut sink_tx, q)?]
+                };
+                // A stage that ended before the checkpoint: so did every task after it
+                // (the groups tasks, the sink). It ended on the sources' ends with no
+                // barrier from any of them, as each sends its barrier to every stage, so
+                // no task after it got the barrier either: each had to end to complete
+                // the checkpoint.
                 if manifest.stages_finished[q] {
                     continue;
                 }
-                let runner = if manifest.id > 0 {
-                    let path = self
-                        .ckpt
-                        .join(manifest.id.to_string())
-                        .join(format!("part-{q}.json"));
-                    let bytes = std::fs::read(&path)
-                        .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
-                    Runner::restore((*spec).clone(), &bytes)
-                        .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?
-                } else {
-                    Runner::stage((*spec).clone(), split)
-                };
-                let out = sink_tx[q]
-                    .take()
-                    .ok_or_else(|| StartError::Io("queue".into()))?;
+                let mut runner = self.stage_runner(&manifest, q, split)?;
+                if regroup {
+                    runner.hand_over_regroups();
+                }
                 tasks.push(Box::new(StageTask::new(
-                    q,
+                    (q, q),
                     runner,
                     inputs,
-                    out,
+                    outs,
                     self.ckpt.clone(),
                     ack_tx.clone(),
                     control.clone(),
                     counters[1].clone(),
+                )));
+            }
+            for (r, inputs) in groups_ins.into_iter().enumerate().filter(|_| regroup) {
+                let slot = p + r;
+                if manifest.stages_finished[slot] {
+                    continue;
+                }
+                tasks.push(Box::new(StageTask::new(
+                    (r, slot),
+                    self.stage_runner(&manifest, slot, split)?,
+                    inputs,
+                    vec![sink_of(&mut sink_tx, r)?],
+                    self.ckpt.clone(),
+                    ack_tx.clone(),
+                    control.clone(),
+                    counters[2].clone(),
                 )));
             }
         } else {
@@ -582,12 +617,12 @@ impl Pipeline {
             ckpt: self.ckpt.clone(),
             sink_dir: self.sink_dir.clone(),
             partitions: p,
-            stateless,
+            stages: if stateless { 0 } else { self.stage_slots() },
             interval: self.cfg.checkpoint_interval,
             sources_ended: (0..p)
                 .map(|i| manifest.sources_ended[i].then(|| manifest.sources[i].clone()))
                 .collect(),
-            stages_ended: (0..p).map(|i| manifest.stages_finished[i]).collect(),
+            stages_ended: manifest.stages_finished.clone(),
             sinks_ended: (0..p)
                 .map(|i| manifest.sinks_finished[i].then_some(None))
                 .collect(),
@@ -617,21 +652,58 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The state of stage `slot` in `manifest`'s checkpoint, or (none yet) a new stage
+    /// from step `split`.
+    fn stage_runner(
+        &self,
+        manifest: &Manifest,
+        slot: usize,
+        split: usize,
+    ) -> Result<Runner, StartError> {
+        if manifest.id == 0 {
+            return Ok(Runner::stage((*self.spec).clone(), split));
+        }
+        let path = self
+            .ckpt
+            .join(manifest.id.to_string())
+            .join(format!("part-{slot}.json"));
+        let bytes =
+            std::fs::read(&path).map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+        Runner::restore((*self.spec).clone(), &bytes)
+            .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))
+    }
+
+    /// Stage tasks, each with its state in a checkpoint: one per partition, two for a
+    /// regroup over several (the rows', then the groups').
+    fn stage_slots(&self) -> usize {
+        let p = self.cfg.partitions;
+        if regroups_apart(&self.spec, p) {
+            2 * p
+        } else {
+            p
+        }
+    }
+
     /// The vertices' counters: the previous run's, or new ones.
-    fn counters(&self, stateless: bool) -> Vec<Arc<Counters>> {
+    fn counters(&self) -> Vec<Arc<Counters>> {
         let mut kept = lock(&self.shared.counters);
         if kept.is_empty() {
             let p = self.cfg.partitions;
             let spec = &self.spec;
             let sources: Vec<&str> = spec.sources.iter().map(|s| s.name.as_str()).collect();
             kept.push(Arc::new(Counters::new(&sources.join(" + "), "source", p)));
-            if !stateless {
+            if exchange_point(spec).is_some() {
                 let name = if spec.join.is_some() {
                     "join"
+                } else if regroups_apart(spec, p) {
+                    "group_by"
                 } else {
                     "aggregate"
                 };
                 kept.push(Arc::new(Counters::new(name, "stage", p)));
+            }
+            if regroups_apart(spec, p) {
+                kept.push(Arc::new(Counters::new("aggregate", "stage", p)));
             }
             kept.push(Arc::new(Counters::new("sink", "sink", p)));
         }
@@ -722,8 +794,7 @@ impl Pipeline {
 
     /// The DAG's vertices: `readings → aggregate → sink`.
     pub fn dag(&self) -> String {
-        let stateless = exchange_point(&self.spec).is_none();
-        self.counters(stateless)
+        self.counters()
             .iter()
             .map(|c| c.name.clone())
             .collect::<Vec<_>>()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 use std::time::Instant;
 
-use crate::engine::Record;
+use crate::engine::{Record, Regroup};
 use crate::value::{Val, integer_text};
 
 /// FNV-1a, 64 bits.
@@ -80,6 +80,9 @@ pub(crate) enum Item {
         rec: Record,
         born: Instant,
     },
+    /// To the groups' side of a regroup: a table row's change of group, caused by
+    /// something read at `born`.
+    Regroup { change: Regroup, born: Instant },
     /// To a sink: an output row, caused by something read at `born`.
     Row { row: Val, born: Instant },
     /// To a sink: a record of a stateless pipeline, read at `born`; its output row

@@ -233,7 +233,10 @@ impl Tasklet for SinkTask {
                     self.done = true;
                     break;
                 }
-                Item::Rec { .. } | Item::Watermark { .. } | Item::Idle { .. } => {}
+                Item::Rec { .. }
+                | Item::Regroup { .. }
+                | Item::Watermark { .. }
+                | Item::Idle { .. } => {}
             }
             moved += 1;
         }

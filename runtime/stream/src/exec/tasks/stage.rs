@@ -1,5 +1,9 @@
 //! A stage task: the join or aggregate of one partition's keys, its watermark the
 //! minimum over its inputs, its checkpoint taken once every input's barrier arrived.
+//!
+//! A regroup over several partitions has two layers of stage tasks (see
+//! `crate::engine::Regroup`): the rows side sends each change of group to the groups
+//! side's task of that group, and passes barriers and ends on to all of them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +14,7 @@ use std::time::Instant;
 use super::{BATCH, Outboxes, write_file_synced};
 use crate::engine::Runner;
 use crate::exec::metrics::Counters;
-use crate::exec::route::{Item, Rx, Tx};
+use crate::exec::route::{Item, Rx, Tx, partition_of};
 use crate::exec::workers::{Progress, Tasklet};
 use crate::exec::{Ack, Control};
 
@@ -26,7 +30,11 @@ struct Input {
 
 /// The stateful part of one partition.
 pub(crate) struct StageTask {
+    /// Its partition of its vertex (the metrics' slot).
     pub(crate) partition: usize,
+    /// Its state's slot in a checkpoint (`part-<slot>.json`, the coordinator's acks): the
+    /// partition, past the first layer's for the groups side of a regroup.
+    slot: usize,
     runner: Runner,
     inputs: Vec<Input>,
     pending: Option<u64>,
@@ -43,10 +51,10 @@ pub(crate) struct StageTask {
 impl StageTask {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        partition: usize,
+        (partition, slot): (usize, usize),
         runner: Runner,
         inputs: Vec<Rx>,
-        out: Tx,
+        outs: Vec<Tx>,
         ckpt_dir: PathBuf,
         ack: Sender<Ack>,
         control: Arc<Control>,
@@ -56,6 +64,7 @@ impl StageTask {
         let late_seen = runner.metrics().late_records_dropped;
         StageTask {
             partition,
+            slot,
             inputs: inputs
                 .into_iter()
                 .map(|rx| Input {
@@ -68,7 +77,7 @@ impl StageTask {
                 .collect(),
             runner,
             pending: None,
-            out: Outboxes::new(vec![out]),
+            out: Outboxes::new(outs),
             ckpt_dir,
             done: false,
             late_seen,
@@ -96,11 +105,21 @@ impl StageTask {
         self.runner.set_watermark(s, w);
     }
 
+    /// Sends what the runner emitted: rows to the sink, changes of group (the rows side
+    /// of a regroup) each to its group's partition.
     fn push_rows(&mut self, born: Instant) {
         let rows = self.runner.emitted();
-        let n = rows.len() as u64;
+        let mut n = rows.len() as u64;
         for row in rows {
             self.out.push(0, Item::Row { row, born });
+        }
+        let parts = self.out.len();
+        for change in self.runner.regroups() {
+            for (group, change) in change.by_group().into_iter().flatten() {
+                n += 1;
+                self.out
+                    .push(partition_of(&group, parts), Item::Regroup { change, born });
+            }
         }
         self.counters.add_out(n);
     }
@@ -109,10 +128,10 @@ impl StageTask {
         let dir = self.ckpt_dir.join(id.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let bytes = self.runner.snapshot()?;
-        let path = dir.join(format!("part-{}.json", self.partition));
+        let path = dir.join(format!("part-{}.json", self.slot));
         write_file_synced(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         let _ = self.ack.send(Ack::Stage {
-            partition: self.partition,
+            partition: self.slot,
             id,
             bytes: bytes.len() as u64,
         });
@@ -122,7 +141,7 @@ impl StageTask {
 
 impl Tasklet for StageTask {
     fn name(&self) -> String {
-        format!("stage#{}", self.partition)
+        format!("stage#{}", self.slot)
     }
 
     fn call(&mut self) -> Progress {
@@ -157,6 +176,11 @@ impl Tasklet for StageTask {
                         }
                         records += 1;
                         self.runner.apply(s, rec);
+                        self.push_rows(born);
+                    }
+                    Item::Regroup { change, born } => {
+                        records += 1;
+                        self.runner.apply_regroup(change);
                         self.push_rows(born);
                     }
                     Item::Watermark { source, w } => {
@@ -209,7 +233,7 @@ impl Tasklet for StageTask {
                 self.control.fail(format!("checkpoint {id}: {e}"));
                 return Progress::Idle;
             }
-            self.out.push(0, Item::Barrier(id));
+            self.out.broadcast(|| Item::Barrier(id));
             self.pending = None;
             self.inputs.iter_mut().for_each(|i| i.aligned = false);
             moved += 1;
@@ -217,9 +241,9 @@ impl Tasklet for StageTask {
         if self.inputs.iter().all(|i| i.ended) {
             self.runner.finish();
             self.push_rows(Instant::now());
-            self.out.push(0, Item::End);
+            self.out.broadcast(|| Item::End);
             let _ = self.ack.send(Ack::StageEnded {
-                partition: self.partition,
+                partition: self.slot,
             });
             self.done = true;
         }
