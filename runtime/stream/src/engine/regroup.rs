@@ -71,6 +71,11 @@ impl Runner {
         self.regroups.get_or_insert_with(Vec::new);
     }
 
+    /// Whether this runner is the rows half of a regroup.
+    pub fn hands_over_regroups(&self) -> bool {
+        self.regroups.is_some()
+    }
+
     /// The changes of group made so far (rows half only; see
     /// [`Runner::hand_over_regroups`]).
     pub fn regroups(&mut self) -> impl Iterator<Item = Regroup> + '_ {

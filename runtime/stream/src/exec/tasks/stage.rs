@@ -36,6 +36,8 @@ pub(crate) struct StageTask {
     /// partition, past the first layer's for the groups side of a regroup.
     slot: usize,
     runner: Runner,
+    /// The rows side of a regroup: the runner hands out changes of group.
+    regroups: bool,
     inputs: Vec<Input>,
     pending: Option<u64>,
     out: Outboxes,
@@ -65,6 +67,7 @@ impl StageTask {
         StageTask {
             partition,
             slot,
+            regroups: runner.hands_over_regroups(),
             inputs: inputs
                 .into_iter()
                 .map(|rx| Input {
@@ -105,18 +108,33 @@ impl StageTask {
         self.runner.set_watermark(s, w);
     }
 
-    /// Sends what the runner emitted: rows to the sink, changes of group (the rows side
-    /// of a regroup) each to its group's partition.
+    /// Sends the rows the runner emitted to the sink (and, on the rows side of a
+    /// regroup, its changes of group to their groups' tasks).
+    #[inline]
     fn push_rows(&mut self, born: Instant) {
         let rows = self.runner.emitted();
-        let mut n = rows.len() as u64;
+        let n = rows.len() as u64;
         for row in rows {
             self.out.push(0, Item::Row { row, born });
         }
+        self.counters.add_out(n);
+        if self.regroups {
+            self.push_regroups(born);
+        }
+    }
+
+    /// Sends each change of group to the task of its group. Kept out of `push_rows`,
+    /// which every record of every stage goes through and which stays inlined: Q5-like
+    /// took 983.7 M instructions before regroups existed, 994.4 M with `push_rows` not
+    /// inlined, 988.6 M so (callgrind, 300,000 events).
+    #[inline(never)]
+    fn push_regroups(&mut self, born: Instant) {
         let parts = self.out.len();
+        let mut n = 0;
         for change in self.runner.regroups() {
             for (group, change) in change.by_group().into_iter().flatten() {
                 n += 1;
+                let change = Box::new(change);
                 self.out
                     .push(partition_of(&group, parts), Item::Regroup { change, born });
             }
@@ -180,7 +198,7 @@ impl Tasklet for StageTask {
                     }
                     Item::Regroup { change, born } => {
                         records += 1;
-                        self.runner.apply_regroup(change);
+                        self.runner.apply_regroup(*change);
                         self.push_rows(born);
                     }
                     Item::Watermark { source, w } => {
