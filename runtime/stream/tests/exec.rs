@@ -509,3 +509,56 @@ fn a_regroup_over_partitions_ends_as_the_replay_does_with_and_without_restarts()
         "after {restarts} restarts"
     );
 }
+
+/// A table-table join regrouped over three partitions (the join and the rows in the
+/// first layer, the groups in the second) ends as the replay does.
+#[test]
+fn a_joined_table_regrouped_over_partitions_ends_as_the_replay_does() {
+    let dir = temp_dir("join-regroup");
+    // Accounts (an amount) and users (a region), keyed by user; both change often, a
+    // few rows are deleted. Each table in one file, so each key's changes keep order.
+    let mut accounts = String::new();
+    let mut users = String::new();
+    let mut merged = String::new();
+    for i in 0..6000usize {
+        let user = format!("u{}", (i / 2 * 7) % 40);
+        let (source, value) = if i % 2 == 0 {
+            ("accounts", json!({"amount": (i % 9) as i64}))
+        } else if i % 23 == 1 {
+            ("users", Value::Null)
+        } else {
+            (
+                "users",
+                json!({"region": format!("r{}", (i / 40 + i % 3) % 4)}),
+            )
+        };
+        let row = json!({"key": user, "value": value, "ts": i as i64});
+        let file = if source == "accounts" {
+            &mut accounts
+        } else {
+            &mut users
+        };
+        file.push_str(&format!("{row}\n"));
+        let mut tagged = row;
+        tagged["source"] = json!(source);
+        merged.push_str(&format!("{tagged}\n"));
+    }
+    std::fs::write(dir.join("accounts.jsonl"), accounts).expect("accounts");
+    std::fs::write(dir.join("users.jsonl"), users).expect("users");
+    let text = format!(
+        "name: regions\nsources: [{{name: accounts, kind: table}}, {{name: users, kind: table}}]\njoin: {{left: accounts, right: users, kind: table_table, type: inner}}\nsteps:\n  - group_by: right.region\n  - aggregate: {{ops: {{accounts: count, total: {{sum: left.amount}}}}}}\nrun:\n  partitions: 3\n  checkpoint_interval_ms: 10\n  inputs:\n    accounts: {{file: {{paths: [\"{0}/accounts.jsonl\"]}}}}\n    users: {{file: {{paths: [\"{0}/users.jsonl\"]}}}}\n  sink: {{file: out}}\n",
+        dir.display()
+    );
+    let spec = PipelineSpec::from_yaml(&text).expect("spec");
+    let (replayed, _) = run_lines(&spec, &merged).expect("replay");
+    let want = final_groups(
+        replayed
+            .iter()
+            .map(|v| serde_json::from_str(&v.to_string()).expect("row")),
+    );
+    assert_eq!(want.len(), 4, "{want:?}");
+    let p = run_to_end(&text, &dir);
+    let names: Vec<String> = p.status().vertices.iter().map(|v| v.name.clone()).collect();
+    assert_eq!(names, ["accounts + users", "join", "aggregate", "sink"]);
+    assert_eq!(final_groups(committed_in_order(&dir.join("out"))), want);
+}
