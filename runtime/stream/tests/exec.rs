@@ -70,28 +70,38 @@ fn run_to_end(text: &str, dir: &Path) -> std::sync::Arc<Pipeline> {
 
 /// The committed output: every committed file's rows, as a sorted multiset.
 fn committed(out: &Path) -> Vec<String> {
-    let mut rows = Vec::new();
+    let mut rows: Vec<String> = committed_in_order(out)
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Every committed row, in file name order (partition, then checkpoint): each
+/// partition's rows in the order its sink wrote them.
+fn committed_in_order(out: &Path) -> Vec<Value> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(out)
         .expect("out dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     files.sort();
-    for f in files {
-        for line in std::fs::read_to_string(&f).expect("read").lines() {
-            let v: Value = serde_json::from_str(line).expect("json row");
-            rows.push(v.to_string());
-        }
-    }
-    rows.sort();
-    rows
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("json row"))
+                .collect::<Vec<Value>>()
+        })
+        .collect()
 }
 
-/// What the replay gives for the same input (the files concatenated: per key, the order
-/// is the same, since each file is in time order and keys do not span files' order).
-fn replayed(text: &str, inputs: &[PathBuf]) -> Vec<String> {
-    let spec = PipelineSpec::from_yaml(text).expect("spec");
-    // Merge the files by time, as one ordered stream, for the replay.
+/// The input files as one stream for the replay: merged by time, each file's rows in
+/// their order (keys do not span files' order).
+fn merged(inputs: &[PathBuf]) -> String {
     let mut all: Vec<(i64, usize, String)> = Vec::new();
     for (f, p) in inputs.iter().enumerate() {
         for line in std::fs::read_to_string(p).expect("read").lines() {
@@ -100,8 +110,13 @@ fn replayed(text: &str, inputs: &[PathBuf]) -> Vec<String> {
         }
     }
     all.sort_by_key(|(ts, f, _)| (*ts, *f));
-    let input: String = all.iter().map(|(_, _, l)| format!("{l}\n")).collect();
-    let (out, _) = run_lines(&spec, &input).expect("replay");
+    all.iter().map(|(_, _, l)| format!("{l}\n")).collect()
+}
+
+/// What the replay gives for the same input, as a sorted multiset.
+fn replayed(text: &str, inputs: &[PathBuf]) -> Vec<String> {
+    let spec = PipelineSpec::from_yaml(text).expect("spec");
+    let (out, _) = run_lines(&spec, &merged(inputs)).expect("replay");
     let mut rows: Vec<String> = out.iter().map(Val::to_string).collect();
     rows.sort();
     rows
@@ -405,25 +420,6 @@ fn final_groups(rows: impl IntoIterator<Item = Value>) -> BTreeMap<String, Value
         .collect()
 }
 
-fn committed_in_order(out: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(out)
-        .expect("out dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("read")
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("json row"))
-                .collect::<Vec<Value>>()
-        })
-        .collect()
-}
-
 /// A table regrouped over three partitions (its rows by user, its groups by region, an
 /// exchange between) ends in the state the replay ends in, with and without restarts
 /// from checkpoints; every move between regions was a subtraction in one partition and
@@ -440,18 +436,8 @@ fn a_regroup_over_partitions_ends_as_the_replay_does_with_and_without_restarts()
         "name: regions\nsources: [{{name: users, kind: table}}]\nsteps:\n  - group_by: region\n  - aggregate: {{ops: {{users: count, total: {{sum: amount}}}}}}\nrun:\n  partitions: 3\n  workers: 2\n  queue_capacity: 64\n  checkpoint_interval_ms: 10\n  inputs:\n    users: {{file: {{paths: [{}]}}}}\n  sink: {{file: out}}\n",
         paths.join(", ")
     );
-    // The replay: the files merged by time (each user's rows stay in order).
     let spec = PipelineSpec::from_yaml(&text).expect("spec");
-    let mut all: Vec<(i64, usize, String)> = Vec::new();
-    for (f, p) in inputs.iter().enumerate() {
-        for line in std::fs::read_to_string(p).expect("read").lines() {
-            let v: Value = serde_json::from_str(line).expect("json");
-            all.push((v["ts"].as_i64().expect("ts"), f, line.to_owned()));
-        }
-    }
-    all.sort_by_key(|(ts, f, _)| (*ts, *f));
-    let input: String = all.iter().map(|(_, _, l)| format!("{l}\n")).collect();
-    let (replayed, _) = run_lines(&spec, &input).expect("replay");
+    let (replayed, _) = run_lines(&spec, &merged(&inputs)).expect("replay");
     let want = final_groups(
         replayed
             .iter()
