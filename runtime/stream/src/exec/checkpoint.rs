@@ -8,8 +8,10 @@
 //! - after it: the manifest holds, and any of its staged files not yet renamed are renamed
 //!   now (a roll forward; renaming is idempotent).
 //!
-//! Layout under the pipeline's data dir: `ckpt/manifest.json`, `ckpt/<id>/part-<p>.json`
-//! (stage state), and for a file sink `<dir>/.staged/*.staged` and `<dir>/*.jsonl`.
+//! Layout under the pipeline's data dir: `ckpt/manifest.json`, `ckpt/<id>/part-<s>.json`
+//! (the state of stage slot `s`: partition `s`, or for a regroup over `p` partitions the
+//! groups of partition `s - p` from `s = p` on), and for a file sink
+//! `<dir>/.staged/*.staged` and `<dir>/*.jsonl`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +38,7 @@ pub(crate) struct Manifest {
     /// Per source partition, per input: where to resume.
     pub(crate) sources: Vec<Vec<Value>>,
     pub(crate) sources_ended: Vec<bool>,
-    /// Per stage partition: its state is `ckpt/<id>/part-<p>.json`, unless it finished.
+    /// Per stage slot: its state is `ckpt/<id>/part-<slot>.json`, unless it finished.
     pub(crate) stages_finished: Vec<bool>,
     /// Per sink partition: ended and committed.
     pub(crate) sinks_finished: Vec<bool>,
