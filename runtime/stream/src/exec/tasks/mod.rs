@@ -6,6 +6,8 @@
 //! - a **sink** task writes the stage's output.
 //!
 //! A stateless pipeline has no stage: sources write straight to their partition's sink.
+//! A table regrouped over several partitions has two stages per partition: the rows (by
+//! key), then the groups (by group), with an exchange between (see `stage`).
 //! Checkpoints are aligned: a stage stops reading an input once that input's barrier
 //! arrived, until every input's has, then snapshots and passes the barrier on.
 
