@@ -151,25 +151,33 @@ fn a_stateless_run_commits_every_row_once() {
     assert_eq!(committed(&dir.join("out")), replayed(&text, &inputs));
 }
 
-#[test]
-fn restarts_from_checkpoints_commit_exactly_what_a_run_without_them_does() {
-    let dir = temp_dir("restarts");
-    let inputs = write_inputs(&dir, 3, 20_000);
-    let text = spec_text(&inputs, 3, 10, WINDOWED);
-    let want = replayed(&text, &inputs);
-    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    // Restart at pseudo-random moments (bounded: at most 12 restarts, 60 s).
+/// Restarts `p` at pseudo-random moments until it finishes (bounded: `max` restarts, 60
+/// s), each `pause(random)` ms after the last one or, with `after_checkpoint`, after the
+/// next checkpoint completed; then waits for it to finish. The restarts made, and the
+/// checkpoint the last one restored from.
+fn restart_until_finished(
+    p: &Pipeline,
+    max: usize,
+    after_checkpoint: bool,
+    mut seed: u64,
+    pause: fn(u64) -> u64,
+) -> (usize, u64) {
+    let last = |p: &Pipeline| p.status().checkpoints.last().map_or(0, |c| c.id);
     let started = Instant::now();
-    let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut restarts = 0;
-    while restarts < 12 && started.elapsed() < Duration::from_secs(60) {
+    let (mut restarts, mut restored_from) = (0, 0);
+    while restarts < max && started.elapsed() < Duration::from_secs(60) {
+        let seen = last(p);
+        while after_checkpoint && last(p) == seen && p.wait(Duration::ZERO) != State::Finished {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(5 + seed % 40));
+        std::thread::sleep(Duration::from_millis(pause(seed)));
         if p.wait(Duration::ZERO) == State::Finished {
             break;
         }
+        restored_from = last(p);
         p.restart().expect("restart");
         restarts += 1;
     }
@@ -179,6 +187,19 @@ fn restarts_from_checkpoints_commit_exactly_what_a_run_without_them_does() {
         "{:?}",
         p.status().error
     );
+    (restarts, restored_from)
+}
+
+#[test]
+fn restarts_from_checkpoints_commit_exactly_what_a_run_without_them_does() {
+    let dir = temp_dir("restarts");
+    let inputs = write_inputs(&dir, 3, 20_000);
+    let text = spec_text(&inputs, 3, 10, WINDOWED);
+    let want = replayed(&text, &inputs);
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    // Restart at pseudo-random moments (bounded: at most 12 restarts, 60 s).
+    let (restarts, _) =
+        restart_until_finished(&p, 12, false, 0x2545_F491_4F6C_DD1D, |r| 5 + r % 40);
     assert!(
         restarts > 0,
         "finished before any restart: make the input longer"
@@ -457,34 +478,9 @@ fn a_regroup_over_partitions_ends_as_the_replay_does_with_and_without_restarts()
     // Restarts, each once a new checkpoint completed (so that the groups' state is
     // restored from one, not rebuilt from the start), at a pseudo-random moment after it.
     let dir = temp_dir("regroup-restarts");
-    let text = text.replace("partitions: 3", "partitions: 3\n  # restarted");
     let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    let started = Instant::now();
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let (mut restarts, mut restored_from) = (0, 0);
-    while restarts < 8 && started.elapsed() < Duration::from_secs(60) {
-        let last = |p: &Pipeline| p.status().checkpoints.last().map_or(0, |c| c.id);
-        let seen = last(&p);
-        while last(&p) == seen && p.wait(Duration::ZERO) != State::Finished {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(seed % 8));
-        if p.wait(Duration::ZERO) == State::Finished {
-            break;
-        }
-        restored_from = last(&p);
-        p.restart().expect("restart");
-        restarts += 1;
-    }
-    assert_eq!(
-        p.wait(Duration::from_secs(60)),
-        State::Finished,
-        "{:?}",
-        p.status().error
-    );
+    let (restarts, restored_from) =
+        restart_until_finished(&p, 8, true, 0x9E37_79B9_7F4A_7C15, |r| r % 8);
     assert!(
         restarts >= 3 && restored_from > 0,
         "{restarts} restarts, the last from checkpoint {restored_from}: make the input longer"
