@@ -238,6 +238,8 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
     {
         let state = shared.read();
         let mut overlay = tree::Overlay::default();
+        // How many of `staged_all` the overlay indexes.
+        let mut indexed = 0;
         let mut last_zxid = state.tree.zxid;
         // Sessions that end earlier in this batch: their later writes find them expired.
         let mut ending: Vec<i64> = Vec::new();
@@ -256,15 +258,22 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
                 let _ = reply.send(Err(Error::SessionExpired));
                 continue;
             }
+            // The transactions staged before this one are indexed only now that another
+            // follows them: the last of a batch never needs it, and a batch is often one
+            // multi (the fire clock's `running` markers), whose index copied every path
+            // it touched into the overlay for nothing.
+            for (i, staged) in staged_all.iter().enumerate().skip(indexed) {
+                overlay.reserve(staged.nodes.len());
+                for path in staged.nodes.keys() {
+                    overlay.insert(path.clone(), i);
+                }
+            }
+            indexed = staged_all.len();
             let mut txn = Txn::after(&state.tree, &overlay, &staged_all, last_zxid, session, now);
             match work(&mut txn) {
                 Ok(value) => {
                     let staged = txn.finish();
                     last_zxid = staged.zxid;
-                    overlay.reserve(staged.nodes.len());
-                    for path in staged.nodes.keys() {
-                        overlay.insert(path.clone(), staged_all.len());
-                    }
                     if ends_session {
                         ending.push(session);
                     }
