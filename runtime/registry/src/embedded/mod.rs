@@ -14,7 +14,6 @@ mod tree;
 mod watches;
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -51,8 +50,10 @@ impl Session {
 struct State {
     tree: Tree,
     watches: Watches,
-    /// Live sessions; a session missing here is closed or expired.
-    sessions: HashMap<i64, Session>,
+    /// Live sessions by id; a session missing here is closed or expired. Hashed with
+    /// foldhash, not SipHash: every write looks its session up, and the ids are this
+    /// process's own, not chosen by anyone who could make them collide.
+    sessions: foldhash::HashMap<i64, Session>,
 }
 
 /// A queued transaction: its staging step, erased to one type.
@@ -195,7 +196,7 @@ impl EmbeddedStore {
                 state: RwLock::new(State {
                     tree,
                     watches: Watches::default(),
-                    sessions: HashMap::new(),
+                    sessions: foldhash::HashMap::default(),
                 }),
                 db,
                 next_session: AtomicI64::new(now_ms() << 16),
