@@ -314,9 +314,10 @@ async fn commit_batch(shared: &Shared, batch: Vec<Pending>) {
 /// the same step (its watches told, and no later write of it accepted).
 fn apply(shared: &Shared, mut staged: Staged, ends: Option<i64>) {
     let mut state = shared.write();
-    for (owner, p) in &staged.ephemerals_created {
-        if let Some(s) = state.sessions.get_mut(owner) {
-            s.ephemerals.insert(p.clone());
+    // Moved into their sessions, not copied: nothing reads them after.
+    for (owner, p) in std::mem::take(&mut staged.ephemerals_created) {
+        if let Some(s) = state.sessions.get_mut(&owner) {
+            s.ephemerals.insert(p);
         }
     }
     for (owner, p) in &staged.ephemerals_deleted {

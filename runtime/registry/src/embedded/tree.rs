@@ -131,7 +131,11 @@ pub(crate) struct Staged {
     pub nodes: HashMap<String, Option<Node>>,
     /// The transaction's id.
     pub zxid: i64,
-    /// Watch events, in order.
+    /// Watch events of the nodes created, deleted or changed, in order. A create or a
+    /// delete also changes its parent's children: [`Watches::fire`] derives that event
+    /// (a path copied per create for it was read only when the parent had a child watch).
+    ///
+    /// [`Watches::fire`]: super::watches::Watches::fire
     pub events: Vec<(EventKind, String)>,
     /// Ephemeral nodes created, with their owner.
     pub ephemerals_created: Vec<(i64, String)>,
@@ -310,9 +314,6 @@ impl<'a> Txn<'a> {
         self.staged
             .events
             .push((EventKind::NodeCreated, actual.clone()));
-        self.staged
-            .events
-            .push((EventKind::NodeChildrenChanged, parent_path.to_owned()));
         Ok(actual)
     }
 
@@ -357,9 +358,9 @@ impl<'a> Txn<'a> {
         }
         let owner = node.stat.ephemeral_owner;
         self.staged.durable |= owner == 0;
-        let parent_path = parent(p).unwrap_or("/").to_owned();
+        let parent_path = parent(p).unwrap_or("/");
         self.staged.nodes.insert(p.to_owned(), None);
-        if let Some(parent_node) = self.get_mut(&parent_path) {
+        if let Some(parent_node) = self.get_mut(parent_path) {
             parent_node.children.remove(path::name(p));
             parent_node.stat.cversion += 1;
             parent_node.stat.pzxid = zxid;
@@ -371,9 +372,6 @@ impl<'a> Txn<'a> {
         self.staged
             .events
             .push((EventKind::NodeDeleted, p.to_owned()));
-        self.staged
-            .events
-            .push((EventKind::NodeChildrenChanged, parent_path));
         Ok(())
     }
 

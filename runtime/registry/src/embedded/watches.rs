@@ -90,40 +90,44 @@ impl Watches {
         }
     }
 
-    /// Delivers the events of one committed transaction, in order.
+    /// Delivers the events of one committed transaction, in order: each node's event, and
+    /// after a create or a delete the parent's children changed, as ZooKeeper orders them.
+    /// A transaction's events name nodes only (see `Staged::events`).
     pub fn fire(&mut self, events: &[(EventKind, String)]) {
         for (kind, path) in events {
-            match kind {
-                EventKind::NodeCreated | EventKind::NodeDataChanged => {
-                    fire(&mut self.data, path, *kind);
-                }
-                EventKind::NodeDeleted => {
-                    fire(&mut self.data, path, *kind);
-                    fire(&mut self.child, path, *kind);
-                }
-                EventKind::NodeChildrenChanged => fire(&mut self.child, path, *kind),
-                EventKind::SessionEnded => {}
+            fire(&mut self.data, path, *kind);
+            if *kind == EventKind::NodeDeleted {
+                fire(&mut self.child, path, *kind);
             }
-            if *kind != EventKind::NodeChildrenChanged {
-                let mut gone = false;
-                for &len in &self.root_lens {
-                    let Some(root) = ancestor_of_len(path, len) else {
-                        continue;
-                    };
-                    let Some(list) = self.persistent.get_mut(root) else {
-                        continue;
-                    };
-                    // A closed receiver drops its watch.
-                    list.retain(|(_, tx)| tx.send(event(*kind, path)).is_ok());
-                    if list.is_empty() {
-                        self.persistent.remove(root);
-                        gone = true;
-                    }
-                }
-                if gone {
-                    self.recount_roots();
-                }
+            self.fire_persistent(*kind, path);
+            if matches!(kind, EventKind::NodeCreated | EventKind::NodeDeleted)
+                && let Some(parent) = crate::path::parent(path)
+            {
+                fire(&mut self.child, parent, EventKind::NodeChildrenChanged);
             }
+        }
+    }
+
+    /// Tells the persistent watches at or above `path` (persistent watches are not told
+    /// of children changes, as in ZooKeeper).
+    fn fire_persistent(&mut self, kind: EventKind, path: &str) {
+        let mut gone = false;
+        for &len in &self.root_lens {
+            let Some(root) = ancestor_of_len(path, len) else {
+                continue;
+            };
+            let Some(list) = self.persistent.get_mut(root) else {
+                continue;
+            };
+            // A closed receiver drops its watch.
+            list.retain(|(_, tx)| tx.send(event(kind, path)).is_ok());
+            if list.is_empty() {
+                self.persistent.remove(root);
+                gone = true;
+            }
+        }
+        if gone {
+            self.recount_roots();
         }
     }
 
@@ -168,10 +172,8 @@ mod tests {
         let mut child = w.add_child(1, "/a");
         let mut tree = w.add_persistent(1, "/a");
         let mut other = w.add_persistent(1, "/b");
-        w.fire(&[
-            (EventKind::NodeCreated, "/a/x".into()),
-            (EventKind::NodeChildrenChanged, "/a".into()),
-        ]);
+        // A create tells its parent's child watch, after the node's own event.
+        w.fire(&[(EventKind::NodeCreated, "/a/x".into())]);
         assert_eq!(
             child.try_recv().expect("child").kind,
             EventKind::NodeChildrenChanged
