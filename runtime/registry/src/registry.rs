@@ -398,6 +398,10 @@ impl Registry {
     /// # Errors
     /// [`Error::MultiFailed`] naming the first failing operation; nothing was applied.
     pub async fn multi(&self, ops: Vec<Op>) -> Result<Vec<OpResult>> {
+        // Each create's path as given: what it answers with, unless the create was
+        // sequential (a create of a thousand `running` markers copied each answer back
+        // out of its absolute path).
+        let mut given: Vec<Option<String>> = Vec::with_capacity(ops.len());
         let ops = ops
             .into_iter()
             .enumerate()
@@ -407,14 +411,19 @@ impl Registry {
                     source: Box::new(e),
                 };
                 Ok(match op {
-                    Op::Check { path, version } => Op::Check {
-                        path: self.abs(&path).map_err(wrap)?,
-                        version,
-                    },
+                    Op::Check { path, version } => {
+                        given.push(None);
+                        Op::Check {
+                            path: self.abs(&path).map_err(wrap)?,
+                            version,
+                        }
+                    }
                     Op::Create { path, data, mode } => {
                         path::validate_data(&data).map_err(wrap)?;
+                        let abs = self.abs(&path).map_err(wrap)?;
+                        given.push(Some(path));
                         Op::Create {
-                            path: self.abs(&path).map_err(wrap)?,
+                            path: abs,
                             data,
                             mode,
                         }
@@ -425,16 +434,20 @@ impl Registry {
                         version,
                     } => {
                         path::validate_data(&data).map_err(wrap)?;
+                        given.push(None);
                         Op::Set {
                             path: self.abs(&path).map_err(wrap)?,
                             data,
                             version,
                         }
                     }
-                    Op::Delete { path, version } => Op::Delete {
-                        path: self.abs(&path).map_err(wrap)?,
-                        version,
-                    },
+                    Op::Delete { path, version } => {
+                        given.push(None);
+                        Op::Delete {
+                            path: self.abs(&path).map_err(wrap)?,
+                            version,
+                        }
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -450,9 +463,15 @@ impl Registry {
         .map_err(|e| self.relative_error(e))?;
         Ok(results
             .into_iter()
-            .map(|r| match r {
-                OpResult::Create(p) => OpResult::Create(self.rel(&p)),
-                other => other,
+            .zip(given)
+            .map(|(r, given)| match (r, given) {
+                // Created where asked (the same length: a sequential create's name has
+                // ten digits more).
+                (OpResult::Create(p), Some(given)) if p.len() == self.root.len() + given.len() => {
+                    OpResult::Create(given)
+                }
+                (OpResult::Create(p), _) => OpResult::Create(self.rel(&p)),
+                (other, _) => other,
             })
             .collect())
     }

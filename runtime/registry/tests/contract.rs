@@ -281,6 +281,11 @@ async fn multi_is_all_or_nothing(f: &Fixture) {
                 path: "/m/a/b".into(),
                 version: None,
             },
+            Op::Create {
+                path: "/m/s-".into(),
+                data: b"3".to_vec(),
+                mode: CreateMode::PersistentSequential,
+            },
         ])
         .await
         .expect("multi");
@@ -289,6 +294,14 @@ async fn multi_is_all_or_nothing(f: &Fixture) {
     assert_eq!(results[2], OpResult::Create("/m/a".into()));
     assert!(matches!(results[4], OpResult::Set(s) if s.version == 1));
     assert_eq!(results[5], OpResult::Delete);
+    // A sequential create answers with the name it got, relative to the namespace.
+    assert!(
+        matches!(&results[6], OpResult::Create(p) if p.len() == "/m/s-".len() + 10
+            && p.starts_with("/m/s-")
+            && p["/m/s-".len()..].bytes().all(|b| b.is_ascii_digit())),
+        "{:?}",
+        results[6]
+    );
     assert_eq!(r.get("/m").await.expect("m").0, b"done");
     assert_eq!(r.exists("/m/a/b").await.expect("exists"), None);
     r.close().await;
