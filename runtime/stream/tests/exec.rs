@@ -441,6 +441,16 @@ fn final_groups(rows: impl IntoIterator<Item = Value>) -> BTreeMap<String, Value
         .collect()
 }
 
+/// Each group's last row in the replay of `input` (ordered lines) through `text`.
+fn replayed_groups(text: &str, input: &str) -> BTreeMap<String, Value> {
+    let spec = PipelineSpec::from_yaml(text).expect("spec");
+    let (rows, _) = run_lines(&spec, input).expect("replay");
+    final_groups(
+        rows.iter()
+            .map(|v| serde_json::from_str(&v.to_string()).expect("row")),
+    )
+}
+
 /// A table regrouped over three partitions (its rows by user, its groups by region, an
 /// exchange between) ends in the state the replay ends in, with and without restarts
 /// from checkpoints; every move between regions was a subtraction in one partition and
@@ -457,13 +467,7 @@ fn a_regroup_over_partitions_ends_as_the_replay_does_with_and_without_restarts()
         "name: regions\nsources: [{{name: users, kind: table}}]\nsteps:\n  - group_by: region\n  - aggregate: {{ops: {{users: count, total: {{sum: amount}}}}}}\nrun:\n  partitions: 3\n  workers: 2\n  queue_capacity: 64\n  checkpoint_interval_ms: 10\n  inputs:\n    users: {{file: {{paths: [{}]}}}}\n  sink: {{file: out}}\n",
         paths.join(", ")
     );
-    let spec = PipelineSpec::from_yaml(&text).expect("spec");
-    let (replayed, _) = run_lines(&spec, &merged(&inputs)).expect("replay");
-    let want = final_groups(
-        replayed
-            .iter()
-            .map(|v| serde_json::from_str(&v.to_string()).expect("row")),
-    );
+    let want = replayed_groups(&text, &merged(&inputs));
     assert_eq!(want.len(), 5, "{want:?}");
 
     let p = run_to_end(&text, &dir);
@@ -531,13 +535,7 @@ fn a_joined_table_regrouped_over_partitions_ends_as_the_replay_does() {
         "name: regions\nsources: [{{name: accounts, kind: table}}, {{name: users, kind: table}}]\njoin: {{left: accounts, right: users, kind: table_table, type: inner}}\nsteps:\n  - group_by: right.region\n  - aggregate: {{ops: {{accounts: count, total: {{sum: left.amount}}}}}}\nrun:\n  partitions: 3\n  checkpoint_interval_ms: 10\n  inputs:\n    accounts: {{file: {{paths: [\"{0}/accounts.jsonl\"]}}}}\n    users: {{file: {{paths: [\"{0}/users.jsonl\"]}}}}\n  sink: {{file: out}}\n",
         dir.display()
     );
-    let spec = PipelineSpec::from_yaml(&text).expect("spec");
-    let (replayed, _) = run_lines(&spec, &merged).expect("replay");
-    let want = final_groups(
-        replayed
-            .iter()
-            .map(|v| serde_json::from_str(&v.to_string()).expect("row")),
-    );
+    let want = replayed_groups(&text, &merged);
     assert_eq!(want.len(), 4, "{want:?}");
     let p = run_to_end(&text, &dir);
     let names: Vec<String> = p.status().vertices.iter().map(|v| v.name.clone()).collect();
