@@ -36,8 +36,6 @@ pub(crate) struct StageTask {
     /// partition, past the first layer's for the groups side of a regroup.
     slot: usize,
     runner: Runner,
-    /// The rows side of a regroup: the runner hands out changes of group.
-    regroups: bool,
     inputs: Vec<Input>,
     pending: Option<u64>,
     out: Outboxes,
@@ -67,7 +65,6 @@ impl StageTask {
         StageTask {
             partition,
             slot,
-            regroups: runner.hands_over_regroups(),
             inputs: inputs
                 .into_iter()
                 .map(|rx| Input {
@@ -118,7 +115,7 @@ impl StageTask {
             self.out.push(0, Item::Row { row, born });
         }
         self.counters.add_out(n);
-        if self.regroups {
+        if self.runner.hands_over_regroups() {
             self.push_regroups(born);
         }
     }
