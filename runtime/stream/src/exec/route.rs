@@ -155,15 +155,24 @@ impl Tx {
 
     /// Sends a batch unless the queue is full; a full queue gives it back (backpressure).
     /// A queue whose receiver is gone (the pipeline is stopping) swallows it.
+    ///
+    /// The depth is counted before the send: counted after, a receiver could take the
+    /// batch and subtract it first, and the depth wrapped below zero (a stage summing its
+    /// inputs' depths then overflowed). The send orders the addition before the
+    /// receiver's subtraction; a full queue only overstates the depth for a moment.
     pub(crate) fn try_send(&self, batch: Vec<Item>) -> Result<(), Vec<Item>> {
         let n = batch.len();
+        self.depth.fetch_add(n, Ordering::Relaxed);
         match self.tx.try_send(batch) {
-            Ok(()) => {
-                self.depth.fetch_add(n, Ordering::Relaxed);
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(batch)) => {
+                self.depth.fetch_sub(n, Ordering::Relaxed);
+                Err(batch)
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.depth.fetch_sub(n, Ordering::Relaxed);
                 Ok(())
             }
-            Err(TrySendError::Full(batch)) => Err(batch),
-            Err(TrySendError::Disconnected(_)) => Ok(()),
         }
     }
 }
@@ -193,6 +202,32 @@ impl Rx {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A queue's depth never goes below zero, even when the receiver takes a batch the
+    /// moment it is sent (it did: the depth was counted after the send, a receiver could
+    /// subtract first, and a stage summing its inputs' depths overflowed).
+    #[test]
+    fn a_queue_depth_never_goes_below_zero() {
+        let (tx, mut rx) = queue(64);
+        let sender = std::thread::spawn(move || {
+            for _ in 0..200_000 {
+                let mut batch = vec![Item::End];
+                while let Err(back) = tx.try_send(batch) {
+                    batch = back;
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut received = 0;
+        while received < 200_000 {
+            if rx.try_recv().is_some() {
+                received += 1;
+            }
+            assert!(rx.depth() <= 64, "depth {} of a 64-item queue", rx.depth());
+        }
+        sender.join().expect("sender");
+        assert_eq!(rx.depth(), 0);
+    }
 
     /// Restored state depends on a key reaching the partition it reached before: the
     /// hash is of the key's JSON text, whether it is written on the stack or not.
