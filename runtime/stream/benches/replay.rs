@@ -10,28 +10,24 @@
 
 use std::time::Instant;
 
+use capstan_stream::exec::nexmark;
 use capstan_stream::{PipelineSpec, Runner, Val};
 use serde_json::{Value, json};
 
 mod support;
 use support::{cpu_seconds, env_or, rss_mib};
 
-/// Bids as the Nexmark generator shapes them: event time advancing 1e6/rate µs per
-/// event at 10M events/s, hot auctions.
-fn bids(n: usize) -> Vec<Value> {
+/// Nexmark's bids ([`nexmark::bid`]), event time advancing 0.1 ms per bid (Nexmark's
+/// default 10,000 events a second).
+fn bids(n: u64) -> Vec<Value> {
     (0..n)
         .map(|i| {
-            let hot = i % 4 != 0;
-            let auction = if hot {
-                1000 + (i % 100)
-            } else {
-                1000 + (i * 7919) % 100_000
-            };
+            let bid = nexmark::bid(i);
             json!({
-                "ts": (i / 10) as i64,
-                "auction": auction,
-                "bidder": 2000 + (i * 31) % 50_000,
-                "price": 100 + (i * 13) % 10_000,
+                "ts": i / 10,
+                "auction": bid.auction,
+                "bidder": bid.bidder,
+                "price": bid.price,
             })
         })
         .collect()
@@ -89,7 +85,7 @@ fn main() {
         "state: {:.0} MiB of RSS per million keys (a running count per key)",
         (rss_mib() - before) * 1e6 / keys as f64
     );
-    let events = bids(n);
+    let events = bids(n as u64);
     run(
         "Q0 pass-through",
         "name: q0\nsources: [{name: bids}]\n",

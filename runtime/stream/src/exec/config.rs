@@ -29,7 +29,8 @@ pub enum GenKind {
         /// Distinct sensors.
         keys: u64,
     },
-    /// Nexmark bids: `{auction, bidder, price, channel, ts}`, hot auctions; key `auction`.
+    /// Nexmark bids: `{auction, bidder, price, channel, ts}`, over auctions and bidders
+    /// as Nexmark spreads them ([`super::nexmark`]); key `auction`.
     Bids,
     /// Nexmark people: `{id, name, city, state, ts}`, one for every three auctions; key
     /// `id` (a table source gets `{key, value: {…}}`).

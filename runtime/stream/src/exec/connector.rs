@@ -11,6 +11,7 @@ use compact_str::CompactString;
 use serde_json::{Value, json};
 
 use super::config::{Format, GenConfig, GenKind, InputConfig, PartitionBy};
+use super::nexmark;
 use super::route::stable_hash;
 use crate::engine::{Record, object};
 use crate::spec::{Source, SourceKind};
@@ -94,7 +95,7 @@ pub(crate) fn open(
 }
 
 /// SplitMix64: cheap, deterministic pseudo-random values from an index.
-fn mix(mut x: u64) -> u64 {
+pub(super) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -219,22 +220,17 @@ impl Generator {
                 (name, v, ts)
             }
             GenKind::Bids => {
-                let i = j * self.partitions + self.partition;
-                let auction = if !i.is_multiple_of(4) {
-                    1000 + i % 100
-                } else {
-                    1000 + (i * 7919) % 100_000
-                };
+                let bid = nexmark::bid(j * self.partitions + self.partition);
                 // In name order, as an object keeps its fields.
                 let v = Val::Obj(Obj::from_sorted_fields(vec![
-                    (AUCTION, auction.into()),
-                    (BIDDER, (2000 + (i * 31) % 50_000).into()),
-                    (CHANNEL, Val::Str(CHANNELS[(i % 4) as usize].clone())),
-                    (KEY, auction.into()),
-                    (PRICE, (100 + (i * 13) % 10_000).into()),
+                    (AUCTION, bid.auction.into()),
+                    (BIDDER, bid.bidder.into()),
+                    (CHANNEL, Val::Str(CHANNELS[bid.channel].clone())),
+                    (KEY, bid.auction.into()),
+                    (PRICE, bid.price.into()),
                     (TS, ts.into()),
                 ]));
-                (auction.into(), v, ts)
+                (bid.auction.into(), v, ts)
             }
             GenKind::Persons => {
                 let g = j * self.partitions + self.partition;

@@ -11,6 +11,7 @@ mod checkpoint;
 pub mod config;
 mod connector;
 pub mod metrics;
+pub mod nexmark;
 mod route;
 mod tasks;
 mod workers;
