@@ -144,7 +144,37 @@ impl fmt::Debug for FieldName {
 #[derive(Clone, PartialEq, Default)]
 pub struct Obj(Vec<(CompactString, Val)>);
 
+/// Fields that own no memory (numbers, inline strings and names: nearly all) are let go
+/// here without a call: the drop glue called `Val`'s own, recursive and so out of line,
+/// for each field, and saved and restored six registers around a tag test.
+impl Drop for Obj {
+    fn drop(&mut self) {
+        self.truncate(0);
+    }
+}
+
 impl Obj {
+    /// Drops the fields from `len` on (see `Drop`).
+    fn truncate(&mut self, len: usize) {
+        while self.0.len() > len
+            && let Some((name, value)) = self.0.pop()
+        {
+            if name.is_heap_allocated() {
+                drop(name);
+            } else {
+                std::mem::forget(name);
+            }
+            match value {
+                Val::Null | Val::Bool(_) => std::mem::forget(value),
+                // A number is plain data, unless a crate in the build turns on
+                // serde_json's `arbitrary_precision` (a string then).
+                Val::Num(_) if !std::mem::needs_drop::<Number>() => std::mem::forget(value),
+                Val::Str(s) if !s.is_heap_allocated() => std::mem::forget(s),
+                value => drop(value),
+            }
+        }
+    }
+
     /// An empty object with room for `n` fields.
     pub fn with_capacity(n: usize) -> Obj {
         Obj(Vec::with_capacity(n))
@@ -226,7 +256,7 @@ impl Obj {
             }
             front += 1;
         }
-        self.0.truncate(front);
+        self.truncate(front);
         for (i, ((name, kept), a)) in names.iter().zip(kept).zip(&*at).enumerate() {
             if *a == ABSENT {
                 self.0
