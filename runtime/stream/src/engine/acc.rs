@@ -38,11 +38,8 @@ impl Acc {
     pub(super) fn input(op: &AggOp, r: &Rec) -> (Option<f64>, bool) {
         match op {
             AggOp::Count => (Some(1.0), true),
-            AggOp::Sum(e) | AggOp::Min(e) | AggOp::Max(e) | AggOp::Avg(e) => {
-                let v = e.eval(&scope(r));
-                (v.as_f64(), v.is_i64())
-            }
-            AggOp::Top { by, .. } => (by.eval(&scope(r)).as_f64(), true),
+            AggOp::Sum(e) | AggOp::Min(e) | AggOp::Max(e) | AggOp::Avg(e) => e.number(&scope(r)),
+            AggOp::Top { by, .. } => (by.number(&scope(r)).0, true),
         }
     }
 
