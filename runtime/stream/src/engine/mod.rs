@@ -396,7 +396,7 @@ impl Runner {
                             self.stream_aggregate(a, r, w);
                         }
                     }
-                    _ => stateless(step, r, table, &mut self.map_values, &mut next),
+                    _ => stateless(step, r, table, &mut self.map_values, &mut |r| next.push(r)),
                 }
             }
             recs = next;

@@ -40,7 +40,6 @@ pub(crate) struct SourceTask {
     barrier: u64,
     done: bool,
     rr: usize,
-    scratch: Vec<Record>,
     ack: Sender<Ack>,
     control: Arc<Control>,
     counters: Arc<Counters>,
@@ -81,7 +80,6 @@ impl SourceTask {
             barrier,
             done: false,
             rr: 0,
-            scratch: Vec::new(),
             ack,
             control,
             counters,
@@ -95,12 +93,14 @@ impl SourceTask {
 
     /// Applies the stateless steps and queues the results; how many.
     fn route(&mut self, source: usize, rec: Record, born: Instant) -> usize {
-        self.prefix.apply(rec, &mut self.scratch);
         let table = self.prefix.table();
-        let n = self.scratch.len();
-        for r in self.scratch.drain(..) {
-            if self.stateless {
-                self.outs.push(
+        let stateless = self.stateless;
+        let outs = &mut self.outs;
+        let mut n = 0;
+        self.prefix.apply(rec, &mut |r| {
+            n += 1;
+            if stateless {
+                outs.push(
                     0,
                     Item::Out {
                         rec: r,
@@ -109,8 +109,8 @@ impl SourceTask {
                     },
                 );
             } else {
-                let dest = partition_of(&r.key, self.outs.len());
-                self.outs.push(
+                let dest = partition_of(&r.key, outs.len());
+                outs.push(
                     dest,
                     Item::Rec {
                         source: source as u16,
@@ -119,7 +119,7 @@ impl SourceTask {
                     },
                 );
             }
-        }
+        });
         n
     }
 
