@@ -143,6 +143,10 @@ pub struct Runner {
     /// Per source (spec order), the watermark its inputs gave; `None` when the watermark
     /// is computed from `max_ts` instead.
     given: Option<Vec<i64>>,
+    /// The least of `given` over stream sources (`i64::MIN` if none), kept with it: read
+    /// for every record, and computing it each time was 50 instructions a record (2 % of
+    /// a windowed stage, callgrind).
+    given_min: i64,
     /// Join state: the tables' rows by key, per side (`left`, `right`).
     tables: [HashMap<KeyText, Val>; 2],
     /// Stream-stream join state.
@@ -174,6 +178,17 @@ pub fn exchange_point(spec: &PipelineSpec) -> Option<usize> {
         .position(|s| matches!(s, Step::Aggregate(_)))
 }
 
+/// The least watermark `given` for a stream source of `spec`; `i64::MIN` if it has none.
+fn given_min(spec: &PipelineSpec, given: &[i64]) -> i64 {
+    spec.sources
+        .iter()
+        .zip(given)
+        .filter(|(s, _)| s.kind == SourceKind::Stream)
+        .map(|(_, g)| *g)
+        .min()
+        .unwrap_or(i64::MIN)
+}
+
 impl Runner {
     /// A runner for `spec`.
     pub fn new(spec: PipelineSpec) -> Runner {
@@ -188,6 +203,7 @@ impl Runner {
             from_step: 0,
             max_ts: vec![None; sources],
             given: None,
+            given_min: i64::MIN,
             tables: [HashMap::new(), HashMap::new()],
             ss: StreamJoin::default(),
             agg: AggState {
@@ -222,15 +238,15 @@ impl Runner {
     /// moves back. Idle sources (replay: `idle_timeout_ms` of event time behind the
     /// highest timestamp seen) do not hold it back.
     pub fn watermark(&self) -> i64 {
-        let streams = self
-            .spec
-            .sources
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.kind == SourceKind::Stream);
         let computed = match &self.given {
-            Some(given) => streams.map(|(i, _)| given[i]).min(),
+            Some(_) => Some(self.given_min),
             None => {
+                let streams = self
+                    .spec
+                    .sources
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.kind == SourceKind::Stream);
                 let clock = self.max_ts.iter().flatten().copied().max();
                 streams
                     .filter_map(|(i, s)| {
@@ -259,6 +275,7 @@ impl Runner {
             && w > *g
         {
             *g = w;
+            self.given_min = given_min(&self.spec, given);
             self.advance(self.watermark());
         }
     }
@@ -354,6 +371,7 @@ impl Runner {
     pub fn finish(&mut self) {
         if let Some(given) = &mut self.given {
             given.iter_mut().for_each(|g| *g = i64::MAX);
+            self.given_min = given_min(&self.spec, given);
         }
         self.advance(i64::MAX);
     }

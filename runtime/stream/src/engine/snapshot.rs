@@ -156,6 +156,10 @@ impl Runner {
                         .map(|(_, m)| *m)
                 })
                 .collect(),
+            given_min: s
+                .given
+                .as_deref()
+                .map_or(i64::MIN, |g| super::given_min(&spec, g)),
             given: s.given,
             tables: s.tables.map(|t| t.into_iter().collect()),
             agg: AggState {
