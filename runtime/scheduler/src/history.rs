@@ -16,10 +16,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+mod write;
+
+use write::{write_finished, writer};
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// Records per write transaction, at most.
 const BATCH: usize = 512;
+/// The most records a batch gathers while a burst lasts.
+const MAX_BATCH: usize = 32_768;
 const HOUR_MS: i64 = 3_600_000;
 /// Failure causes are cut like Java's (VARCHAR(4000)).
 const CAUSE_LIMIT: usize = 4000;
@@ -802,281 +808,6 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Rows per multi-row INSERT (SQLite allows 32,766 bound values; rows here bind 15 at most).
-const ROWS_PER_INSERT: usize = 200;
-
-/// Writes one batch in one transaction, with as few statements as possible: every
-/// statement is a round trip to SQLite's worker thread, and at 1,000 fires a second those
-/// round trips, not SQLite, were the cost. Starts are inserted before finishes are
-/// applied, so a finish always finds its row (a start is sent before its finish, so it is
-/// in the same batch or an earlier one).
-async fn write_batch(
-    tx: &mut sqlx::SqliteConnection,
-    batch: &[Record],
-    hostname: &str,
-) -> Result<(), sqlx::Error> {
-    let finishes: Vec<(&ItemFinished, RunState)> = batch
-        .iter()
-        .filter_map(|r| match r {
-            Record::Finished(f) => Some(f),
-            _ => None,
-        })
-        .map(|f| {
-            let state = if f.failure.is_some() {
-                RunState::Failed
-            } else {
-                RunState::Succeeded
-            };
-            (f, state)
-        })
-        .collect();
-    // An item that started and finished within the batch (most do: the batch gathers a
-    // burst for 20 ms or more) is inserted as it ended, not inserted running and then
-    // updated, which wrote the row and its indexes twice.
-    let finished_here: std::collections::HashMap<&str, &(&ItemFinished, RunState)> =
-        finishes.iter().map(|f| (&*f.0.id, f)).collect();
-    let started: Vec<(&ItemStarted, Option<&(&ItemFinished, RunState)>)> = batch
-        .iter()
-        .filter_map(|r| match r {
-            Record::Started(s) => Some((s, finished_here.get(&*s.id).copied())),
-            _ => None,
-        })
-        .collect();
-    for chunk in started.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO job_execution_log (id, run_id, job_name, task_id, hostname, ip, instance_id, \
-             sharding_item, execution_source, state, is_success, start_time, failure_cause, output, \
-             complete_time) ",
-        );
-        q.push_values(chunk, |mut row, (s, end)| {
-            row.push_bind(&s.id)
-                .push_bind(&s.run_id)
-                .push_bind(&s.job_name)
-                .push_bind(&s.task_id)
-                .push_bind(hostname)
-                .push_bind(&s.ip)
-                .push_bind(&s.instance_id)
-                .push_bind(i64::from(s.item))
-                .push_bind(s.source.as_str());
-            match end {
-                None => {
-                    row.push("'RUNNING'")
-                        .push("0")
-                        .push_bind(s.start_ms)
-                        .push("NULL")
-                        .push("NULL")
-                        .push("NULL");
-                }
-                Some((f, state)) => {
-                    row.push_bind(state.as_str())
-                        .push_bind(i64::from(*state == RunState::Succeeded))
-                        .push_bind(s.start_ms)
-                        .push_bind(f.failure.as_deref().map(|c| cut(c, CAUSE_LIMIT)))
-                        .push_bind(f.output.as_deref())
-                        .push_bind(f.end_ms);
-                }
-            }
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    let traces: Vec<&StatusTrace> = batch
-        .iter()
-        .filter_map(|r| match r {
-            Record::Trace(t) => Some(t),
-            _ => None,
-        })
-        .collect();
-    for chunk in traces.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO job_status_trace_log (id, run_id, job_name, original_task_id, task_id, slave_id, \
-             execution_type, sharding_item, state, message, creation_time) ",
-        );
-        q.push_values(chunk, |mut row, t| {
-            row.push_bind(new_id())
-                .push_bind(&t.run_id)
-                .push_bind(&t.job_name)
-                .push("''")
-                .push_bind(&t.task_id)
-                .push_bind(&t.ip)
-                .push("'READY'")
-                .push_bind(java_list(&t.items))
-                .push_bind(t.state.as_str())
-                .push_bind(cut(&t.message, CAUSE_LIMIT).to_owned())
-                .push_bind(t.at_ms);
-        });
-        q.build().execute(&mut *tx).await?;
-    }
-    // Finishes of items that started in an earlier batch: one UPDATE per chunk, from a
-    // VALUES list (a thousand finishes of a burst are a few statements, not a thousand
-    // round trips). Then the hourly aggregates of every finish, summed per (job, hour,
-    // outcome) first, so they are a few upserts.
-    let started_here: std::collections::HashSet<&str> =
-        started.iter().map(|(s, _)| &*s.id).collect();
-    let updates: Vec<&(&ItemFinished, RunState)> = finishes
-        .iter()
-        .filter(|(f, _)| !started_here.contains(&*f.id))
-        .collect();
-    for chunk in updates.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "WITH f (id, state, is_success, failure_cause, output, complete_time) AS (",
-        );
-        q.push_values(chunk, |mut row, &(f, state)| {
-            row.push_bind(&f.id)
-                .push_bind(state.as_str())
-                .push_bind(i64::from(*state == RunState::Succeeded))
-                .push_bind(f.failure.as_deref().map(|c| cut(c, CAUSE_LIMIT)))
-                .push_bind(f.output.as_deref())
-                .push_bind(f.end_ms);
-        });
-        q.push(
-            ") UPDATE job_execution_log SET state = f.state, is_success = f.is_success, \
-             failure_cause = f.failure_cause, output = f.output, complete_time = f.complete_time \
-             FROM f WHERE job_execution_log.id = f.id",
-        );
-        q.build().execute(&mut *tx).await?;
-    }
-    let mut hourly: std::collections::HashMap<(&str, i64, RunState), (i64, i64, i64)> =
-        std::collections::HashMap::new();
-    for (f, state) in &finishes {
-        let duration = (f.end_ms - f.start_ms).max(0);
-        let agg = hourly
-            .entry((
-                &*f.job_name,
-                f.end_ms - f.end_ms.rem_euclid(HOUR_MS),
-                *state,
-            ))
-            .or_default();
-        agg.0 += 1;
-        agg.1 += duration;
-        agg.2 = agg.2.max(duration);
-    }
-    for ((job, hour, state), (runs, total, max)) in hourly {
-        add_hourly(tx, job, hour, state, (runs, total, max)).await?;
-    }
-    Ok(())
-}
-
-/// Marks an item execution finished.
-async fn update_finished(
-    tx: &mut sqlx::SqliteConnection,
-    f: &ItemFinished,
-    state: RunState,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE job_execution_log SET state = ?, is_success = ?, failure_cause = ?, output = ?, \
-         complete_time = ? WHERE id = ?",
-    )
-    .bind(state.as_str())
-    .bind(i64::from(state == RunState::Succeeded))
-    .bind(f.failure.as_deref().map(|c| cut(c, CAUSE_LIMIT)))
-    .bind(f.output.as_deref())
-    .bind(f.end_ms)
-    .bind(&f.id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Adds `(runs, total_ms, max_ms)` to one hourly aggregate.
-async fn add_hourly(
-    tx: &mut sqlx::SqliteConnection,
-    job: &str,
-    hour: i64,
-    state: RunState,
-    (runs, total, max): (i64, i64, i64),
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO job_run_hourly (job_name, hour, outcome, runs, total_ms, max_ms) VALUES (?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (job_name, hour, outcome) DO UPDATE SET runs = runs + excluded.runs, \
-         total_ms = total_ms + excluded.total_ms, max_ms = max(max_ms, excluded.max_ms)",
-    )
-    .bind(job)
-    .bind(hour)
-    .bind(state.as_str())
-    .bind(runs)
-    .bind(total)
-    .bind(max)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-/// Finishes one item execution and counts it in its hour (the abandoned-items path).
-async fn write_finished(
-    tx: &mut sqlx::SqliteConnection,
-    f: &ItemFinished,
-    state: RunState,
-) -> Result<(), sqlx::Error> {
-    update_finished(tx, f, state).await?;
-    let duration = (f.end_ms - f.start_ms).max(0);
-    let hour = f.end_ms - f.end_ms.rem_euclid(HOUR_MS);
-    add_hourly(tx, &f.job_name, hour, state, (1, duration, duration)).await
-}
-
-/// After the first record of a batch, the writer waits in slices of this long for as long
-/// as more keep coming (up to [`COALESCE_MAX`]): fires come in bursts (every job due on the
-/// same second), and the burst is done before the history is written, rather than
-/// sharing the CPU with it. A slice is a sleep, not a wait on the channel, so a burst's
-/// records do not wake the writer one by one.
-const COALESCE: Duration = Duration::from_millis(20);
-/// The longest a record waits before it is written (unless the writer is busy).
-const COALESCE_MAX: Duration = Duration::from_millis(250);
-
-/// Commits records in batches; answers flushes once what came before them is committed.
-async fn writer(
-    pool: SqlitePool,
-    mut rx: mpsc::UnboundedReceiver<Record>,
-    commits: tokio::sync::watch::Sender<u64>,
-) {
-    let hostname = host_name();
-    let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        // A flush is waited on: answer it without the coalescing pause.
-        let flush_waiting = |batch: &[Record]| batch.iter().any(|r| matches!(r, Record::Flush(_)));
-        let give_up = tokio::time::Instant::now() + COALESCE_MAX;
-        while !flush_waiting(&batch) && batch.len() < BATCH * 8 {
-            tokio::time::sleep(COALESCE).await;
-            let before = batch.len();
-            while batch.len() < BATCH * 8 {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            if batch.len() == before || tokio::time::Instant::now() >= give_up {
-                break;
-            }
-        }
-        let mut attempt = 0;
-        loop {
-            let result = async {
-                let mut tx = pool.begin().await?;
-                write_batch(&mut tx, &batch, &hostname).await?;
-                tx.commit().await
-            }
-            .await;
-            match result {
-                Ok(()) => break,
-                Err(e) if attempt < 3 => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "run history: write failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, records = batch.len(), "run history: records could not be written and are lost");
-                    break;
-                }
-            }
-        }
-        commits.send_modify(|n| *n += 1);
-        for r in batch.drain(..) {
-            if let Record::Flush(done) = r {
-                let _ = done.send(());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1190,6 +921,81 @@ mod tests {
             .await
             .expect("runs");
         assert_eq!(c.rows[0].state, RunState::Abandoned);
+    }
+
+    /// A batch of more rows than one statement takes (`ROWS_PER_INSERT`) is written whole,
+    /// each value in its column: starts, finishes and traces, shared text and all, and a
+    /// message longer than Java's column is cut.
+    #[tokio::test]
+    async fn a_batch_of_several_statements_writes_every_row_as_it_was_sent() {
+        let h = History::in_memory().await.expect("history");
+        let t0 = 1_764_000_000_000;
+        let n = 450;
+        let long = "x".repeat(CAUSE_LIMIT + 10);
+        for i in 0..n {
+            let s = started(&format!("item-{i:03}"), "job", t0 + i);
+            // Traces share the start's text, as a fire's records do.
+            let trace = |state, message: &str| StatusTrace {
+                run_id: s.run_id.clone(),
+                job_name: s.job_name.clone(),
+                task_id: s.task_id.clone(),
+                ip: s.ip.clone(),
+                items: Arc::from([0u32, 2]),
+                state,
+                message: message.into(),
+                at_ms: t0 + i,
+            };
+            h.trace(trace(TraceState::Staging, "begin"));
+            h.started(s.clone());
+            h.trace(trace(TraceState::Running, if i == 7 { &long } else { "" }));
+            if i % 2 == 0 {
+                h.finished(finished(&format!("item-{i:03}"), "job", t0 + i, None));
+            }
+        }
+        h.flush().await;
+        let runs = h.runs(&RunQuery::default(), 1, 1000).await.expect("runs");
+        assert_eq!(runs.total, n as u64);
+        let done = runs
+            .rows
+            .iter()
+            .filter(|r| r.state == RunState::Succeeded)
+            .count();
+        assert_eq!(done, (n as usize).div_ceil(2));
+        let r = runs.rows.iter().find(|r| r.id == "item-123").expect("row");
+        assert_eq!(
+            (&*r.job_name, &*r.ip, &*r.instance_id, r.start_ms, r.state),
+            (
+                "job",
+                "10.0.0.1",
+                "10.0.0.1@-@1",
+                t0 + 123,
+                RunState::Running
+            )
+        );
+        assert_eq!(r.hostname, h.hostname());
+        let r = runs.rows.iter().find(|r| r.id == "item-124").expect("row");
+        assert_eq!(
+            (r.output.as_deref(), r.complete_ms),
+            (Some("out"), Some(t0 + 124 + 250))
+        );
+
+        let traces = h
+            .traces(&TraceQuery::default(), 1, 1000)
+            .await
+            .expect("traces");
+        assert_eq!(traces.total, 2 * n as u64);
+        let t = traces
+            .rows
+            .iter()
+            .find(|t| t.state == "TASK_RUNNING" && t.at_ms == t0 + 7)
+            .expect("trace");
+        assert_eq!(t.message.as_deref().map(str::len), Some(CAUSE_LIMIT));
+        assert_eq!(
+            (&*t.run_id, &*t.slave_id, &*t.sharding_items),
+            (&*format!("run-{}", t0 + 7), "10.0.0.1", "[0, 2]")
+        );
+        let ids: std::collections::HashSet<&str> = traces.rows.iter().map(|t| &*t.id).collect();
+        assert_eq!(ids.len(), 2 * n as usize, "each trace its own id");
     }
 
     /// A start and its finish in one batch are written as one finished row; a finish of
