@@ -209,6 +209,12 @@ pub(crate) struct ItemFinished {
 /// process unique and, within a millisecond, in order; the random start keeps processes
 /// apart.
 pub(crate) fn new_id() -> Arc<str> {
+    new_id_at(now_ms())
+}
+
+/// [`new_id`] for a time the caller has read already (ms since the epoch): a clock read
+/// less where a start time is taken anyway.
+pub(crate) fn new_id_at(ms: i64) -> Arc<str> {
     use std::sync::LazyLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     // (the random high bits, the next counter value); the counter starts below 2^62, so
@@ -222,7 +228,7 @@ pub(crate) fn new_id() -> Arc<str> {
     let mut tail = [0u8; 10];
     tail[..2].copy_from_slice(&high.to_be_bytes());
     tail[2..].copy_from_slice(&n.to_be_bytes());
-    let ms = u64::try_from(now_ms()).unwrap_or(0);
+    let ms = u64::try_from(ms).unwrap_or(0);
     let id = uuid::Builder::from_unix_timestamp_millis(ms, &tail).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     Arc::from(&*id.hyphenated().encode_lower(&mut text))

@@ -760,8 +760,8 @@ async fn run_item(
             Some("not started: the registry connection was lost".into()),
         );
     }
-    let id = crate::history::new_id();
     let start_ms = now_ms();
+    let id = crate::history::new_id_at(start_ms);
     let started = ItemStarted {
         id: id.clone(),
         run_id: fire.run_id.clone(),
