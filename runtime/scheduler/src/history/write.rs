@@ -26,6 +26,8 @@ use super::{
 struct Rows {
     sql: String,
     args: SqliteArguments,
+    /// Rows started so far.
+    rows: usize,
     /// Values written in the current row.
     in_row: usize,
     error: Option<sqlx::Error>,
@@ -42,6 +44,7 @@ impl Rows {
         Rows {
             sql,
             args,
+            rows: 0,
             in_row: 0,
             error: None,
         }
@@ -49,14 +52,16 @@ impl Rows {
 
     /// Starts a row.
     fn row(&mut self) -> &mut Rows {
-        if !self.sql.ends_with(' ') {
+        if self.rows > 0 {
             self.sql.push(',');
         }
         self.sql.push('(');
+        self.rows += 1;
         self.in_row = 0;
         self
     }
 
+    /// Separates a value from the one before it in the row.
     fn comma(&mut self) {
         if self.in_row > 0 {
             self.sql.push(',');
