@@ -22,12 +22,6 @@ use write::{write_finished, writer};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Records per write transaction, at most.
-const BATCH: usize = 512;
-/// The most records a batch gathers while a burst lasts. A thousand jobs due on one second
-/// send 5,000 (a start, a finish and three traces each): a batch capped at 4,096 began its
-/// write while the last fires of the burst were still starting.
-const MAX_BATCH: usize = 32_768;
 const HOUR_MS: i64 = 3_600_000;
 /// Failure causes are cut like Java's (VARCHAR(4000)).
 const CAUSE_LIMIT: usize = 4000;
@@ -404,12 +398,6 @@ fn cut(text: &str, max: usize) -> String {
         end -= 1;
     }
     text[..end].to_owned()
-}
-
-/// Java's `List.toString()`: `[0, 1, 2]`.
-fn java_list(items: &[u32]) -> String {
-    let parts: Vec<String> = items.iter().map(u32::to_string).collect();
-    format!("[{}]", parts.join(", "))
 }
 
 impl History {

@@ -9,9 +9,23 @@ use sqlx::{Arguments, AssertSqlSafe, Encode, Sqlite, SqlitePool, Type};
 use tokio::sync::mpsc;
 
 use super::{
-    BATCH, CAUSE_LIMIT, HOUR_MS, ItemFinished, ItemStarted, MAX_BATCH, Record, RunState,
-    StatusTrace, cut, host_name, java_list, new_id,
+    CAUSE_LIMIT, HOUR_MS, ItemFinished, ItemStarted, Record, RunState, StatusTrace, cut, host_name,
+    new_id,
 };
+
+/// Records taken off the channel at a time.
+const BATCH: usize = 512;
+/// Records per write transaction, at most: the writer gathers a burst up to this many
+/// before it writes. A thousand jobs due on one second send 5,000 (a start, a finish and
+/// three traces each); a cap of 4,096 began the write while the last fires of a slow burst
+/// were still starting.
+const MAX_BATCH: usize = 32_768;
+
+/// Java's `List.toString()`: `[0, 1, 2]`.
+fn java_list(items: &[u32]) -> String {
+    let parts: Vec<String> = items.iter().map(u32::to_string).collect();
+    format!("[{}]", parts.join(", "))
+}
 
 /// One multi-row statement: its SQL text, written as its values are added, and its
 /// arguments.
