@@ -92,10 +92,10 @@ pub(crate) struct JobShared {
     config: RwLock<Arc<JobConfig>>,
     /// Item executions started and not yet finished, so an abandoned run can record them.
     ///
-    /// A vector, found by the id's pointer: a job has a few items in flight here at most,
-    /// and a map hashed each 36-byte id with SipHash as the item started and again as it
-    /// ended (some 300 instructions a fire on the fire clock's starter thread, which every
-    /// later start of the same second waits for; callgrind).
+    /// A vector, searched by the id's pointer: it holds the items of one fire on this
+    /// instance (usually a few), and a map hashed each 36-byte id with SipHash as the item
+    /// started and again as it ended (some 300 instructions a fire on the fire clock's
+    /// starter thread, which every later start of the same second waits for; callgrind).
     in_flight: Mutex<Vec<ItemStarted>>,
     /// The last snapshot and the cache's loud generation it was read at: a fire and the
     /// actor ask for the snapshot several times per fire, and rebuilding it was most of a
@@ -236,10 +236,13 @@ impl JobShared {
 
     pub fn in_flight_remove(&self, id: &Arc<str>) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = in_flight
+        // The item's own `Arc` (a pointer compared per entry, even for a fire of many
+        // items), or failing that the same text.
+        let at = in_flight
             .iter()
-            .position(|s| Arc::ptr_eq(&s.id, id) || s.id == *id)
-        {
+            .position(|s| Arc::ptr_eq(&s.id, id))
+            .or_else(|| in_flight.iter().position(|s| s.id == *id));
+        if let Some(i) = at {
             in_flight.swap_remove(i);
         }
     }
