@@ -5,6 +5,7 @@
 //! key selectors.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use crate::value::{FieldName, Val};
 
@@ -252,15 +253,7 @@ impl Parser {
 /// `n` as a value: an integer when it is a whole number an `f64` holds exactly (below
 /// 9·10^15), else a float (`null` for NaN and infinities).
 pub(crate) fn number(n: f64) -> Val {
-    // Whether `n` is a whole number, by a round trip through `i64` (two instructions)
-    // rather than `fract`, a call into libm per computed value. NaN and infinities fail
-    // it (NaN casts to 0, infinities saturate).
-    let whole = n as i64;
-    if whole as f64 == n && n.abs() < 9e15 {
-        Val::from(whole)
-    } else {
-        Val::float(n)
-    }
+    Num::from_f64(n).map_or(Val::Null, Num::val)
 }
 
 impl Expr {
@@ -431,55 +424,23 @@ fn binary(op: Op, x: &Val, y: &Val) -> Val {
         Op::And => Val::Bool(truthy(x) && truthy(y)),
         Op::Eq => Val::Bool(same(x, y)),
         Op::Ne => Val::Bool(!same(x, y)),
-        Op::Lt | Op::Le | Op::Gt | Op::Ge => {
-            let ord = match (x, y) {
-                (Val::Str(p), Val::Str(q)) => Some(p.cmp(q)),
-                _ => x
-                    .as_f64()
-                    .zip(y.as_f64())
-                    .and_then(|(p, q)| p.partial_cmp(&q)),
-            };
-            Val::Bool(ord.is_some_and(|o| match op {
-                Op::Lt => o.is_lt(),
-                Op::Le => o.is_le(),
-                Op::Gt => o.is_gt(),
-                _ => o.is_ge(),
-            }))
-        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge => Val::Bool(match (x, y) {
+            (Val::Str(p), Val::Str(q)) => ordered(op, p.cmp(q)),
+            _ => x
+                .as_f64()
+                .zip(y.as_f64())
+                .is_some_and(|(p, q)| compare(op, p, q)),
+        }),
         Op::Add | Op::Sub | Op::Mul | Op::Div | Op::Rem => {
             if let (Op::Add, Val::Str(p), Val::Str(q)) = (op, x, y) {
                 let mut joined = p.clone();
                 joined.push_str(q);
                 return Val::Str(joined);
             }
-            // Integers stay exact (an f64 holds 53 bits), and skip the
-            // float round trip.
-            if let (Some(p), Some(q)) = (x.as_i64(), y.as_i64()) {
-                let r = match op {
-                    Op::Add => p.checked_add(q),
-                    Op::Sub => p.checked_sub(q),
-                    Op::Mul => p.checked_mul(q),
-                    Op::Rem if q == 0 => return Val::Null,
-                    Op::Rem => p.checked_rem(q),
-                    _ => None,
-                };
-                if let Some(r) = r {
-                    return Val::from(r);
-                }
+            match (Num::of(x), Num::of(y)) {
+                (Some(p), Some(q)) => arithmetic(op, p, q).map_or(Val::Null, Num::val),
+                _ => Val::Null,
             }
-            let (Some(p), Some(q)) = (x.as_f64(), y.as_f64()) else {
-                return Val::Null;
-            };
-            let r = match op {
-                Op::Add => p + q,
-                Op::Sub => p - q,
-                Op::Mul => p * q,
-                Op::Div if q == 0.0 => return Val::Null,
-                Op::Div => p / q,
-                _ if q == 0.0 => return Val::Null,
-                _ => p % q,
-            };
-            number(r)
         }
     }
 }
@@ -517,9 +478,13 @@ impl Num {
         }
     }
 
-    /// As [`number`] makes a computed `f64` a value: whole ones below 9·10^15 are
+    /// A computed `f64` as [`number`] makes it a value: whole ones below 9·10^15 are
     /// integers; NaN and infinities are null, so no number.
+    #[inline]
     fn from_f64(n: f64) -> Option<Num> {
+        // Whether `n` is a whole number, by a round trip through `i64` (two instructions)
+        // rather than `fract`, a call into libm per computed value. NaN and infinities
+        // fail it (NaN casts to 0, infinities saturate).
         let whole = n as i64;
         if whole as f64 == n && n.abs() < 9e15 {
             Some(Num::Int(whole))
@@ -537,6 +502,7 @@ impl Num {
         }
     }
 
+    #[inline]
     fn val(self) -> Val {
         match self {
             Num::Int(i) => Val::from(i),
@@ -545,8 +511,10 @@ impl Num {
     }
 }
 
-/// `x op y` for an arithmetic `op`, as [`binary`] computes it on numbers; `None` where
-/// that gives null (a division or remainder by zero).
+/// `x op y` for an arithmetic `op` on numbers; `None` where that is null (a division or
+/// remainder by zero). Integers stay exact (an f64 holds 53 bits), and skip the float
+/// round trip; an integer result that overflows is computed as floats.
+#[inline]
 fn arithmetic(op: Op, x: Num, y: Num) -> Option<Num> {
     if let (Num::Int(p), Num::Int(q)) = (x, y) {
         let r = match op {
@@ -574,19 +542,25 @@ fn arithmetic(op: Op, x: Num, y: Num) -> Option<Num> {
     Num::from_f64(r)
 }
 
-/// `p op q` for a comparison `op`, as [`binary`] compares two numbers.
+/// `p op q` for a comparison `op` of two numbers.
+#[inline]
 fn compare(op: Op, p: f64, q: f64) -> bool {
     match op {
-        Op::Eq => return p == q,
-        Op::Ne => return p != q,
-        _ => {}
+        Op::Eq => p == q,
+        Op::Ne => p != q,
+        _ => p.partial_cmp(&q).is_some_and(|o| ordered(op, o)),
     }
-    p.partial_cmp(&q).is_some_and(|o| match op {
+}
+
+/// Whether `o` is what the order comparison `op` asks for.
+#[inline]
+fn ordered(op: Op, o: Ordering) -> bool {
+    match op {
         Op::Lt => o.is_lt(),
         Op::Le => o.is_le(),
         Op::Gt => o.is_gt(),
         _ => o.is_ge(),
-    })
+    }
 }
 
 /// Numbers compare by value (`1 == 1.0`), everything else structurally.
