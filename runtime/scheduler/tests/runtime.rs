@@ -590,6 +590,105 @@ async fn jobs_due_on_the_same_second_each_fire_once_per_second() {
     ra.close().await;
 }
 
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Fires are planned and their items marked `running` ahead of their time (here 800 ms,
+/// to watch it), yet no item starts before its time; and a change in that window (an item
+/// disabled after its marker was written) is obeyed at the time: the fire is decided
+/// afresh, the disabled item does not run, and its marker goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fire_held_ahead_starts_on_time_and_obeys_a_change_meanwhile() {
+    let store = EmbeddedStore::in_memory();
+    let registry = Registry::embedded(&store, NS).await.expect("session");
+    let a = Scheduler::builder(registry.clone())
+        .ip("10.0.0.1")
+        .instance_suffix("a")
+        .fire_ahead(Duration::from_millis(800))
+        .start()
+        .await
+        .expect("scheduler");
+    // (item, wall ms) of every item start.
+    let starts: Arc<Mutex<Vec<(u32, i64)>>> = Arc::default();
+    let kind = {
+        let starts = starts.clone();
+        JobKind::simple_fn("capstan:test", move |ctx: ShardingContext| {
+            starts
+                .lock()
+                .expect("lock")
+                .push((ctx.sharding_item, wall_ms()));
+            async { Ok::<(), BoxError>(()) }
+        })
+    };
+    a.add_job(JobDefinition::new(
+        config("early", Some("*/2 * * * * ?"), 2),
+        kind,
+    ))
+    .await
+    .expect("add");
+    eventually("two fires", 10, async || {
+        starts.lock().expect("lock").len() >= 4
+    })
+    .await;
+    // 300 ms before the next even second: its markers are written, its items not started.
+    let next = (wall_ms() / 2000 + 1) * 2000;
+    let next = if next - wall_ms() < 600 {
+        next + 2000
+    } else {
+        next
+    };
+    tokio::time::sleep(Duration::from_millis((next - 300 - wall_ms()) as u64)).await;
+    let before = starts.lock().expect("lock").len();
+    for item in 0..2 {
+        assert!(
+            registry
+                .exists(&format!("/early/sharding/{item}/running"))
+                .await
+                .expect("exists")
+                .is_some(),
+            "item {item}: no running marker 300 ms before its fire"
+        );
+    }
+    operations::set_item_enabled(&registry, "early", 0, false)
+        .await
+        .expect("disable");
+    eventually("the fire after the change", 5, async || {
+        starts.lock().expect("lock").len() > before
+    })
+    .await;
+    // Item 1 started once it was due; item 0 did not, and its marker is gone.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after: Vec<(u32, i64)> = starts.lock().expect("lock")[before..].to_vec();
+    assert!(
+        after.iter().all(|(item, _)| *item == 1),
+        "a disabled item ran: {after:?}"
+    );
+    assert!(
+        registry
+            .exists("/early/sharding/0/running")
+            .await
+            .expect("exists")
+            .is_none(),
+        "the disabled item's marker stayed"
+    );
+    a.shutdown().await;
+    // No item ever started before its fire time (an even second), though its marker
+    // was written 800 ms before.
+    let starts = starts.lock().expect("lock").clone();
+    let early: Vec<_> = starts
+        .iter()
+        .filter(|(_, ms)| ms.rem_euclid(2000) > 1000)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "items started before their time: {early:?}"
+    );
+    registry.close().await;
+}
+
 /// A panic in an item's code fails that item and nothing else: it is recorded as failed,
 /// its `running` marker is released, and the job fires again at its next time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

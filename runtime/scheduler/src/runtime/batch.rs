@@ -8,16 +8,21 @@
 //! fires start as soon as its answer comes, not after whatever the main runtime has queued
 //! meanwhile. A fire whose items are held is first polled there (see
 //! [`JobShared::start_reserved_now`]) and goes on in a task of the main runtime.
+//!
+//! A batch held ahead of its fire time (see `clock::FireClock`) waits at a [`Gate`]
+//! instead: the clock opens it at the time, and each fire is checked to still stand
+//! before it starts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use capstan_registry::{Op, OpResult};
 use tokio::runtime::Handle;
 
 use super::job::JobShared;
-use super::run::{Held, Plan, hold, run, running_mode};
+use super::run::{Cause, Held, Plan, fire, hold, run, running_mode, still_planned};
 use super::slot::poll_now;
+use crate::history::now_ms;
 use crate::protocol::storage::delete_if_value;
 
 /// `running` creates per multi-create of a [`Batch`]: a multi is all or nothing, so a
@@ -40,6 +45,8 @@ pub(crate) struct Batch {
     /// go on.
     starter: Handle,
     main: Handle,
+    /// Held ahead of its fire time: where its answered chunks wait for it.
+    gate: Option<Arc<Gate>>,
 }
 
 impl Batch {
@@ -50,6 +57,16 @@ impl Batch {
             tasks: Vec::new(),
             starter,
             main,
+            gate: None,
+        }
+    }
+
+    /// A batch of fires planned ahead of their time (by `run::plan_ahead`, all with
+    /// `monitorExecution`), which start when `gate` opens.
+    pub fn ahead(starter: Handle, main: Handle, gate: Arc<Gate>) -> Batch {
+        Batch {
+            gate: Some(gate),
+            ..Batch::new(starter, main)
         }
     }
 
@@ -99,13 +116,101 @@ impl Batch {
         let mut answer = Box::pin(async move { registry.multi(ops).await });
         let first = poll_now(answer.as_mut());
         let main = self.main.clone();
+        let gate = self.gate.clone();
         self.tasks.push(self.starter.spawn(async move {
             let answer = match first {
                 Poll::Ready(answer) => answer,
                 Poll::Pending => answer.await,
             };
-            start_chunk(chunk, answer, &main);
+            match gate {
+                None => start_chunk(chunk, answer, &main, None),
+                Some(gate) => gate.arrive(chunk, answer, &main),
+            }
         }));
+    }
+}
+
+type Answer = capstan_registry::Result<Vec<OpResult>>;
+
+/// Where the answered chunks of a batch held ahead wait for their fire time.
+///
+/// Chunks answered before the clock opens it wait here, and the clock's thread starts
+/// them when it does (it wakes on time, where a task woken then would start a fraction of
+/// a millisecond late); a chunk answered later (a registry slower than the lead) starts
+/// as its answer comes.
+pub(crate) struct Gate {
+    /// The fire time.
+    at: i64,
+    state: Mutex<GateState>,
+}
+
+enum GateState {
+    Shut(Vec<(Vec<Planned>, Answer)>),
+    Open,
+    /// The clock ended first: nothing starts, what was held is released.
+    Cancelled,
+}
+
+impl Gate {
+    pub fn new(at: i64) -> Gate {
+        Gate {
+            at,
+            state: Mutex::new(GateState::Shut(Vec::new())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A chunk's answer came: it waits, or starts now if the gate is open.
+    fn arrive(&self, chunk: Vec<Planned>, answer: Answer, main: &Handle) {
+        let mut state = self.lock();
+        match &mut *state {
+            GateState::Shut(waiting) => waiting.push((chunk, answer)),
+            GateState::Open => {
+                drop(state);
+                start_chunk(chunk, answer, main, Some(self.at));
+            }
+            GateState::Cancelled => {
+                drop(state);
+                let _main = main.enter();
+                cancel_chunk(chunk, &answer);
+            }
+        }
+    }
+
+    /// The fire time came: starts the chunks answered, here.
+    pub fn open(&self, main: &Handle) {
+        let waiting = match std::mem::replace(&mut *self.lock(), GateState::Open) {
+            GateState::Shut(waiting) => waiting,
+            GateState::Open | GateState::Cancelled => Vec::new(),
+        };
+        for (chunk, answer) in waiting {
+            start_chunk(chunk, answer, main, Some(self.at));
+        }
+    }
+
+    /// The clock ends before the fire time: gives back the reservations, and releases
+    /// the markers held.
+    pub fn cancel(&self, main: &Handle) {
+        let waiting = match std::mem::replace(&mut *self.lock(), GateState::Cancelled) {
+            GateState::Shut(waiting) => waiting,
+            GateState::Open | GateState::Cancelled => Vec::new(),
+        };
+        let _main = main.enter();
+        for (chunk, answer) in waiting {
+            cancel_chunk(chunk, &answer);
+        }
+    }
+}
+
+fn cancel_chunk(chunk: Vec<Planned>, answer: &Answer) {
+    for (job, reservation, plan) in chunk {
+        job.release(reservation);
+        if answer.is_ok() {
+            spawn_release(job, plan.items);
+        }
     }
 }
 
@@ -113,21 +218,37 @@ impl Batch {
 /// found running after all, a connection lost) leaves its fires to hold their items one
 /// create at a time, as a fire of its own does, so the outcome per item is what it would
 /// have been (see [`super::run::fire`]). All jobs of a scheduler share its registry session.
-fn start_chunk(
-    chunk: Vec<Planned>,
-    answer: capstan_registry::Result<Vec<OpResult>>,
-    main: &Handle,
-) {
+///
+/// `ahead`: the fire time of a chunk planned ahead of it. Each fire is then checked to
+/// still stand; one that does not (its job disabled, paused, resharded, reconfigured
+/// meanwhile) releases its markers and is decided afresh, as a fire of its own.
+fn start_chunk(chunk: Vec<Planned>, answer: Answer, main: &Handle, ahead: Option<i64>) {
     // The fires' tasks (and what their first polls spawn) are the main runtime's.
     let _main = main.enter();
     match answer {
         Ok(_) => {
-            for (job, reservation, plan) in chunk {
+            for (job, reservation, mut plan) in chunk {
+                if let Some(at) = ahead {
+                    if !still_planned(&job, &plan, at) {
+                        refire(&job, reservation, plan.items, at);
+                        continue;
+                    }
+                    plan.began_ms = now_ms();
+                }
                 let held = Held {
                     held: plan.items.clone(),
                     busy: Vec::new(),
                 };
                 start_held(&job, reservation, plan, held);
+            }
+        }
+        Err(e) if ahead.is_some() => {
+            tracing::debug!(error = %e, fires = chunk.len(), "batched running markers failed; each fire is decided afresh");
+            for (job, reservation, _) in chunk {
+                let cause = Cause::Schedule {
+                    at_ms: ahead.unwrap_or_default(),
+                };
+                job.start_reserved(reservation, fire(job.clone(), cause));
             }
         }
         Err(e) => {
@@ -151,16 +272,37 @@ fn start_held(job: &Arc<JobShared>, reservation: u64, plan: Plan, held: Held) {
     if job.start_reserved_now(reservation, run(job.clone(), plan, held)) {
         return;
     }
-    let Some(items) = marked else { return };
-    let job = job.clone();
-    tokio::spawn(async move {
-        for item in items {
-            let _ = delete_if_value(
-                &job.registry,
-                &job.nodes.item_leaf(item, "running"),
-                job.me.as_str(),
-            )
-            .await;
-        }
+    if let Some(items) = marked {
+        spawn_release(job.clone(), items);
+    }
+}
+
+/// A fire held ahead that no longer stands at its time `at`: its markers go first, then
+/// it is decided as a fire of its own (which may plan other items, or none).
+fn refire(job: &Arc<JobShared>, reservation: u64, items: Vec<u32>, at: i64) {
+    let shared = job.clone();
+    let marked = items.clone();
+    let started = job.start_reserved(reservation, async move {
+        release(&shared, &marked).await;
+        fire(shared, Cause::Schedule { at_ms: at }).await
     });
+    if !started {
+        spawn_release(job.clone(), items);
+    }
+}
+
+/// Deletes this instance's `running` markers of `items`, in a task of its own.
+fn spawn_release(job: Arc<JobShared>, items: Vec<u32>) {
+    tokio::spawn(async move { release(&job, &items).await });
+}
+
+async fn release(job: &JobShared, items: &[u32]) {
+    for item in items {
+        let _ = delete_if_value(
+            &job.registry,
+            &job.nodes.item_leaf(*item, "running"),
+            job.me.as_str(),
+        )
+        .await;
+    }
 }

@@ -15,16 +15,28 @@
 //! job's full fire runs as before, in its own task. Either way the fire takes the job's run
 //! slot, so a job never has two fires at once, and a fire due while one runs is a misfire
 //! (§4.7).
+//!
+//! **Ahead of time.** An item cannot start before its `running` create is answered, and a
+//! thousand creates take the registry a while: on ZooKeeper, some 15 ms for the median
+//! and 23-34 ms for the last, on this project's test machine, with no scheduler at all. So
+//! the clock plans the jobs due at a time [`FireClock::start`]'s `ahead` before it (50 ms by
+//! default, as Quartz acquires its triggers ahead of their fire time), holds their items
+//! then, and at the time only starts them, each once it has checked that its plan still
+//! stands (see `batch::Gate`). What can only be decided at the time is left to it: a job
+//! whose previous fire still runs (a misfire only if it still runs then), that fires
+//! nothing here, needs the registry first, or runs without `monitorExecution`. What this
+//! changes for an observer: a `running` marker appears up to `ahead` before its item
+//! starts, and a trigger in that window is dropped, as one during the run is.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
-use super::batch::Batch;
+use super::batch::{Batch, Gate};
 use super::job::JobShared;
-use super::run::{Due, plan_scheduled};
+use super::run::{Due, plan_ahead, plan_scheduled};
 use crate::cron::Schedule;
 use crate::history::now_ms;
 
@@ -101,6 +113,12 @@ impl Starter {
     }
 }
 
+/// The default of [`super::SchedulerBuilder::fire_ahead`]: how long before their time
+/// fires are planned and their items held. It covers a thousand `running` creates on
+/// ZooKeeper on this project's test machine (23-34 ms for the last to be answered, the
+/// worst of a day's runs) and the planning of a thousand jobs (a few ms).
+pub(crate) const FIRE_AHEAD: Duration = Duration::from_millis(50);
+
 /// How long before a fire time the clock's thread stops sleeping, and spins instead.
 ///
 /// Why: a thread sleeping on a condition variable until a deadline was measured waking
@@ -122,13 +140,14 @@ struct State {
 }
 
 impl FireClock {
-    /// A clock, with its thread and its starter's, which end with the last handle.
+    /// A clock, with its thread and its starter's, which end with the last handle. Fires
+    /// are planned and their items held `ahead` of their time (zero: at their time).
     ///
     /// Must be called in the context of the runtime the fires are to run on.
     ///
     /// # Errors
     /// A thread could not be started.
-    pub fn start() -> std::io::Result<FireClock> {
+    pub fn start(ahead: Duration) -> std::io::Result<FireClock> {
         let timeline = Arc::new(Timeline::default());
         let (starter, stop_starter) = Starter::start()?;
         let runtimes = Runtimes {
@@ -141,7 +160,7 @@ impl FireClock {
         });
         std::thread::Builder::new()
             .name("capstan-fire-clock".into())
-            .spawn(move || run(&timeline, &runtimes))?;
+            .spawn(move || run(&timeline, &runtimes, ahead.as_millis() as i64))?;
         Ok(FireClock { shared })
     }
 
@@ -196,28 +215,40 @@ fn wait_for(fire_ms: i64) -> Duration {
     Duration::from_micros(fire_ms.saturating_mul(1000).saturating_sub(now_us).max(0) as u64)
 }
 
-/// The clock's thread: sleeps until the first armed time (or an earlier arming), spins
-/// its last [`SPIN`], and dispatches what is due, here.
+/// The clock's thread: sleeps until the next thing to do (or an earlier arming), spins its
+/// last [`SPIN`], and does it, here: plans and holds the jobs due `ahead_ms` later, starts
+/// the fires held for now, or dispatches what is due now and was not held ahead.
 ///
 /// Why a thread: Tokio's timer counts whole milliseconds and fires on the first tick at or
 /// after a deadline, so a sleep ends up to a millisecond (on a busy machine more) after it
-/// was due, and every fire of the instant would start that much late. And why dispatch
-/// here rather than wake a task to do it: the wake-up of a task on a parked runtime
-/// thread cost another 0.4 ms before the first `running` marker went out.
-fn run(timeline: &Arc<Timeline>, runtimes: &Runtimes) {
+/// was due, and every fire of the instant would start that much late. And why start the
+/// fires here rather than wake a task to do it: the wake-up of a task on a parked runtime
+/// thread cost another 0.4 ms before the first fire started.
+fn run(timeline: &Arc<Timeline>, runtimes: &Runtimes, ahead_ms: i64) {
+    // The fires held ahead, by time.
+    let mut held: VecDeque<Ahead> = VecDeque::new();
     let mut state = timeline.lock();
     loop {
         if state.closed {
+            drop(state);
+            for ahead in held {
+                ahead.gate.cancel(&runtimes.main);
+            }
             return;
         }
-        let Some(&(at, _)) = state.due.first() else {
+        let first = state.due.first().map(|&(at, _)| at);
+        let next = [held.front().map(|a| a.at), first.map(|at| at - ahead_ms)]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(next) = next else {
             state = timeline
                 .changed
                 .wait(state)
                 .unwrap_or_else(|p| p.into_inner());
             continue;
         };
-        let wait = wait_for(at);
+        let wait = wait_for(next);
         if wait > SPIN {
             state = timeline
                 .changed
@@ -237,11 +268,83 @@ fn run(timeline: &Arc<Timeline>, runtimes: &Runtimes) {
             state = timeline.lock();
             continue;
         }
-        let due = take_due(&mut state, now_ms());
-        drop(state);
-        dispatch(timeline, runtimes, due);
+        let now = now_ms();
+        if let Some(ahead) = held.pop_front_if(|a| a.at <= now) {
+            drop(state);
+            ahead.open(timeline, runtimes);
+        } else if let Some(at) = first {
+            let due = take_due(&mut state, at.max(now));
+            drop(state);
+            if at <= now {
+                dispatch(timeline, runtimes, due);
+            } else {
+                let ahead = hold_ahead(timeline, runtimes, at, due);
+                held.insert(held.partition_point(|a| a.at <= at), ahead);
+            }
+        } else {
+            continue;
+        }
         state = timeline.lock();
     }
+}
+
+/// The fires of one time held ahead of it, and the jobs due then that were not.
+struct Ahead {
+    at: i64,
+    gate: Arc<Gate>,
+    /// Decided at the time, as if they were due then.
+    later: Vec<(Arc<JobShared>, i64)>,
+}
+
+impl Ahead {
+    /// The time came: starts the fires held (those answered; the others as their answers
+    /// come), then dispatches the jobs left to it.
+    fn open(self, timeline: &Arc<Timeline>, runtimes: &Runtimes) {
+        self.gate.open(&runtimes.main);
+        if !self.later.is_empty() {
+            dispatch(timeline, runtimes, self.later);
+        }
+    }
+}
+
+/// Plans the jobs `due` at `at` (in the future) and holds the items of those it can plan
+/// now (see `run::plan_ahead`); their fires wait for the clock to open the gate at `at`.
+fn hold_ahead(
+    timeline: &Arc<Timeline>,
+    runtimes: &Runtimes,
+    at: i64,
+    due: Vec<(Arc<JobShared>, i64)>,
+) -> Ahead {
+    let _main = runtimes.main.enter();
+    let gate = Arc::new(Gate::new(at));
+    let mut batch = Batch::ahead(
+        runtimes.starter.clone(),
+        runtimes.main.clone(),
+        gate.clone(),
+    );
+    let (mut planned, mut later) = (Vec::new(), Vec::new());
+    for (job, at) in due {
+        match plan_ahead(&job, at) {
+            Some((reservation, plan)) => {
+                batch.push((job.clone(), reservation, plan));
+                planned.push((job, at));
+            }
+            None => later.push((job, at)),
+        }
+    }
+    batch.flush();
+    if !planned.is_empty() {
+        // Re-armed once their markers are answered, which is before their time unless the
+        // registry is slower than the lead: off the path of their starts.
+        let timeline = timeline.clone();
+        tokio::spawn(async move {
+            for task in batch.tasks {
+                let _ = task.await;
+            }
+            rearm(&timeline, planned);
+        });
+    }
+    Ahead { at, gate, later }
 }
 
 /// Takes every entry due by `now`, leaving each job's entry marked "being dispatched".

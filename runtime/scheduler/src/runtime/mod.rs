@@ -89,6 +89,7 @@ pub struct SchedulerBuilder {
     history: Option<History>,
     session_timeout: Duration,
     shutdown_grace: Duration,
+    fire_ahead: Duration,
 }
 
 impl std::fmt::Debug for SchedulerBuilder {
@@ -137,6 +138,15 @@ impl SchedulerBuilder {
         self
     }
 
+    /// How long before their fire time scheduled fires are planned and their items marked
+    /// `running`, so that at the time they only start (see the fire clock). A marker then
+    /// shows up to this long before its item starts, and a trigger in that window is
+    /// dropped, as one during a run is. Default 50 ms; zero plans each fire at its time.
+    pub fn fire_ahead(mut self, ahead: Duration) -> Self {
+        self.fire_ahead = ahead;
+        self
+    }
+
     /// Starts the runtime: this instance's identity and the session watcher. Jobs are
     /// added with [`Scheduler::add_job`].
     ///
@@ -174,7 +184,7 @@ impl SchedulerBuilder {
             self.session_timeout,
         ));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-        let clock = clock::FireClock::start().map_err(Error::Thread)?;
+        let clock = clock::FireClock::start(self.fire_ahead).map_err(Error::Thread)?;
         let (releaser, releaser_task) = release::Releaser::start(self.registry.clone());
         Ok(Scheduler {
             inner: Arc::new(Inner {
@@ -250,6 +260,7 @@ impl Scheduler {
             history: None,
             session_timeout: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(30),
+            fire_ahead: clock::FIRE_AHEAD,
         }
     }
 

@@ -192,14 +192,72 @@ pub(crate) fn plan_scheduled(shared: &Arc<JobShared>, at_ms: i64) -> Due {
     }
 }
 
-enum Quick {
-    Ready(Plan),
+/// The fire clock's plan for a fire due at `at_ms`, made ahead of that time so that its
+/// items can be held by then (see `clock::FireClock`): the job's slot reserved and the
+/// fire planned as [`plan_scheduled`] would, or `None` when it is left to be decided at
+/// its time. That is, whenever the answer could differ at the time: the previous fire still
+/// runs (a misfire only if it still runs then), fires are refused, nothing is planned here
+/// or the fire needs the registry first, and a fire without `monitorExecution`, which holds
+/// nothing and so gains nothing from being early.
+pub(crate) fn plan_ahead(shared: &JobShared, at_ms: i64) -> Option<(u64, Plan)> {
+    let reservation = shared.reserve().ok()?;
+    match plan_now(shared, &Cause::Schedule { at_ms }) {
+        Quick::Ready(plan) if plan.config.monitor_execution => Some((reservation, plan)),
+        _ => {
+            shared.release(reservation);
+            None
+        }
+    }
+}
+
+/// Whether a fire planned ahead by [`plan_ahead`] still stands at its time `at_ms`: the
+/// same config, and the same items as it would plan now, but for the `running` markers
+/// it holds itself (a job disabled, paused, resharded or given failover work meanwhile
+/// gives another answer).
+pub(crate) fn still_planned(shared: &JobShared, plan: &Plan, at_ms: i64) -> bool {
+    match decide(shared, &Cause::Schedule { at_ms }, Markers::Held) {
+        Quick::Ready((config, items)) => Arc::ptr_eq(&config, &plan.config) && items == plan.items,
+        Quick::Skip | Quick::Slow => false,
+    }
+}
+
+enum Quick<T> {
+    Ready(T),
     Skip,
     Slow,
 }
 
-fn plan_now(shared: &JobShared, cause: &Cause) -> Quick {
+/// Whether the items' `running` markers are looked at when planning.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Markers {
+    /// An item marked running (by anyone) is not planned.
+    Checked,
+    /// The plan's own markers are held already: not looked at.
+    Held,
+}
+
+fn plan_now(shared: &JobShared, cause: &Cause) -> Quick<Plan> {
     let began_ms = now_ms();
+    match decide(shared, cause, Markers::Checked) {
+        Quick::Ready((config, items)) => Quick::Ready(Plan {
+            parameter: parameter_of(&config, cause),
+            config,
+            items,
+            source: Source::NormalTrigger,
+            began_ms,
+        }),
+        Quick::Skip => Quick::Skip,
+        Quick::Slow => Quick::Slow,
+    }
+}
+
+/// The decisions of [`plan`] for a schedule that need no awaiting: the config and the
+/// items to run, or [`Quick::Slow`] where the registry must be asked first.
+fn decide(
+    shared: &JobShared,
+    cause: &Cause,
+    markers: Markers,
+) -> Quick<(Arc<JobConfig>, Vec<u32>)> {
     let Some((config, snap)) = gate(shared, cause) else {
         return Quick::Skip;
     };
@@ -222,18 +280,18 @@ fn plan_now(shared: &JobShared, cause: &Cause) -> Quick {
     {
         return Quick::Slow;
     }
-    let items = runnable(shared, &config, &snap, snap.local_items(total));
+    let items = runnable(
+        shared,
+        &config,
+        &snap,
+        snap.local_items(total),
+        markers == Markers::Checked,
+    );
     if items.is_empty() {
         tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
         return Quick::Skip;
     }
-    Quick::Ready(Plan {
-        parameter: parameter_of(&config, cause),
-        config,
-        items,
-        source: Source::NormalTrigger,
-        began_ms,
-    })
+    Quick::Ready((config, items))
 }
 
 /// §4.7, on a fire due while the previous one runs: marks the local items misfired, for
@@ -409,6 +467,7 @@ async fn choose_items(
         config,
         &snap,
         assigned.unwrap_or_else(|| snap.local_items(total)),
+        true,
     );
     if items.is_empty() {
         tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
@@ -425,13 +484,15 @@ fn total_of(config: &JobConfig) -> Option<u32> {
 }
 
 /// Of this instance's `items`, those to run now: not disabled, not taken over by another
-/// instance's failover, and (with `monitorExecution`) not still marked running, which
-/// leaves them to their run (the create of the `running` node decides races).
+/// instance's failover, and (with `monitorExecution`, when `check_running`) not still
+/// marked running, which leaves them to their run (the create of the `running` node
+/// decides races).
 fn runnable(
     shared: &JobShared,
     config: &JobConfig,
     snap: &Snapshot,
     mut items: Vec<u32>,
+    check_running: bool,
 ) -> Vec<u32> {
     items.retain(|i| {
         let leaves = snap.items.get(i);
@@ -439,7 +500,7 @@ fn runnable(
         let disabled = leaves.is_some_and(|n| n.disabled);
         !taken_over && !disabled
     });
-    if config.monitor_execution && !items.is_empty() {
+    if check_running && config.monitor_execution && !items.is_empty() {
         let running = shared.running_items(&items);
         items.retain(|i| !running.contains(i));
     }
