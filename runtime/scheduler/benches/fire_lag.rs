@@ -20,7 +20,8 @@
 //!
 //! `CAPSTAN_BENCH_FIRE_JOBS` (default 1000) and `CAPSTAN_BENCH_SECONDS` (default 20);
 //! `CAPSTAN_BENCH_NO_HISTORY` turns run history off, `CAPSTAN_BENCH_EMBEDDED_ONLY` skips
-//! ZooKeeper (for profiling).
+//! ZooKeeper (for profiling), `CAPSTAN_BENCH_FIRE_AHEAD_MS` sets the scheduler's
+//! `fire_ahead` (default: the scheduler's own; 0 plans each fire at its time).
 
 #[path = "../../registry/tests/support/mod.rs"]
 mod support;
@@ -147,6 +148,12 @@ async fn measure(
         .await
         .expect("history");
     let mut builder = Scheduler::builder(registry.clone()).ip("10.9.0.1");
+    if let Ok(ms) = std::env::var("CAPSTAN_BENCH_FIRE_AHEAD_MS") {
+        let ms = ms
+            .parse()
+            .expect("CAPSTAN_BENCH_FIRE_AHEAD_MS: a number of ms");
+        builder = builder.fire_ahead(Duration::from_millis(ms));
+    }
     if std::env::var_os("CAPSTAN_BENCH_NO_HISTORY").is_none() {
         builder = builder.history(history);
     }

@@ -596,13 +596,30 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Sleeps until 300 ms before the next even second at least 600 ms away; that second.
+async fn to_300_ms_before_an_even_second() -> i64 {
+    let mut next = (wall_ms() / 2000 + 1) * 2000;
+    if next - wall_ms() < 600 {
+        next += 2000;
+    }
+    tokio::time::sleep(Duration::from_millis((next - 300 - wall_ms()) as u64)).await;
+    next
+}
+
 /// Fires are planned and their items marked `running` ahead of their time (here 800 ms,
-/// to watch it), yet no item starts before its time; and a change in that window (an item
+/// to watch it), yet no item starts before its time; a change in that window (an item
 /// disabled after its marker was written) is obeyed at the time: the fire is decided
-/// afresh, the disabled item does not run, and its marker goes.
+/// afresh, the disabled item does not run, and its marker goes; and a trigger in that
+/// window is not dropped, as one during a run is, but fires after the fire.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fire_held_ahead_starts_on_time_and_obeys_a_change_meanwhile() {
     let store = EmbeddedStore::in_memory();
+    if let Ok(filter) = std::env::var("CAPSTAN_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
     let registry = Registry::embedded(&store, NS).await.expect("session");
     let a = Scheduler::builder(registry.clone())
         .ip("10.0.0.1")
@@ -611,37 +628,36 @@ async fn a_fire_held_ahead_starts_on_time_and_obeys_a_change_meanwhile() {
         .start()
         .await
         .expect("scheduler");
-    // (item, wall ms) of every item start.
-    let starts: Arc<Mutex<Vec<(u32, i64)>>> = Arc::default();
+    // (item, wall ms, parameter) of every item start.
+    type Start = (u32, i64, Option<String>);
+    let starts: Arc<Mutex<Vec<Start>>> = Arc::default();
     let kind = {
         let starts = starts.clone();
         JobKind::simple_fn("capstan:test", move |ctx: ShardingContext| {
-            starts
-                .lock()
-                .expect("lock")
-                .push((ctx.sharding_item, wall_ms()));
+            starts.lock().expect("lock").push((
+                ctx.sharding_item,
+                wall_ms(),
+                ctx.job_parameter.clone(),
+            ));
             async { Ok::<(), BoxError>(()) }
         })
     };
+    let starts_from = |from: usize| starts.lock().expect("lock")[from..].to_vec();
     a.add_job(JobDefinition::new(
         config("early", Some("*/2 * * * * ?"), 2),
         kind,
     ))
     .await
     .expect("add");
-    eventually("two fires", 10, async || {
-        starts.lock().expect("lock").len() >= 4
-    })
-    .await;
-    // 300 ms before the next even second: its markers are written, its items not started.
-    let next = (wall_ms() / 2000 + 1) * 2000;
-    let next = if next - wall_ms() < 600 {
-        next + 2000
-    } else {
-        next
-    };
-    tokio::time::sleep(Duration::from_millis((next - 300 - wall_ms()) as u64)).await;
-    let before = starts.lock().expect("lock").len();
+    eventually("two fires", 10, async || starts_from(0).len() >= 4).await;
+
+    // 300 ms before a fire: its markers are written, its items not started.
+    let next = to_300_ms_before_an_even_second().await;
+    let before = starts_from(0).len();
+    assert!(
+        starts_from(0).iter().all(|(_, ms, _)| *ms < next - 1000),
+        "an item of the fire at {next} started early"
+    );
     for item in 0..2 {
         assert!(
             registry
@@ -656,15 +672,15 @@ async fn a_fire_held_ahead_starts_on_time_and_obeys_a_change_meanwhile() {
         .await
         .expect("disable");
     eventually("the fire after the change", 5, async || {
-        starts.lock().expect("lock").len() > before
+        !starts_from(before).is_empty()
     })
     .await;
     // Item 1 started once it was due; item 0 did not, and its marker is gone.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let after: Vec<(u32, i64)> = starts.lock().expect("lock")[before..].to_vec();
+    let after = starts_from(before);
     assert!(
-        after.iter().all(|(item, _)| *item == 1),
-        "a disabled item ran: {after:?}"
+        after.iter().all(|(item, ms, _)| *item == 1 && *ms >= next),
+        "a disabled item ran, or an item ran early: {after:?}"
     );
     assert!(
         registry
@@ -674,13 +690,30 @@ async fn a_fire_held_ahead_starts_on_time_and_obeys_a_change_meanwhile() {
             .is_none(),
         "the disabled item's marker stayed"
     );
+
+    // A trigger 300 ms before a fire, while its slot is reserved: it fires after it.
+    let next = to_300_ms_before_an_even_second().await;
+    let before = starts_from(0).len();
+    operations::trigger(&registry, "early", Some("now"))
+        .await
+        .expect("trigger");
+    eventually("the trigger fires after the fire", 5, async || {
+        starts_from(before)
+            .iter()
+            .any(|(_, _, p)| p.as_deref() == Some("now"))
+    })
+    .await;
+    let fired = starts_from(before);
+    assert!(
+        matches!(fired.as_slice(), [(1, at, None), (1, _, Some(p))] if *at >= next && p == "now"),
+        "expected the fire at {next}, then the trigger's: {fired:?}"
+    );
     a.shutdown().await;
-    // No item ever started before its fire time (an even second), though its marker
+    // No scheduled item ever started before its time (an even second), though its marker
     // was written 800 ms before.
-    let starts = starts.lock().expect("lock").clone();
-    let early: Vec<_> = starts
-        .iter()
-        .filter(|(_, ms)| ms.rem_euclid(2000) > 1000)
+    let early: Vec<_> = starts_from(0)
+        .into_iter()
+        .filter(|(_, ms, p)| p.is_none() && ms.rem_euclid(2000) > 1000)
         .collect();
     assert!(
         early.is_empty(),

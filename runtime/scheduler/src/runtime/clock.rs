@@ -26,7 +26,8 @@
 //! whose previous fire still runs (a misfire only if it still runs then), that fires
 //! nothing here, needs the registry first, or runs without `monitorExecution`. What this
 //! changes for an observer: a `running` marker appears up to `ahead` before its item
-//! starts, and a trigger in that window is dropped, as one during the run is.
+//! starts, and a trigger in that window waits for the fire and runs after it (see
+//! `slot`), where one during a run is dropped.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};

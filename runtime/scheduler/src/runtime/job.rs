@@ -19,7 +19,7 @@ use super::clock::FireClock;
 use super::registration::{self, register, setup_config};
 use super::release::Releaser;
 use super::run::{Cause, fire};
-use super::slot::RunSlot;
+use super::slot::{RunSlot, Triggered};
 use super::snapshot::Snapshot;
 use super::{Command, Connection, Inner, Link, Scheduler, failover};
 use crate::config::JobConfig;
@@ -682,8 +682,14 @@ impl Actor {
         if snap.my_trigger.is_some() && prev.my_trigger.is_none() {
             let _ = remove(&self.shared.registry, &self.shared.nodes.trigger(me)).await;
             let parameter = snap.my_trigger.clone().filter(|p| !p.is_empty());
-            if !self.start(Cause::Trigger { parameter }) {
-                tracing::info!(job = %self.shared.name, "trigger dropped: the job is running here (as ElasticJob does)");
+            match self.shared.trigger(parameter) {
+                Triggered::Started => {}
+                Triggered::Waiting => {
+                    tracing::info!(job = %self.shared.name, "trigger waits for the fire about to start here, and fires after it");
+                }
+                Triggered::Dropped => {
+                    tracing::info!(job = %self.shared.name, "trigger dropped: the job is running here (as ElasticJob does), or stopped");
+                }
             }
         }
         if config.failover && !snap.failover_pending.is_empty() {

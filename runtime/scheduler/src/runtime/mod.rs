@@ -140,8 +140,9 @@ impl SchedulerBuilder {
 
     /// How long before their fire time scheduled fires are planned and their items marked
     /// `running`, so that at the time they only start (see the fire clock). A marker then
-    /// shows up to this long before its item starts, and a trigger in that window is
-    /// dropped, as one during a run is. Default 50 ms; zero plans each fire at its time.
+    /// shows up to this long before its item starts, and a trigger in that window runs
+    /// right after the fire (one during a run is dropped). Default 50 ms; zero plans each
+    /// fire at its time.
     pub fn fire_ahead(mut self, ahead: Duration) -> Self {
         self.fire_ahead = ahead;
         self

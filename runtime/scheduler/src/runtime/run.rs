@@ -199,7 +199,7 @@ pub(crate) fn plan_scheduled(shared: &Arc<JobShared>, at_ms: i64) -> Due {
 /// runs (a misfire only if it still runs then), fires are refused, nothing is planned here
 /// or the fire needs the registry first, and a fire without `monitorExecution`, which holds
 /// nothing and so gains nothing from being early.
-pub(crate) fn plan_ahead(shared: &JobShared, at_ms: i64) -> Option<(u64, Plan)> {
+pub(crate) fn plan_ahead(shared: &Arc<JobShared>, at_ms: i64) -> Option<(u64, Plan)> {
     let reservation = shared.reserve().ok()?;
     match plan_now(shared, &Cause::Schedule { at_ms }) {
         Quick::Ready(plan) if plan.config.monitor_execution => Some((reservation, plan)),
@@ -340,7 +340,41 @@ pub(crate) async fn run(shared: Arc<JobShared>, plan: Plan, held: Held) -> RunRe
         report.executed += executed;
         report.failed += failed;
     }
+    if plan.source == Source::NormalTrigger
+        && let Some(parameter) = shared.take_waiting_trigger()
+    {
+        let again: BoxFuture<'_, (usize, usize)> =
+            Box::pin(triggered_again(&shared, &plan, parameter));
+        let (executed, failed) = again.await;
+        report.executed += executed;
+        report.failed += failed;
+    }
     report
+}
+
+/// A trigger that came while this fire was reserved, before it started (the fire clock
+/// reserves a fire up to `fire_ahead` before its time; see `slot`): the fire's items run
+/// again with the trigger's parameter, as the trigger's own fire would have run them.
+///
+/// Why here rather than as a fire of its own once this one ends: that fire would plan from
+/// the job's cache, which shows this fire's `running` markers for a few ms after their
+/// release, and would leave the items to a run that has ended.
+async fn triggered_again(
+    shared: &Arc<JobShared>,
+    plan: &Plan,
+    parameter: Option<String>,
+) -> (usize, usize) {
+    let cause = Cause::Trigger { parameter };
+    if gate(shared, &cause).is_none() {
+        return (0, 0);
+    }
+    let plan = Plan {
+        parameter: parameter_of(&plan.config, &cause),
+        began_ms: now_ms(),
+        ..plan.clone()
+    };
+    let held = Box::pin(hold(shared, &plan.config, &plan.items)).await;
+    Box::pin(execute(shared, &plan, held)).await
 }
 
 /// Re-runs, while any are marked, the items of `plan` whose fires were missed meanwhile;

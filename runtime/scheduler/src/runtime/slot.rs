@@ -4,9 +4,13 @@
 //!
 //! The fire clock plans many jobs first and holds their items in one batch, so it
 //! *reserves* each job's slot while planning and starts the fire only once the batch is
-//! written. A reservation counts as a fire in progress (a trigger meanwhile is dropped, a
-//! second scheduled fire is a misfire), and fencing or a stop cancels it: the fire then
-//! never starts, and what the batch held for it is released.
+//! written. A reservation counts as a fire in progress (a second scheduled fire is a
+//! misfire), and fencing or a stop cancels it: the fire then never starts, and what the
+//! batch held for it is released. A trigger during a run is dropped, as ElasticJob drops
+//! it; one during a reservation (the clock plans fires up to `fire_ahead` before their
+//! time) waits: the fire runs its items again for it once they ran (`run::run`), or, if
+//! the fire runs nothing, the trigger fires once the slot is free again. It came before
+//! the fire began.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +32,9 @@ pub(crate) struct RunSlot {
     /// No fire may start: the session was lost (until this instance registers again), or
     /// the job was stopped here.
     refused: bool,
+    /// A trigger (its parameter) that came while a fire was reserved: it fires when the
+    /// slot is free again.
+    waiting_trigger: Option<Option<String>>,
 }
 
 impl RunSlot {
@@ -72,6 +79,16 @@ pub(crate) fn poll_now<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(Waker::noop()))
 }
 
+/// What became of a trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Triggered {
+    Started,
+    /// A fire was reserved, not started: the trigger fires after it.
+    Waiting,
+    /// A fire runs (as ElasticJob does), or fires are refused.
+    Dropped,
+}
+
 /// Why a slot could not be reserved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Taken {
@@ -102,10 +119,54 @@ impl JobShared {
     }
 
     /// Gives back reservation `id`, unused.
-    pub fn release(&self, id: u64) {
+    pub fn release(self: &Arc<Self>, id: u64) {
         let mut slot = self.slot();
         if matches!(slot.current, Current::Reserved(r) if r == id) {
             slot.current = Current::Idle;
+            let waiting = slot.waiting_trigger.take();
+            drop(slot);
+            self.trigger_waiting(waiting);
+        }
+    }
+
+    /// Fires a trigger with `parameter`, unless a fire runs (see [`Triggered`]).
+    pub fn trigger(self: &Arc<Self>, parameter: Option<String>) -> Triggered {
+        let mut slot = self.slot();
+        if slot.refused {
+            return Triggered::Dropped;
+        }
+        match slot.current {
+            Current::Idle => {
+                // Reserved under the same lock: the clock cannot take the slot in between.
+                slot.next_id += 1;
+                let id = slot.next_id;
+                slot.current = Current::Reserved(id);
+                drop(slot);
+                let fire = fire(self.clone(), Cause::Trigger { parameter });
+                if self.start_reserved(id, fire) {
+                    Triggered::Started
+                } else {
+                    Triggered::Dropped
+                }
+            }
+            Current::Reserved(_) => {
+                slot.waiting_trigger = Some(parameter);
+                Triggered::Waiting
+            }
+            Current::Running(..) => Triggered::Dropped,
+        }
+    }
+
+    /// The trigger waiting for the fire in progress, taken: that fire runs it.
+    pub fn take_waiting_trigger(&self) -> Option<Option<String>> {
+        self.slot().waiting_trigger.take()
+    }
+
+    fn trigger_waiting(self: &Arc<Self>, waiting: Option<Option<String>>) {
+        if let Some(parameter) = waiting
+            && self.trigger(parameter) == Triggered::Waiting
+        {
+            tracing::debug!(job = %self.name, "a waiting trigger waits again, for the next fire");
         }
     }
 
@@ -185,9 +246,14 @@ impl JobShared {
         !matches!(self.slot().current, Current::Idle)
     }
 
-    /// Refuses fires from now on (fencing, a stop), or accepts them again.
+    /// Refuses fires from now on (fencing, a stop), or accepts them again. A waiting
+    /// trigger is dropped: no item starts while fenced.
     pub fn refuse(&self, refused: bool) {
-        self.slot().refused = refused;
+        let mut slot = self.slot();
+        slot.refused = refused;
+        if refused {
+            slot.waiting_trigger = None;
+        }
     }
 
     /// Takes the fire in progress out of the slot: its task, to abort or await. A
@@ -211,12 +277,16 @@ impl JobShared {
         self.counters
             .failed
             .fetch_add(report.failed as u64, Ordering::Relaxed);
-        {
+        let waiting = {
             let mut slot = self.slot();
             if matches!(slot.current, Current::Running(r, _) | Current::Reserved(r) if r == id) {
                 slot.current = Current::Idle;
+                slot.waiting_trigger.take()
+            } else {
+                None
             }
-        }
+        };
+        self.trigger_waiting(waiting);
         // The config first: the snapshot after a run is a fresh one, worth reading only
         // when there can be failover work.
         if !self.current_config().failover {
