@@ -301,7 +301,7 @@ impl Ahead {
     /// The time came: starts the fires held (those answered; the others as their answers
     /// come), then dispatches the jobs left to it.
     fn open(self, timeline: &Arc<Timeline>, runtimes: &Runtimes) {
-        self.gate.open(&runtimes.main);
+        self.gate.open(&runtimes.main, &runtimes.starter);
         if !self.later.is_empty() {
             dispatch(timeline, runtimes, self.later);
         }
