@@ -100,6 +100,22 @@ fn load_job_files(dir: &Path) -> anyhow::Result<Vec<JobDefinition>> {
     Ok(jobs)
 }
 
+/// The largest `--fire-ahead-ms`: a fire planned further ahead is ever likelier to be
+/// decided afresh at its time (a change meanwhile), and jobs firing every second would
+/// find their previous fire still reserved.
+const MAX_FIRE_AHEAD_MS: u64 = 1000;
+
+/// `--fire-ahead-ms`, checked.
+fn fire_ahead(ms: u64) -> anyhow::Result<Duration> {
+    if ms > MAX_FIRE_AHEAD_MS {
+        anyhow::bail!(
+            "--fire-ahead-ms: {ms} is more than {MAX_FIRE_AHEAD_MS} ms; markers written that early \
+             would mostly be let go again"
+        );
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 /// `capstan agent`.
 ///
 /// # Errors
@@ -115,6 +131,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let session_timeout = Duration::from_millis(args.session_timeout_ms.max(1000));
+    let fire_ahead = fire_ahead(args.fire_ahead_ms)?;
     // Kept alive for the agent's lifetime: the embedded store behind the registry.
     let mut _store = None;
     let registry = match &target {
@@ -149,7 +166,8 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let history = History::open(&history_file, Retention::default()).await?;
     let mut builder = Scheduler::builder(registry.clone())
         .history(history.clone())
-        .session_timeout(session_timeout);
+        .session_timeout(session_timeout)
+        .fire_ahead(fire_ahead);
     if let Some(ip) = &args.ip {
         builder = builder.ip(ip.clone());
     }
@@ -195,6 +213,21 @@ pub(crate) async fn prune_history(history: History) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fire_ahead_takes_up_to_a_second_and_says_why_not_more() {
+        assert_eq!(super::fire_ahead(0).ok(), Some(Duration::ZERO));
+        assert_eq!(
+            super::fire_ahead(1000).ok(),
+            Some(Duration::from_millis(1000))
+        );
+        let e = super::fire_ahead(1001).expect_err("too far ahead");
+        assert!(
+            e.to_string()
+                .contains("--fire-ahead-ms: 1001 is more than 1000 ms"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn registry_targets_parse_or_say_what_is_wrong() {

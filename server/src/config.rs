@@ -164,6 +164,11 @@ pub struct AgentArgs {
     #[arg(long, env = "CAPSTAN_SESSION_TIMEOUT_MS", default_value_t = 15_000)]
     pub session_timeout_ms: u64,
 
+    /// How long before their time fires are planned and their items marked `running`
+    /// (at most 1000; 0 plans each fire at its time).
+    #[arg(long, env = "CAPSTAN_FIRE_AHEAD_MS", default_value_t = 50)]
+    pub fire_ahead_ms: u64,
+
     /// The IP to register under (as ElasticJob's `elasticjob.preferred.network.ip`).
     /// Unset: the first non-loopback IPv4 address of this machine.
     #[arg(long, env = "CAPSTAN_IP")]
