@@ -259,13 +259,14 @@ fn start_chunk(chunk: Vec<Planned>, answer: Answer, main: &Handle, ahead: Option
                 start_held(&job, reservation, plan, held);
             }
         }
-        Err(e) if ahead.is_some() => {
+        Err(e) if let Some(at) = ahead => {
+            // Nothing was held (a multi is all or nothing), and the plans are old by now.
             tracing::debug!(error = %e, fires = chunk.len(), "batched running markers failed; each fire is decided afresh");
             for (job, reservation, _) in chunk {
-                let cause = Cause::Schedule {
-                    at_ms: ahead.unwrap_or_default(),
-                };
-                job.start_reserved(reservation, fire(job.clone(), cause));
+                job.start_reserved(
+                    reservation,
+                    fire(job.clone(), Cause::Schedule { at_ms: at }),
+                );
             }
         }
         Err(e) => {
