@@ -94,8 +94,10 @@ pub(crate) enum Item {
         table: bool,
         born: Instant,
     },
-    /// Spec source `source`'s watermark in the sending partition.
-    Watermark { source: u16, w: i64 },
+    /// Spec source `source`'s watermark in the sending partition, made at `born` (just
+    /// after the records that moved it were read): a window it closes has its results'
+    /// latency counted from then.
+    Watermark { source: u16, w: i64, born: Instant },
     /// Spec source `source` went idle in the sending partition.
     Idle { source: u16 },
     /// Checkpoint `id`: everything before belongs to it.

@@ -147,6 +147,7 @@ impl SourceTask {
                 self.outs.broadcast(|| Item::Watermark {
                     source: i as u16,
                     w,
+                    born: now,
                 });
             }
             if let Some(t) = self.idle_timeout[i]

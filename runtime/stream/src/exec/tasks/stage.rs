@@ -198,28 +198,33 @@ impl Tasklet for StageTask {
                         self.runner.apply_regroup(*change);
                         self.push_rows(born);
                     }
-                    Item::Watermark { source, w } => {
+                    // What a watermark (an idle input, an end) emits is the windows it
+                    // closes: their latency counts from the watermark's birth, so that
+                    // it includes the closing itself.
+                    Item::Watermark { source, w, born } => {
                         let s = source as usize;
                         input.wm[s] = input.wm[s].max(w);
                         input.idle[s] = false;
                         self.recompute(s);
-                        self.push_rows(Instant::now());
+                        self.push_rows(born);
                     }
                     Item::Idle { source } => {
+                        let born = Instant::now();
                         input.idle[source as usize] = true;
                         self.recompute(source as usize);
-                        self.push_rows(Instant::now());
+                        self.push_rows(born);
                     }
                     Item::Barrier(id) => {
                         input.aligned = true;
                         self.pending = Some(id);
                     }
                     Item::End => {
+                        let born = Instant::now();
                         input.ended = true;
                         for s in 0..self.runner.spec().sources.len() {
                             self.recompute(s);
                         }
-                        self.push_rows(Instant::now());
+                        self.push_rows(born);
                     }
                     Item::Row { .. } | Item::Out { .. } => {}
                 }
@@ -254,8 +259,9 @@ impl Tasklet for StageTask {
             moved += 1;
         }
         if self.inputs.iter().all(|i| i.ended) {
+            let born = Instant::now();
             self.runner.finish();
-            self.push_rows(Instant::now());
+            self.push_rows(born);
             self.out.broadcast(|| Item::End);
             let _ = self.ack.send(Ack::StageEnded {
                 partition: self.slot,
@@ -268,5 +274,87 @@ impl Tasklet for StageTask {
         } else {
             Progress::Idle
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use std::time::{Duration, Instant};
+
+    use super::StageTask;
+    use crate::engine::{Record, Runner};
+    use crate::exec::metrics::Counters;
+    use crate::exec::route::{Item, queue};
+    use crate::exec::workers::Tasklet;
+    use crate::exec::{Control, Shared};
+    use crate::spec::PipelineSpec;
+
+    /// The results a watermark's arrival emits (the windows it closes) carry the instant
+    /// the watermark was made, not one taken after the windows were closed: their latency
+    /// must count the closing. The test fails if a result is stamped at or after the
+    /// stage's call.
+    #[test]
+    fn a_closed_windows_results_count_their_latency_from_the_watermark() {
+        let spec = PipelineSpec::from_yaml(
+            "name: w\nsources: [{name: s}]\nsteps:\n  - key_by: k\n  - aggregate: {window: {tumbling: 1000}, ops: {n: count}}\n",
+        )
+        .expect("spec");
+        let (in_tx, in_rx) = queue(64);
+        let (out_tx, mut out_rx) = queue(64);
+        let (ack, _acks) = std::sync::mpsc::channel();
+        let control = Arc::new(Control {
+            requested: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            failure: std::sync::Mutex::new(None),
+            done: AtomicBool::new(false),
+            shared: Arc::new(Shared::default()),
+        });
+        let dir = tempfile::tempdir().expect("dir");
+        let mut task = StageTask::new(
+            (0, 0),
+            Runner::stage(spec, 1),
+            vec![in_rx],
+            vec![out_tx],
+            dir.path().to_path_buf(),
+            ack,
+            control,
+            Arc::new(Counters::new("aggregate", "stage", 1)),
+        );
+        let read = Instant::now();
+        let mut items: Vec<Item> = (0..3)
+            .map(|i| Item::Rec {
+                source: 0,
+                rec: Record {
+                    key: format!("k{i}").into(),
+                    value: crate::value::Val::Null,
+                    ts: 100 * i,
+                },
+                born: read,
+            })
+            .collect();
+        // Made a while ago: the stage takes it now.
+        let made = read.checked_sub(Duration::from_millis(50)).unwrap_or(read);
+        items.push(Item::Watermark {
+            source: 0,
+            w: 1000,
+            born: made,
+        });
+        assert!(in_tx.try_send(items).is_ok());
+        let called = Instant::now();
+        task.call();
+        let mut rows = Vec::new();
+        while let Some(item) = out_rx.try_recv() {
+            if let Item::Row { born, .. } = item {
+                rows.push(born);
+            }
+        }
+        assert_eq!(rows.len(), 3, "one window result per key");
+        assert!(
+            rows.iter().all(|born| *born == made && *born < called),
+            "results stamped after the watermark was made"
+        );
     }
 }
