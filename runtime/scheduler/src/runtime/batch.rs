@@ -163,6 +163,14 @@ impl Gate {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Leaves the shut state for `next`; the chunks that waited.
+    fn end_wait(&self, next: GateState) -> Vec<(Vec<Planned>, Answer)> {
+        match std::mem::replace(&mut *self.lock(), next) {
+            GateState::Shut(waiting) => waiting,
+            GateState::Open | GateState::Cancelled => Vec::new(),
+        }
+    }
+
     /// A chunk's answer came: it waits, or starts now if the gate is open.
     fn arrive(&self, chunk: Vec<Planned>, answer: Answer, main: &Handle) {
         let mut state = self.lock();
@@ -189,10 +197,7 @@ impl Gate {
     /// 2-vCPU test machine). The starter's thread is idle at the time: its chunks were
     /// answered before it.
     pub fn open(&self, main: &Handle, starter: &Handle) {
-        let waiting = match std::mem::replace(&mut *self.lock(), GateState::Open) {
-            GateState::Shut(waiting) => waiting,
-            GateState::Open | GateState::Cancelled => Vec::new(),
-        };
+        let waiting = self.end_wait(GateState::Open);
         let at = self.at;
         let mut here = Vec::with_capacity(waiting.len().div_ceil(2));
         for (i, (chunk, answer)) in waiting.into_iter().enumerate() {
@@ -211,10 +216,7 @@ impl Gate {
     /// The clock ends before the fire time: gives back the reservations, and releases
     /// the markers held.
     pub fn cancel(&self, main: &Handle) {
-        let waiting = match std::mem::replace(&mut *self.lock(), GateState::Cancelled) {
-            GateState::Shut(waiting) => waiting,
-            GateState::Open | GateState::Cancelled => Vec::new(),
-        };
+        let waiting = self.end_wait(GateState::Cancelled);
         let _main = main.enter();
         for (chunk, answer) in waiting {
             cancel_chunk(chunk, &answer);

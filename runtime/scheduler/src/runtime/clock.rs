@@ -337,13 +337,7 @@ fn hold_ahead(
     if !planned.is_empty() {
         // Re-armed once their markers are answered, which is before their time unless the
         // registry is slower than the lead: off the path of their starts.
-        let timeline = timeline.clone();
-        tokio::spawn(async move {
-            for task in batch.tasks {
-                let _ = task.await;
-            }
-            rearm(&timeline, planned);
-        });
+        rearm_after(timeline, batch.tasks, planned);
     }
     Ahead { at, gate, later }
 }
@@ -394,9 +388,19 @@ fn dispatch(timeline: &Arc<Timeline>, runtimes: &Runtimes, due: Vec<(Arc<JobShar
     }
     // Re-arming waits for the batch's fires to have started: it takes a few µs per job
     // (the next cron time), and they would otherwise wait for it.
+    rearm_after(timeline, batch.tasks, due);
+}
+
+/// Re-arms `due` (see [`rearm`]) once `tasks` (a batch's chunks) have ended, in a task of
+/// the main runtime.
+fn rearm_after(
+    timeline: &Arc<Timeline>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    due: Vec<(Arc<JobShared>, i64)>,
+) {
     let timeline = timeline.clone();
     tokio::spawn(async move {
-        for task in batch.tasks {
+        for task in tasks {
             let _ = task.await;
         }
         rearm(&timeline, due);

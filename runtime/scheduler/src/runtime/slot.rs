@@ -38,6 +38,13 @@ pub(crate) struct RunSlot {
 }
 
 impl RunSlot {
+    /// Reserves the slot, which is idle and accepts fires; the reservation's id.
+    fn reserve_idle(&mut self) -> u64 {
+        self.next_id += 1;
+        self.current = Current::Reserved(self.next_id);
+        self.next_id
+    }
+
     /// Reservation `id` stands and fires are accepted.
     fn holds(&self, id: u64) -> bool {
         !self.refused && matches!(self.current, Current::Reserved(r) if r == id)
@@ -112,10 +119,7 @@ impl JobShared {
         if !matches!(slot.current, Current::Idle) {
             return Err(Taken::Busy);
         }
-        slot.next_id += 1;
-        let id = slot.next_id;
-        slot.current = Current::Reserved(id);
-        Ok(id)
+        Ok(slot.reserve_idle())
     }
 
     /// Gives back reservation `id`, unused.
@@ -138,9 +142,7 @@ impl JobShared {
         match slot.current {
             Current::Idle => {
                 // Reserved under the same lock: the clock cannot take the slot in between.
-                slot.next_id += 1;
-                let id = slot.next_id;
-                slot.current = Current::Reserved(id);
+                let id = slot.reserve_idle();
                 drop(slot);
                 let fire = fire(self.clone(), Cause::Trigger { parameter });
                 if self.start_reserved(id, fire) {
