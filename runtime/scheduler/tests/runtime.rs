@@ -609,8 +609,9 @@ async fn to_300_ms_before_an_even_second() -> i64 {
 /// Fires are planned and their items marked `running` ahead of their time (here 800 ms,
 /// to watch it), yet no item starts before its time; a change in that window (an item
 /// disabled after its marker was written) is obeyed at the time: the fire is decided
-/// afresh, the disabled item does not run, and its marker goes; and a trigger in that
-/// window is not dropped, as one during a run is, but fires after the fire.
+/// afresh, the disabled item does not run, and its marker goes; a trigger in that window
+/// is not dropped, as one during a run is, but fires after the fire; and a shutdown in
+/// that window lets the markers go and starts nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fire_held_ahead_starts_on_time_and_obeys_a_change_meanwhile() {
     let store = EmbeddedStore::in_memory();
@@ -708,7 +709,32 @@ async fn a_fire_held_ahead_starts_on_time_and_obeys_a_change_meanwhile() {
         matches!(fired.as_slice(), [(1, at, None), (1, _, Some(p))] if *at >= next && p == "now"),
         "expected the fire at {next}, then the trigger's: {fired:?}"
     );
+
+    // A shutdown while a fire is held: its markers are let go, and it never starts.
+    let next = to_300_ms_before_an_even_second().await;
+    let before = starts_from(0).len();
+    assert!(
+        registry
+            .exists("/early/sharding/1/running")
+            .await
+            .expect("exists")
+            .is_some(),
+        "no marker held before the shutdown"
+    );
     a.shutdown().await;
+    eventually("the held marker is let go", 3, async || {
+        registry
+            .exists("/early/sharding/1/running")
+            .await
+            .is_ok_and(|m| m.is_none())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis((next + 300 - wall_ms()).max(0) as u64)).await;
+    assert_eq!(
+        starts_from(before),
+        vec![],
+        "an item started after the shutdown"
+    );
     // No scheduled item ever started before its time (an even second), though its marker
     // was written 800 ms before.
     let early: Vec<_> = starts_from(0)
