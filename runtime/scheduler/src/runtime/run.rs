@@ -280,13 +280,7 @@ fn decide(
     {
         return Quick::Slow;
     }
-    let items = runnable(
-        shared,
-        &config,
-        &snap,
-        snap.local_items(total),
-        markers == Markers::Checked,
-    );
+    let items = runnable(shared, &config, &snap, snap.local_items(total), markers);
     if items.is_empty() {
         tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
         return Quick::Skip;
@@ -501,7 +495,7 @@ async fn choose_items(
         config,
         &snap,
         assigned.unwrap_or_else(|| snap.local_items(total)),
-        true,
+        Markers::Checked,
     );
     if items.is_empty() {
         tracing::debug!(job = %shared.name, "Sharding item for job '{}' is empty.", shared.name);
@@ -518,7 +512,7 @@ fn total_of(config: &JobConfig) -> Option<u32> {
 }
 
 /// Of this instance's `items`, those to run now: not disabled, not taken over by another
-/// instance's failover, and (with `monitorExecution`, when `check_running`) not still
+/// instance's failover, and (with `monitorExecution`, unless `markers` are held) not still
 /// marked running, which leaves them to their run (the create of the `running` node
 /// decides races).
 fn runnable(
@@ -526,7 +520,7 @@ fn runnable(
     config: &JobConfig,
     snap: &Snapshot,
     mut items: Vec<u32>,
-    check_running: bool,
+    markers: Markers,
 ) -> Vec<u32> {
     items.retain(|i| {
         let leaves = snap.items.get(i);
@@ -534,7 +528,7 @@ fn runnable(
         let disabled = leaves.is_some_and(|n| n.disabled);
         !taken_over && !disabled
     });
-    if check_running && config.monitor_execution && !items.is_empty() {
+    if markers == Markers::Checked && config.monitor_execution && !items.is_empty() {
         let running = shared.running_items(&items);
         items.retain(|i| !running.contains(i));
     }
