@@ -139,10 +139,23 @@ pub struct Aggregate {
     pub processing_time: bool,
     /// Output field → aggregation, in spec order.
     pub ops: Vec<(String, AggOp)>,
+    /// Per window, only the keys that rank in the top N by one aggregation.
+    pub rank: Option<Rank>,
     /// A windowed result row's fields, in name order (see [`RowLayout`]).
     pub(crate) window_row: RowLayout,
     /// An unwindowed result row's fields, in name order.
     pub(crate) group_row: RowLayout,
+}
+
+/// A window's ranking (Flink's window top-N, with ties): when a window closes, only the
+/// keys with fewer than `top` keys strictly above them by aggregation `by` are emitted.
+/// Keys whose aggregation is no number (a max of nothing) are not ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rank {
+    /// The index in `ops` of the aggregation ranked by.
+    pub by: usize,
+    /// How many places: ties with the last place are all kept.
+    pub top: usize,
 }
 
 /// Where a field of an aggregate's result row comes from.
@@ -729,7 +742,14 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
     known(
         m,
         path,
-        &["window", "emit", "allowed_lateness_ms", "ops", "time"],
+        &[
+            "window",
+            "emit",
+            "allowed_lateness_ms",
+            "ops",
+            "time",
+            "rank",
+        ],
     )?;
     let processing_time = match m
         .get("time")
@@ -857,11 +877,23 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
             Ok((name, op))
         })
         .collect::<Result<Vec<_>, SpecError>>()?;
+    let rank = m
+        .get("rank")
+        .map(|r| {
+            rank(
+                r,
+                &format!("{path}.rank"),
+                &ops,
+                (window, emit, allowed_lateness_ms),
+            )
+        })
+        .transpose()?;
     Ok(Aggregate {
         window,
         emit,
         allowed_lateness_ms,
         processing_time,
+        rank,
         window_row: row_layout(
             &[
                 ("key", RowField::Key),
@@ -872,6 +904,62 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
         ),
         group_row: row_layout(&[("key", RowField::Key)], &ops),
         ops,
+    })
+}
+
+/// `rank: {by: OP, top: N}`: only where a window's ranking is final when it closes.
+fn rank(
+    v: &Yaml,
+    path: &str,
+    ops: &[(String, AggOp)],
+    (window, emit, lateness): (Option<Window>, Emit, i64),
+) -> Result<Rank, SpecError> {
+    let m = map_of(v, path)?;
+    known(m, path, &["by", "top"])?;
+    match window {
+        Some(Window::Tumbling { .. } | Window::Hopping { .. }) => {}
+        Some(Window::Session { .. }) => {
+            return Err(err(
+                path,
+                "sessions are windows of one key each: rank needs a tumbling or hopping window",
+            ));
+        }
+        None => return Err(err(path, "rank orders the keys of a window: add a window")),
+    }
+    if emit != Emit::OnClose {
+        return Err(err(
+            path,
+            "a window's ranking is known when it closes: use emit: on_close",
+        ));
+    }
+    if lateness != 0 {
+        return Err(err(
+            path,
+            "a late record would change a ranking already emitted: set allowed_lateness_ms to 0",
+        ));
+    }
+    let by_path = format!("{path}.by");
+    let by = str_of(
+        m.get("by").ok_or_else(|| err(&by_path, "required"))?,
+        &by_path,
+    )?;
+    let Some(at) = ops.iter().position(|(n, _)| *n == by) else {
+        return Err(err(by_path, format!("{by:?} is not an aggregation in ops")));
+    };
+    if matches!(ops[at].1, AggOp::Top { .. }) {
+        return Err(err(by_path, "a top-N is a list: rank by a number"));
+    }
+    let top_path = format!("{path}.top");
+    let top = positive(
+        m.get("top").ok_or_else(|| err(&top_path, "required"))?,
+        &top_path,
+    )?;
+    if top > 1000 {
+        return Err(err(top_path, "must be at most 1000"));
+    }
+    Ok(Rank {
+        by: at,
+        top: top as usize,
     })
 }
 
@@ -999,6 +1087,62 @@ mod tests {
             let e = PipelineSpec::from_yaml(&format!("{base}{steps}")).expect_err(steps);
             assert_eq!(e.path, path, "{e}");
         }
+        let win = "window: {tumbling: 10}, ops: {n: count, t: {top: {n: 2, by: x}}}";
+        let ranks = [
+            (
+                format!("{{{win}, rank: {{by: m, top: 1}}}}"),
+                "rank.by",
+                "not an",
+            ),
+            (
+                format!("{{{win}, rank: {{by: t, top: 1}}}}"),
+                "rank.by",
+                "a list",
+            ),
+            (
+                format!("{{{win}, rank: {{by: n, top: 0}}}}"),
+                "rank.top",
+                "",
+            ),
+            (
+                format!("{{{win}, rank: {{by: n}}}}"),
+                "rank.top",
+                "required",
+            ),
+            (
+                format!("{{{win}, emit: on_update, rank: {{by: n, top: 1}}}}"),
+                "rank",
+                "on_close",
+            ),
+            (
+                format!("{{{win}, allowed_lateness_ms: 5, rank: {{by: n, top: 1}}}}"),
+                "rank",
+                "late record",
+            ),
+            (
+                "{window: {session: 5}, ops: {n: count}, rank: {by: n, top: 1}}".into(),
+                "rank",
+                "tumbling or hopping",
+            ),
+            (
+                "{ops: {n: count}, rank: {by: n, top: 1}}".into(),
+                "rank",
+                "add a window",
+            ),
+        ];
+        for (agg, field, says) in ranks {
+            let text = format!("{base}  - key_by: k\n  - aggregate: {agg}\n");
+            let e = PipelineSpec::from_yaml(&text).expect_err(&agg);
+            assert_eq!(e.path, format!("steps[1].aggregate.{field}"), "{e}");
+            assert!(e.message.contains(says), "{e}");
+        }
+        let ok =
+            format!("{base}  - key_by: k\n  - aggregate: {{{win}, rank: {{by: n, top: 3}}}}\n");
+        let spec = PipelineSpec::from_yaml(&ok).expect("a ranked window");
+        assert!(matches!(
+            &spec.steps[1],
+            Step::Aggregate(a) if a.rank == Some(Rank { by: 0, top: 3 })
+        ));
         let e = PipelineSpec::from_yaml("name: p\nsources: [{name: s, kind: river}]\n")
             .expect_err("kind");
         assert_eq!(e.path, "sources[0].kind");

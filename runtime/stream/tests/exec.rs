@@ -211,6 +211,43 @@ fn restarts_from_checkpoints_commit_exactly_what_a_run_without_them_does() {
     );
 }
 
+/// Per hopping window, the two users with the highest total (ties included): each
+/// partition ranks its own users, a second layer ranks each window's rows again.
+const RANKED: &str = "  - key_by: user\n  - aggregate:\n      window: {hopping: {size: 500, advance: 100}}\n      ops: {n: count, total: {sum: amount}}\n      rank: {by: total, top: 2}\n";
+
+#[test]
+fn a_ranked_window_over_partitions_commits_what_the_replay_gives_with_and_without_restarts() {
+    let dir = temp_dir("ranked");
+    let inputs = write_inputs(&dir, 3, 5_000);
+    let text = spec_text(&inputs, 4, 20, RANKED);
+    let want = replayed(&text, &inputs);
+    let unranked = replayed(
+        &text.replace("      rank: {by: total, top: 2}\n", ""),
+        &inputs,
+    );
+    // The ranking keeps some of each window's users, not all.
+    assert!(!want.is_empty() && want.len() < unranked.len() / 4);
+    let p = run_to_end(&text, &dir);
+    let got = committed(&dir.join("out"));
+    assert_eq!(got.len(), want.len(), "rows ranked");
+    assert_eq!(got, want);
+    let status = p.status();
+    let names: Vec<&str> = status.vertices.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["clicks", "aggregate", "rank", "sink"]);
+
+    let dir = temp_dir("ranked-restarts");
+    let inputs = write_inputs(&dir, 3, 20_000);
+    let text = spec_text(&inputs, 3, 10, RANKED);
+    let want = replayed(&text, &inputs);
+    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
+    let (restarts, _) =
+        restart_until_finished(&p, 12, false, 0x9E37_79B9_7F4A_7C15, |r| 5 + r % 40);
+    assert!(restarts > 0, "finished before any restart");
+    let got = committed(&dir.join("out"));
+    assert_eq!(got.len(), want.len(), "rows after {restarts} restarts");
+    assert_eq!(got, want, "after {restarts} restarts");
+}
+
 #[test]
 fn a_checkpoint_of_another_pipeline_is_refused() {
     let dir = temp_dir("mismatch");

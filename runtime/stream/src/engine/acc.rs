@@ -181,6 +181,18 @@ impl Accs {
         }
     }
 
+    /// Aggregation `i`'s value as a number to rank by: `None` for no number (an average
+    /// or a minimum of nothing, a top-N).
+    pub(super) fn score(&self, i: usize) -> Option<f64> {
+        match self.0.get(i)? {
+            Acc::Count(n) => Some(*n as f64),
+            Acc::Sum(s, _) => Some(*s),
+            Acc::Min(m) | Acc::Max(m) => *m,
+            Acc::Avg(_, 0) | Acc::Top(_) => None,
+            Acc::Avg(s, n) => Some(s / *n as f64),
+        }
+    }
+
     /// The result row of `key` (over window `[start, end)`, if the layout has one), its
     /// fields made in the layout's order: the object's, so nothing is sorted.
     pub(super) fn row(&self, layout: &RowLayout, key: &Val, (start, end): (i64, i64)) -> Val {

@@ -17,6 +17,7 @@ mod acc;
 mod joins;
 mod key;
 mod panes;
+mod rank;
 mod regroup;
 mod snapshot;
 mod stateless;
@@ -25,6 +26,8 @@ use acc::Accs;
 use joins::StreamJoin;
 use key::{KeyText, Spare, sorted_by_text};
 use panes::Panes;
+pub use rank::row_window;
+use rank::{Ranked, Ranking};
 pub use regroup::Regroup;
 pub use stateless::{Prefix, output_row, parse_record};
 use stateless::{parse_line, stateless};
@@ -122,6 +125,9 @@ struct AggState {
     spare_window: Spare<Win>,
     /// Hopping windows closed on completion, as panes (then `windows` stays empty).
     panes: Panes,
+    /// Rows of a ranked aggregate that other tasks ranked, to rank again here (see
+    /// [`Runner::rank_row`]).
+    ranked: Ranked,
 }
 
 /// A pipeline being run, or the stateful part of one partition's task in the executor
@@ -164,6 +170,9 @@ pub struct Runner {
     /// handed out ([`Runner::regroups`]) instead of applied here. Not state: the
     /// executor sets it on every start.
     regroups: Option<Vec<Regroup>>,
+    /// Whether a ranked window's rows go to another task to be ranked again there (see
+    /// [`Runner::rank_row`]). Not state, as `regroups`.
+    ranked_apart: bool,
 }
 
 /// Where the executor splits a spec: the steps before this index are stateless and run in
@@ -215,6 +224,7 @@ impl Runner {
             metrics: Metrics::default(),
             advanced_to: None,
             regroups: None,
+            ranked_apart: false,
         }
     }
 
@@ -278,6 +288,12 @@ impl Runner {
             self.given_min = given_min(&self.spec, given);
             self.advance(self.watermark());
         }
+    }
+
+    /// Spec source `source`'s watermark as its inputs gave it (runners made by
+    /// [`Runner::stage`]).
+    pub fn given_watermark(&self, source: usize) -> Option<i64> {
+        self.given.as_ref()?.get(source).copied()
     }
 
     fn emit(&mut self, v: Val) {
@@ -640,11 +656,20 @@ impl Runner {
         let emitted = closing.len();
         for ((end, start), keys) in self.agg.windows.range_mut(..=(w, i64::MAX)) {
             let due = sorted_by_text(keys.iter_mut().filter(|(_, win)| !win.closed));
+            let mut ranking = a.rank.map(Ranking::new);
             for (_, win) in due {
                 win.closed = true;
-                if a.emit == Emit::OnClose {
-                    closing.push(Self::window_row(&a, &win.key, *start, *end, &win.accs));
+                if a.emit != Emit::OnClose {
+                    continue;
                 }
+                let row = || Self::window_row(&a, &win.key, *start, *end, &win.accs);
+                match (&mut ranking, a.rank) {
+                    (Some(ranking), Some(rank)) => ranking.offer(win.accs.score(rank.by), row),
+                    _ => closing.push(row()),
+                }
+            }
+            if let Some(ranking) = ranking {
+                ranking.finish(&mut closing);
             }
         }
         // Sessions due: those whose end the watermark reached, from the index.
@@ -679,6 +704,7 @@ impl Runner {
         if let (Some(_), Some(Window::Hopping { size, advance })) = (self.agg.panes.len, a.window) {
             self.close_panes(&a, (size, advance), before, w, &mut closing);
         }
+        self.close_ranked(&a, w, &mut closing);
         self.metrics.records_out += (closing.len() - emitted) as u64;
         self.out = closing;
         // Free what no late record can reach any more: windows are ordered by end, so

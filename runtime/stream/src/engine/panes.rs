@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::acc::Accs;
+use super::rank::Ranking;
 use super::{KeyText, Rec, Runner};
 use crate::spec::{AggOp, Aggregate, Emit, Window};
 use crate::value::Val;
@@ -282,9 +283,20 @@ impl Runner {
                 pane.order();
             }
             let panes = by_start.range(start..end).map(|(_, p)| p);
-            merge_runs(a, panes, merged, |key, accs| {
-                closing.push(Self::window_row(a, key, start, end, accs));
-            });
+            match a.rank {
+                Some(rank) => {
+                    let mut ranking = Ranking::new(rank);
+                    merge_runs(a, panes, merged, |key, accs| {
+                        ranking.offer(accs.score(rank.by), || {
+                            Self::window_row(a, key, start, end, accs)
+                        });
+                    });
+                    ranking.finish(closing);
+                }
+                None => merge_runs(a, panes, merged, |key, accs| {
+                    closing.push(Self::window_row(a, key, start, end, accs));
+                }),
+            }
             j += 1;
         }
         // A pane's last window is the one starting at or before it, latest: freed once no

@@ -38,6 +38,9 @@ struct Snapshot {
     sessions: Vec<(KeyText, Val, Vec<Session>)>,
     #[serde(default)]
     buffered: Vec<Buffered>,
+    /// Rows other tasks ranked, by window (end, start) (see [`Runner::rank_row`]).
+    #[serde(default)]
+    ranked: Vec<((i64, i64), Vec<Val>)>,
     metrics: Metrics,
     advanced_to: Option<i64>,
 }
@@ -67,7 +70,7 @@ impl Serialize for Borrowed<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = self.0;
         let agg = &r.agg;
-        let mut st = serializer.serialize_struct("Snapshot", 12)?;
+        let mut st = serializer.serialize_struct("Snapshot", 13)?;
         st.serialize_field("from_step", &r.from_step)?;
         let max_ts = (r.spec.sources.iter().zip(&r.max_ts))
             .filter_map(|(s, m)| m.map(|m| (s.name.as_str(), m)));
@@ -105,6 +108,7 @@ impl Serialize for Borrowed<'_> {
             &Seq::new(agg.sessions.iter().map(|(k, (v, s))| (k, v, s))),
         )?;
         st.serialize_field("buffered", &Seq::new(r.ss.entries.values()))?;
+        st.serialize_field("ranked", &Seq::new(agg.ranked.iter()))?;
         st.serialize_field("metrics", &r.metrics)?;
         st.serialize_field("advanced_to", &r.advanced_to)?;
         st.end()
@@ -204,12 +208,14 @@ impl Runner {
                     }
                     panes
                 },
+                ranked: s.ranked.into_iter().collect(),
             },
             out: Vec::new(),
             map_values: Vec::new(),
             metrics: s.metrics,
             advanced_to: s.advanced_to,
             regroups: None,
+            ranked_apart: false,
             steps: std::sync::Arc::new(spec.steps.clone()),
             join_spec: spec.join.clone().map(std::sync::Arc::new),
             windowed: windowed.map(std::sync::Arc::new),

@@ -303,11 +303,27 @@ pub struct Pipeline {
     edges: Vec<(usize, usize)>,
 }
 
-/// Whether `spec` regroups a table over several partitions: then its rows and its groups
-/// are held by two layers of stage tasks, with an exchange by group between them (see
-/// [`crate::engine::Regroup`]). In one partition one task holds both.
-fn regroups_apart(spec: &PipelineSpec, partitions: usize) -> bool {
-    partitions > 1 && spec.steps.iter().any(|s| matches!(s, Step::GroupBy(_)))
+/// What a second layer of stage tasks holds, when a spec's stateful part runs in two
+/// over several partitions (in one partition one task holds both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecondLayer {
+    /// A table regrouped: the first layer holds the rows by their key, the second the
+    /// groups, with an exchange by group between them (see [`crate::engine::Regroup`]).
+    Groups,
+    /// A ranked window: the first layer ranks each partition's keys, the second ranks
+    /// the rows they kept again, per window (see [`crate::engine::Runner::rank_row`]).
+    Rank,
+}
+
+fn second_layer(spec: &PipelineSpec, partitions: usize) -> Option<SecondLayer> {
+    if partitions < 2 {
+        return None;
+    }
+    spec.steps.iter().find_map(|s| match s {
+        Step::GroupBy(_) => Some(SecondLayer::Groups),
+        Step::Aggregate(a) if a.rank.is_some() => Some(SecondLayer::Rank),
+        _ => None,
+    })
 }
 
 fn step_name(s: &Step) -> &'static str {
@@ -337,7 +353,7 @@ impl Pipeline {
         let names: Vec<String> = spec.sources.iter().map(|s| s.name.clone()).collect();
         let cfg = RunConfig::from_yaml(spec_text, &names)?;
         let split = exchange_point(&spec);
-        let regroup = regroups_apart(&spec, cfg.partitions);
+        let layer = second_layer(&spec, cfg.partitions);
         let ckpt = data_dir.join("ckpt");
         let sink_dir = match &cfg.sink {
             SinkConfig::File(d) if d.is_absolute() => Some(d.clone()),
@@ -361,8 +377,9 @@ impl Pipeline {
             stable_hash(spec_text.as_bytes()),
             cfg.partitions
         );
-        // The DAG: source (with the stateless steps chained in), stage (or a regroup's two
-        // layers: the rows, the groups' aggregate), sink.
+        // The DAG: source (with the stateless steps chained in), stage (or its two layers:
+        // a regroup's rows and groups' aggregate, or a window's ranking per partition and
+        // per window), sink.
         let (source_detail, mut stage_detail) = match split {
             Some(i) => (spec.steps[..i].iter().map(step_name).collect::<Vec<_>>(), {
                 let mut d: Vec<&str> = Vec::new();
@@ -376,9 +393,13 @@ impl Pipeline {
         };
         let mut details = vec![source_detail.join(" → ")];
         if split.is_some() {
-            let groups = regroup.then(|| stage_detail.pop()).flatten();
+            let second = match layer {
+                Some(SecondLayer::Groups) => stage_detail.pop(),
+                Some(SecondLayer::Rank) => Some("rank"),
+                None => None,
+            };
             details.push(stage_detail.join(" → "));
-            details.extend(groups.map(str::to_owned));
+            details.extend(second.map(str::to_owned));
         }
         details.push(match &cfg.sink {
             SinkConfig::File(_) => "file (transactional)".into(),
@@ -450,7 +471,7 @@ impl Pipeline {
         }
         let split = exchange_point(&spec);
         let stateless = split.is_none();
-        let regroup = regroups_apart(&spec, p);
+        let layer = second_layer(&spec, p);
         let counters = self.counters();
         let (ack_tx, ack_rx) = std::sync::mpsc::channel();
         let cap = self.cfg.queue_capacity;
@@ -470,10 +491,10 @@ impl Pipeline {
                 .ok_or_else(|| StartError::Io("queue".into()))
         };
         if let Some(split) = split {
-            // A regroup's second layer: rows task q → groups task r, p × p queues.
+            // A second layer: first-layer task q → second-layer task r, p × p queues.
             let mut rows_outs: Vec<Vec<route::Tx>> = (0..p).map(|_| Vec::new()).collect();
             let mut groups_ins: Vec<Vec<route::Rx>> = (0..p).map(|_| Vec::new()).collect();
-            if regroup {
+            if layer.is_some() {
                 for ins in &mut groups_ins {
                     for outs in &mut rows_outs {
                         let (tx, rx) = queue(cap);
@@ -489,7 +510,7 @@ impl Pipeline {
                     outs.push(tx);
                     inputs.push(rx);
                 }
-                let outs = if regroup {
+                let outs = if layer.is_some() {
                     std::mem::take(&mut rows_outs[q])
                 } else {
                     vec![sink_of(&mut sink_tx, q)?]
@@ -503,8 +524,10 @@ impl Pipeline {
                     continue;
                 }
                 let mut runner = self.stage_runner(&manifest, q, split)?;
-                if regroup {
-                    runner.hand_over_regroups();
+                match layer {
+                    Some(SecondLayer::Groups) => runner.hand_over_regroups(),
+                    Some(SecondLayer::Rank) => runner.hand_over_ranked(),
+                    None => {}
                 }
                 tasks.push(Box::new(StageTask::new(
                     (q, q),
@@ -517,7 +540,11 @@ impl Pipeline {
                     counters[1].clone(),
                 )));
             }
-            for (r, inputs) in groups_ins.into_iter().enumerate().filter(|_| regroup) {
+            for (r, inputs) in groups_ins
+                .into_iter()
+                .enumerate()
+                .filter(|_| layer.is_some())
+            {
                 let slot = p + r;
                 if manifest.stages_finished[slot] {
                     continue;
@@ -674,11 +701,11 @@ impl Pipeline {
             .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))
     }
 
-    /// Stage tasks, each with its state in a checkpoint: one per partition, two for a
-    /// regroup over several (the rows', then the groups').
+    /// Stage tasks, each with its state in a checkpoint: one per partition, two where a
+    /// second layer runs (see [`SecondLayer`]).
     fn stage_slots(&self) -> usize {
         let p = self.cfg.partitions;
-        if regroups_apart(&self.spec, p) {
+        if second_layer(&self.spec, p).is_some() {
             2 * p
         } else {
             p
@@ -693,18 +720,25 @@ impl Pipeline {
             let spec = &self.spec;
             let sources: Vec<&str> = spec.sources.iter().map(|s| s.name.as_str()).collect();
             kept.push(Arc::new(Counters::new(&sources.join(" + "), "source", p)));
+            let layer = second_layer(spec, p);
             if exchange_point(spec).is_some() {
                 let name = if spec.join.is_some() {
                     "join"
-                } else if regroups_apart(spec, p) {
+                } else if layer == Some(SecondLayer::Groups) {
                     "group_by"
                 } else {
                     "aggregate"
                 };
                 kept.push(Arc::new(Counters::new(name, "stage", p)));
             }
-            if regroups_apart(spec, p) {
-                kept.push(Arc::new(Counters::new("aggregate", "stage", p)));
+            match layer {
+                Some(SecondLayer::Groups) => {
+                    kept.push(Arc::new(Counters::new("aggregate", "stage", p)));
+                }
+                Some(SecondLayer::Rank) => {
+                    kept.push(Arc::new(Counters::new("rank", "stage", p)));
+                }
+                None => {}
             }
             kept.push(Arc::new(Counters::new("sink", "sink", p)));
         }

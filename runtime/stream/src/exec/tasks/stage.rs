@@ -41,6 +41,9 @@ pub(crate) struct StageTask {
     out: Outboxes,
     ckpt_dir: PathBuf,
     done: bool,
+    /// Per spec source, the watermark last passed on to a second layer (see
+    /// `forward_watermark`).
+    forwarded: Vec<i64>,
     late_seen: u64,
     rr: usize,
     ack: Sender<Ack>,
@@ -80,6 +83,7 @@ impl StageTask {
             out: Outboxes::new(outs),
             ckpt_dir,
             done: false,
+            forwarded: vec![i64::MIN; n],
             late_seen,
             rr: 0,
             ack,
@@ -106,9 +110,14 @@ impl StageTask {
     }
 
     /// Sends the rows the runner emitted to the sink (and, on the rows side of a
-    /// regroup, its changes of group to their groups' tasks).
+    /// regroup, its changes of group to their groups' tasks; in a ranked window's first
+    /// layer, the rows to their window's task).
     #[inline]
     fn push_rows(&mut self, born: Instant) {
+        if self.runner.hands_over_ranked() {
+            self.push_ranked(born);
+            return;
+        }
         let rows = self.runner.emitted();
         let n = rows.len() as u64;
         for row in rows {
@@ -117,6 +126,39 @@ impl StageTask {
         self.counters.add_out(n);
         if self.runner.hands_over_regroups() {
             self.push_regroups(born);
+        }
+    }
+
+    /// Sends each row a partition's ranking kept to the task of its window, which ranks
+    /// every partition's rows of the window again.
+    #[inline(never)]
+    fn push_ranked(&mut self, born: Instant) {
+        let parts = self.out.len();
+        let mut n = 0;
+        for row in self.runner.emitted() {
+            n += 1;
+            let to = row
+                .get("window_start")
+                .map_or(0, |start| partition_of(start, parts));
+            self.out.push(to, Item::Row { row, born });
+        }
+        self.counters.add_out(n);
+    }
+
+    /// In a ranked window's first layer, passes spec source `s`'s watermark on to every
+    /// task of the second, after the rows it closed (each queue keeps its order), so a
+    /// window's task has every partition's rows of it when the window closes there.
+    fn forward_watermark(&mut self, s: usize, born: Instant) {
+        if !self.runner.hands_over_ranked() {
+            return;
+        }
+        let Some(w) = self.runner.given_watermark(s) else {
+            return;
+        };
+        if w > self.forwarded[s] {
+            self.forwarded[s] = w;
+            let source = s as u16;
+            self.out.broadcast(|| Item::Watermark { source, w, born });
         }
     }
 
@@ -207,12 +249,14 @@ impl Tasklet for StageTask {
                         input.idle[s] = false;
                         self.recompute(s);
                         self.push_rows(born);
+                        self.forward_watermark(s, born);
                     }
                     Item::Idle { source } => {
                         let born = Instant::now();
                         input.idle[source as usize] = true;
                         self.recompute(source as usize);
                         self.push_rows(born);
+                        self.forward_watermark(source as usize, born);
                     }
                     Item::Barrier(id) => {
                         input.aligned = true;
@@ -225,8 +269,17 @@ impl Tasklet for StageTask {
                             self.recompute(s);
                         }
                         self.push_rows(born);
+                        for s in 0..self.runner.spec().sources.len() {
+                            self.forward_watermark(s, born);
+                        }
                     }
-                    Item::Row { .. } | Item::Out { .. } => {}
+                    // A ranked window's second layer: rows the first ranked.
+                    Item::Row { row, born } => {
+                        records += 1;
+                        self.runner.rank_row(row);
+                        self.push_rows(born);
+                    }
+                    Item::Out { .. } => {}
                 }
             }
             moved += taken;
@@ -286,10 +339,88 @@ mod tests {
     use super::StageTask;
     use crate::engine::{Record, Runner};
     use crate::exec::metrics::Counters;
-    use crate::exec::route::{Item, queue};
+    use crate::exec::route::{Item, partition_of, queue};
     use crate::exec::workers::Tasklet;
     use crate::exec::{Control, Shared};
     use crate::spec::PipelineSpec;
+
+    fn control() -> Arc<Control> {
+        Arc::new(Control {
+            requested: AtomicU64::new(0),
+            paused: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            failure: std::sync::Mutex::new(None),
+            done: AtomicBool::new(false),
+            shared: Arc::new(Shared::default()),
+        })
+    }
+
+    /// A ranked window's first layer sends each kept row to its window's task, then the
+    /// watermark that closed the window to every task, behind the rows: so the window's
+    /// task ranks it as soon as every partition closed it, not at the end of the input.
+    #[test]
+    fn a_ranked_windows_first_layer_passes_its_rows_then_its_watermark_on() {
+        let spec = PipelineSpec::from_yaml(
+            "name: w\nsources: [{name: s}]\nsteps:\n  - key_by: k\n  - aggregate: {window: {tumbling: 1000}, ops: {n: count}, rank: {by: n, top: 1}}\n",
+        )
+        .expect("spec");
+        let (in_tx, in_rx) = queue(64);
+        let outs: Vec<_> = (0..2).map(|_| queue(64)).collect();
+        let (txs, mut rxs): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
+        let (ack, _acks) = std::sync::mpsc::channel();
+        let dir = tempfile::tempdir().expect("dir");
+        let mut runner = Runner::stage(spec, 1);
+        runner.hand_over_ranked();
+        let mut task = StageTask::new(
+            (0, 0),
+            runner,
+            vec![in_rx],
+            txs,
+            dir.path().to_path_buf(),
+            ack,
+            control(),
+            Arc::new(Counters::new("aggregate", "stage", 1)),
+        );
+        let born = Instant::now();
+        // Windows [0,1000) and [1000,2000): k1 ranks first in each.
+        let mut items: Vec<Item> = [("k1", 100), ("k2", 200), ("k1", 300), ("k1", 1100)]
+            .into_iter()
+            .map(|(k, ts)| Item::Rec {
+                source: 0,
+                rec: Record {
+                    key: k.into(),
+                    value: crate::value::Val::Null,
+                    ts,
+                },
+                born,
+            })
+            .collect();
+        items.push(Item::Watermark {
+            source: 0,
+            w: 1000,
+            born,
+        });
+        assert!(in_tx.try_send(items).is_ok());
+        task.call();
+        let mut seen: Vec<Vec<String>> = vec![Vec::new(); 2];
+        for (q, rx) in rxs.iter_mut().enumerate() {
+            while let Some(item) = rx.try_recv() {
+                match item {
+                    Item::Row { row, .. } => {
+                        let start = row.get("window_start").expect("start").clone();
+                        assert_eq!(partition_of(&start, 2), q, "routed by window");
+                        seen[q].push(format!("row {}", row.get("key").expect("key")));
+                    }
+                    Item::Watermark { w, .. } => seen[q].push(format!("watermark {w}")),
+                    _ => {}
+                }
+            }
+        }
+        // Each queue in its order: the row before the watermark on its window's queue.
+        let q = partition_of(&0i64.into(), 2);
+        assert_eq!(seen[q], ["row \"k1\"", "watermark 1000"]);
+        assert_eq!(seen[1 - q], ["watermark 1000"]);
+    }
 
     /// The results a watermark's arrival emits (the windows it closes) carry the instant
     /// the watermark was made, not one taken after the windows were closed: their latency
@@ -304,14 +435,7 @@ mod tests {
         let (in_tx, in_rx) = queue(64);
         let (out_tx, mut out_rx) = queue(64);
         let (ack, _acks) = std::sync::mpsc::channel();
-        let control = Arc::new(Control {
-            requested: AtomicU64::new(0),
-            paused: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            failure: std::sync::Mutex::new(None),
-            done: AtomicBool::new(false),
-            shared: Arc::new(Shared::default()),
-        });
+        let control = control();
         let dir = tempfile::tempdir().expect("dir");
         let mut task = StageTask::new(
             (0, 0),
