@@ -18,8 +18,9 @@
 //! `CAPSTAN_BENCH_KEYS` (state test, default 500,000). `CAPSTAN_BENCH_ONLY=Q5` runs only
 //! the queries whose label starts with it (and their latency test), no state test;
 //! `CAPSTAN_BENCH_NO_LATENCY` skips the latency tests; `CAPSTAN_BENCH_CHECKPOINT_MS`
-//! (default 1,000) spaces the checkpoints. The last two are for counting instructions
-//! under callgrind (README, Development).
+//! (default 1,000) spaces the checkpoints. Those two are for counting instructions under
+//! callgrind (README, Development). `CAPSTAN_BENCH_LATENCY_RATE` sets the latency tests'
+//! rate (events/s; default half the measured maximum), to compare runs at one rate.
 
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,8 @@ const QUERIES: [(&str, &str); 5] = [
         "  - filter: 'auction % 123 == 0'\n",
     ),
     (
-        "Q5-like hopping 10s/2s bids per auction",
-        "  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}}\n",
+        "Q5 hot items (hopping 10s/2s, most bids)",
+        "  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}, rank: {by: bids, top: 1}}\n",
     ),
     (
         "Q7-like tumbling 10s max price per auction",
@@ -194,12 +195,13 @@ fn join_throughput(
     })
 }
 
-/// Runs at `rate` events/s for a few seconds; the median of the per-second sink p99s.
-fn latency(label: &str, steps: &str, rate: u64, partitions: u64) {
+/// Runs at `rate` events/s for `seconds`; the median of the per-second sink p99s (of the
+/// seconds with results: a 2 s hopping window has results every other second).
+fn latency(label: &str, steps: &str, rate: u64, partitions: u64, seconds: u64) {
     let dir = tempfile::tempdir().expect("dir");
     let text = spec(steps, partitions, &format!("kind: bids, rate: {rate}"));
     let p = Pipeline::start(&text, dir.path(), StartMode::Fresh).expect("start");
-    std::thread::sleep(Duration::from_secs(7));
+    std::thread::sleep(Duration::from_secs(seconds));
     let s = p.status();
     p.stop();
     let mut p99: Vec<f64> = s.samples.iter().skip(2).filter_map(|x| x.p99_ms).collect();
@@ -208,9 +210,10 @@ fn latency(label: &str, steps: &str, rate: u64, partitions: u64) {
     let worst = p99.last().copied();
     let read: u64 = s.vertices.first().map_or(0, |v| v.records_in);
     println!(
-        "{label:<44} at {rate} events/s: sink p99 median {} ms, worst second {} ms ({read} events read)",
+        "{label:<44} at {rate} events/s: sink p99 median {} ms, worst second {} ms, over {} seconds with results ({read} events read)",
         median.map_or("–".into(), |v| format!("{v:.2}")),
         worst.map_or("–".into(), |v| format!("{v:.2}")),
+        p99.len(),
     );
 }
 
@@ -233,8 +236,9 @@ fn state_memory(keys: u64, partitions: u64) {
     drop(p);
 }
 
-/// The queries whose latency is measured (Q1 and Q5-like), by index in [`QUERIES`].
-const LATENCY: [usize; 2] = [1, 3];
+/// The queries whose latency is measured (Q1 and Q5), by index in [`QUERIES`], and for
+/// how long: Q5's windows close every 2 s, so it runs long enough for several closes.
+const LATENCY: [(usize, u64); 2] = [(1, 7), (3, 20)];
 
 /// `CAPSTAN_BENCH_ONLY`: the query label prefix to run alone.
 fn only() -> Option<String> {
@@ -277,10 +281,12 @@ fn main() {
         }
     }
     runs.print();
-    for (i, (label, steps)) in QUERIES.iter().enumerate() {
-        if LATENCY.contains(&i) && wanted(label) && !no_latency {
-            let rate = runs.median_rate(label);
-            latency(label, steps, (rate * 0.5) as u64, partitions);
+    for (i, seconds) in LATENCY {
+        let (label, steps) = QUERIES[i];
+        if wanted(label) && !no_latency {
+            let half = (runs.median_rate(label) * 0.5) as u64;
+            let rate = env_or("CAPSTAN_BENCH_LATENCY_RATE", half);
+            latency(label, steps, rate, partitions, seconds);
         }
     }
 }

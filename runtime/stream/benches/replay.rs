@@ -102,8 +102,8 @@ fn main() {
         &events,
     );
     run(
-        "Q5-like hopping 10s/2s bids per auction",
-        "name: q5\nsources: [{name: bids}]\nsteps:\n  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}}\n",
+        "Q5 hot items (hopping 10s/2s, most bids)",
+        "name: q5\nsources: [{name: bids}]\nsteps:\n  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}, rank: {by: bids, top: 1}}\n",
         &events,
     );
     run(

@@ -365,6 +365,7 @@ impl Runner {
         // itself: a record cannot move it.
         if self.given.is_none() {
             self.advance(self.watermark());
+            self.merge_ahead();
         }
     }
 

@@ -43,6 +43,11 @@ impl Ranking {
             .flatten()
     }
 
+    /// Whether a key scoring `score` ranks so far (`NaN`: no number, never).
+    pub(super) fn takes(&self, score: f64) -> bool {
+        !score.is_nan() && self.threshold().is_none_or(|t| score >= t)
+    }
+
     /// Offers a key whose aggregation scores `score` (`None`: no number, not ranked);
     /// `row` makes its row, called only if the key ranks so far.
     pub(super) fn offer(&mut self, score: Option<f64>, row: impl FnOnce() -> Val) {

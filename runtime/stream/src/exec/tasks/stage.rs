@@ -322,6 +322,8 @@ impl Tasklet for StageTask {
             self.done = true;
         }
         self.out.flush();
+        // A ranked window's next complete panes, when due: after this call's output went.
+        self.runner.merge_ahead();
         if moved > 0 {
             Progress::Made
         } else {
