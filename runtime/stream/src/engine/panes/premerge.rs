@@ -7,8 +7,11 @@
 //! But four of its five panes are complete 2 s before the close (Flink merges slices the
 //! same way). So after a window closes, the next one's complete panes are merged, with
 //! each key's score, and at its close only the keys of its last pane are merged into
-//! them: a lookup each. The keys merged ahead and in no later pane keep their score,
-//! and only those at or above the ranking's threshold are looked at.
+//! them. Each key of that pane is looked up in the merge when it first comes (or when
+//! the merge is made, for the keys already there), so the close reads the pane's scores
+//! and positions in the merge as two arrays, and merges the few keys in both. The keys
+//! merged ahead and in no later pane keep their score, and only those at or above the
+//! ranking's threshold are looked at.
 //!
 //! The merge ahead runs once the watermark is half an advance past the close, not at
 //! once: every partition closes a window at the same watermark, and a merge ahead right
@@ -24,7 +27,7 @@ use hashbrown::DefaultHashBuilder;
 use super::super::acc::Accs;
 use super::super::rank::Ranking;
 use super::super::{KeyText, Runner};
-use super::{Pane, Panes, Part, merge_runs};
+use super::{NOT_AHEAD, Pane, Panes, Part, merge_runs};
 use crate::spec::{Aggregate, Rank, Window};
 use crate::value::Val;
 
@@ -33,15 +36,11 @@ use crate::value::Val;
 pub(in crate::engine) struct Premerged {
     pub(super) start: i64,
     pub(super) upto: i64,
-    /// The merged keys, found by hash (not ordered).
+    /// The merged keys, found by hash (not ordered), with their scores.
     merged: Pane,
-    /// Each merged key's score (`NaN`: none), by its position in `merged`: scanned at
-    /// the close without touching the keys.
-    scores: Vec<f64>,
-    /// A bit per key hash (8 bits per key or more): a key of the last pane whose bit is
-    /// clear is not in `merged`, with no lookup. Why: the lookups missed the cache, one
-    /// per key of the last pane, and made the close 17 ms of Q5's; its keys are mostly
-    /// auctions new in that pane, in no earlier one.
+    /// A bit per key hash (8 bits per key or more): a key whose bit is clear is not in
+    /// `merged`, with no lookup. Most keys looked up are not there (in Q5, auctions new in
+    /// the last pane), and the table's lookups miss the cache.
     seen: Vec<u64>,
 }
 
@@ -52,56 +51,32 @@ impl Premerged {
         (i / 64, 1 << (i % 64))
     }
 
-    fn note(&mut self, h: u64) {
+    /// The position in `merged` of key `k` (hash `h`), or [`NOT_AHEAD`].
+    pub(super) fn position(&self, h: u64, k: &KeyText) -> u32 {
         let (word, bit) = self.bit(h);
-        self.seen[word] |= bit;
-    }
-
-    /// Whether a key hashed `h` may be merged ahead (a clear bit: it is not).
-    fn may_hold(&self, h: u64) -> bool {
-        let (word, bit) = self.bit(h);
-        self.seen[word] & bit != 0
-    }
-
-    /// Key `k` (hash `h`) as merged ahead, if it is.
-    fn get(&self, h: u64, k: &KeyText) -> Option<&Part> {
-        if !self.may_hold(h) {
-            return None;
+        if self.seen[word] & bit == 0 {
+            return NOT_AHEAD;
         }
         let parts = &self.merged.parts;
         self.merged
             .index
             .find(h, |&i| parts[i].0 == *k)
-            .map(|&i| &parts[i].1)
+            .map_or(NOT_AHEAD, |&i| i as u32)
     }
-}
 
-impl Pane {
-    /// Adds a part whose key (hashed `h`) the pane does not hold.
-    fn push_unique(&mut self, h: u64, k: &KeyText, part: Part) {
-        let i = self.parts.len();
-        self.parts.push((k.clone(), part));
-        self.hashes.push(h);
-        let hashes = &self.hashes;
-        self.index.insert_unique(h, i, |&j| hashes[j]);
+    /// Adds a merged key (hash `h`), which `merged` does not hold yet.
+    fn push(&mut self, h: u64, k: &KeyText, part: Part, score: f64) {
+        let (word, bit) = self.bit(h);
+        self.seen[word] |= bit;
+        let m = &mut self.merged;
+        let i = m.parts.len();
+        m.parts.push((k.clone(), part));
+        m.hashes.push(h);
+        m.scores.push(score);
+        let hashes = &m.hashes;
+        m.index.insert_unique(h, i, |&j| hashes[j]);
     }
-}
 
-impl Panes {
-    /// A late record went to the pane starting at `pane`: a merge ahead holding it is out
-    /// of date.
-    pub(super) fn forget_premerge(&mut self, pane: i64) {
-        if self
-            .premerged
-            .as_ref()
-            .is_some_and(|p| p.start <= pane && pane < p.upto)
-        {
-            self.spare_merge = self.premerged.take();
-        }
-    }
-}
-
-impl Premerged {
     /// The ranked results of window `[start, end)`: these merged panes and `rest`, its
     /// panes from `upto` on (ordered, if more than one), into `closing` in key order.
     pub(super) fn close<'p>(
@@ -115,50 +90,51 @@ impl Premerged {
     ) {
         let mut ranking = Ranking::new(rank);
         let mut both: Option<Accs> = None;
-        let mut offer = |ahead: Option<&Part>, key: &Val, accs: &Accs| match ahead {
-            Some(ahead) => {
-                let m = both.get_or_insert_with(|| ahead.accs.clone());
-                m.clone_from(&ahead.accs);
-                m.merge(a, accs);
-                ranking.offer(m.score(rank.by), || {
-                    Runner::window_row(a, key, start, end, m)
-                });
-            }
-            None => ranking.offer(accs.score(rank.by), || {
-                Runner::window_row(a, key, start, end, accs)
-            }),
-        };
+        // A key of the later panes, and its part merged ahead if it has one.
+        let mut offer =
+            |ranking: &mut Ranking, ahead: Option<&Part>, key: &Val, accs: &Accs| match ahead {
+                Some(ahead) => {
+                    let m = both.get_or_insert_with(|| ahead.accs.clone());
+                    m.clone_from(&ahead.accs);
+                    m.merge(a, accs);
+                    ranking.offer(m.score(rank.by), || {
+                        Runner::window_row(a, key, start, end, m)
+                    });
+                }
+                None => ranking.offer(accs.score(rank.by), || {
+                    Runner::window_row(a, key, start, end, accs)
+                }),
+            };
         let mut panes = rest.clone();
         match (panes.next(), panes.next()) {
             (None, _) => {}
-            // One pane (the usual case, panes as long as the advance): its keys are
-            // distinct, in any order.
-            // First the positions of the keys that may be merged ahead, from the hashes
-            // alone: loads that do not wait on each other, which the processor overlaps
-            // (looked up key by key in the walk below, the bits' cache misses were most of
-            // the close).
+            // One pane (the usual case, panes as long as the advance), its keys found in
+            // the merge as they came: two arrays read, a part touched only to be merged
+            // or to make a row.
+            (Some(one), None) if one.ahead.len() == one.parts.len() => {
+                for (i, (&at, &score)) in one.ahead.iter().zip(&one.scores).enumerate() {
+                    if at == NOT_AHEAD && !ranking.takes(score) {
+                        continue;
+                    }
+                    let ahead = (at != NOT_AHEAD).then(|| &self.merged.parts[at as usize].1);
+                    let p = &one.parts[i].1;
+                    offer(&mut ranking, ahead, &p.key, &p.accs);
+                }
+            }
             (Some(one), None) => {
-                let maybe: Vec<usize> = one
-                    .hashes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, h)| self.may_hold(**h))
-                    .map(|(i, _)| i)
-                    .collect();
-                let mut maybe = maybe.into_iter().peekable();
                 for (i, (k, p)) in one.parts.iter().enumerate() {
-                    let ahead = match maybe.next_if_eq(&i) {
-                        Some(_) => self.get(one.hashes[i], k),
-                        None => None,
-                    };
-                    offer(ahead, &p.key, &p.accs);
+                    let at = self.position(one.hashes[i], k);
+                    let ahead = (at != NOT_AHEAD).then(|| &self.merged.parts[at as usize].1);
+                    offer(&mut ranking, ahead, &p.key, &p.accs);
                 }
             }
             _ => merge_runs(a, rest.clone(), scratch, |k, key, accs| {
-                offer(self.get(hasher.hash_one(k), k), key, accs);
+                let at = self.position(hasher.hash_one(k), k);
+                let ahead = (at != NOT_AHEAD).then(|| &self.merged.parts[at as usize].1);
+                offer(&mut ranking, ahead, key, accs);
             }),
         }
-        for (i, &score) in self.scores.iter().enumerate() {
+        for (i, &score) in self.merged.scores.iter().enumerate() {
             if !ranking.takes(score) {
                 continue;
             }
@@ -174,6 +150,20 @@ impl Premerged {
         let from = closing.len();
         ranking.finish(closing);
         closing[from..].sort_by_cached_key(|row| KeyText::of(row.get("key").unwrap_or(&Val::Null)));
+    }
+}
+
+impl Panes {
+    /// A late record went to the pane starting at `pane`: a merge ahead holding it is out
+    /// of date.
+    pub(super) fn forget_premerge(&mut self, pane: i64) {
+        if self
+            .premerged
+            .as_ref()
+            .is_some_and(|p| p.start <= pane && pane < p.upto)
+        {
+            self.spare_merge = self.premerged.take();
+        }
     }
 }
 
@@ -223,7 +213,6 @@ impl Runner {
         }
         let mut ahead = spare_merge.take().unwrap_or_default();
         ahead.merged.clear();
-        ahead.scores.clear();
         ahead.start = start;
         ahead.upto = upto;
         let runs = by_start.range(start..upto).map(|(_, p)| p);
@@ -236,15 +225,21 @@ impl Runner {
             .seen
             .resize((keys * 8).next_power_of_two().max(64) / 64, 0);
         merge_runs(&a, runs, scratch, |k, key, accs| {
-            ahead.scores.push(accs.score(rank.by).unwrap_or(f64::NAN));
             let part = Part {
                 key: key.clone(),
                 accs: accs.clone(),
             };
-            let h = hasher.hash_one(k);
-            ahead.note(h);
-            ahead.merged.push_unique(h, k, part);
+            let score = accs.score(rank.by).unwrap_or(f64::NAN);
+            ahead.push(hasher.hash_one(k), k, part, score);
         });
+        // The keys the pane after holds so far; those it gets from now on are found as
+        // they come (`Panes::update`).
+        if let Some(next) = by_start.get_mut(&upto) {
+            let found: Vec<u32> = (next.parts.iter().zip(&next.hashes))
+                .map(|((k, _), &h)| ahead.position(h, k))
+                .collect();
+            next.ahead = found;
+        }
         *premerged = Some(ahead);
     }
 }
