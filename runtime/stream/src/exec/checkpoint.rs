@@ -9,8 +9,9 @@
 //!   now (a roll forward; renaming is idempotent).
 //!
 //! Layout under the pipeline's data dir: `ckpt/manifest.json`, `ckpt/<id>/part-<s>.json`
-//! (the state of stage slot `s`: partition `s`, or for a regroup over `p` partitions the
-//! groups of partition `s - p` from `s = p` on), and for a file sink
+//! (the state of stage slot `s`: partition `s`, or where a second layer runs over `p`
+//! partitions, a regroup's groups or a ranked window's windows, that layer's partition
+//! `s - p` from `s = p` on), and for a file sink
 //! `<dir>/.staged/*.staged` and `<dir>/*.jsonl`.
 
 use std::path::{Path, PathBuf};
@@ -145,7 +146,7 @@ pub(crate) struct Coordinator {
     pub(crate) sink_dir: Option<PathBuf>,
     pub(crate) partitions: usize,
     /// Stage tasks (slots of state): none for a stateless pipeline, one per partition, or
-    /// two for a regroup over several partitions.
+    /// two where a second layer runs (a regroup, a ranked window, over several).
     pub(crate) stages: usize,
     pub(crate) interval: Option<Duration>,
     pub(crate) manifest: Manifest,

@@ -7,7 +7,8 @@
 //!
 //! A stateless pipeline has no stage: sources write straight to their partition's sink.
 //! A table regrouped over several partitions has two stages per partition: the rows (by
-//! key), then the groups (by group), with an exchange between (see `stage`).
+//! key), then the groups (by group), with an exchange between (see `stage`); a ranked
+//! window too: each partition's ranking, then each window's (by window).
 //! Checkpoints are aligned: a stage stops reading an input once that input's barrier
 //! arrived, until every input's has, then snapshots and passes the barrier on.
 

@@ -3,7 +3,10 @@
 //!
 //! A regroup over several partitions has two layers of stage tasks (see
 //! `crate::engine::Regroup`): the rows side sends each change of group to the groups
-//! side's task of that group, and passes barriers and ends on to all of them.
+//! side's task of that group, and passes barriers and ends on to all of them. So does a
+//! ranked window (`rank`): each partition's task ranks its keys and sends the rows it
+//! kept to the task of their window, then passes its watermark on to every task of the
+//! second layer, which ranks each window's rows again when it closes there.
 
 use std::path::PathBuf;
 use std::sync::Arc;
