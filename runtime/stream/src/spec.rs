@@ -20,6 +20,10 @@
 //! late_output: true                       # late records as {"late": record}
 //! ```
 //!
+//! A tumbling or hopping window emitting on close (no allowed lateness) may rank its keys:
+//! `rank: {by: clicks, top: 3}` emits per window only the keys with fewer than 3 keys
+//! above them by `clicks`, ties included (see [`Rank`]).
+//!
 //! Joins take two sources and no steps before them:
 //! `join: {left: L, right: R, kind: stream_table | table_table, type: inner | left | outer}`.
 

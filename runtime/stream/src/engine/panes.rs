@@ -58,7 +58,7 @@ pub(super) struct Pane {
     /// records come, so that a close reads scores without touching the parts.
     scores: Vec<f64>,
     /// The pane after a window's panes merged ahead: each part's position in the merge
-    /// ([`NOT_AHEAD`]: not there), by position; in use while as long as `parts`.
+    /// ([`NOT_AHEAD`]: not there), by position; in use while it is as long as `parts`.
     ahead: Vec<u32>,
     /// The first `order.len()` parts in the order of their key texts, as (prefix, position)
     /// (see [`KeyText::prefix`]).

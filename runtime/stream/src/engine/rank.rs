@@ -99,10 +99,12 @@ impl Runner {
 
     /// Takes a row that another task's ranking kept (the task of its window, over several
     /// partitions): it is ranked again with the other tasks' rows of the window when the
-    /// window closes here. A row that is no window result is ignored.
+    /// window closes here. A row of no window (a late record, with `late_output`) is
+    /// emitted as it is.
     pub fn rank_row(&mut self, row: Val) {
-        if let Some((start, end)) = row_window(&row) {
-            self.agg.ranked.entry((end, start)).or_default().push(row);
+        match row_window(&row) {
+            Some((start, end)) => self.agg.ranked.entry((end, start)).or_default().push(row),
+            None => self.emit(row),
         }
     }
 
@@ -134,8 +136,39 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::Ranking;
-    use crate::spec::Rank;
+    use crate::engine::Runner;
+    use crate::spec::{PipelineSpec, Rank};
     use crate::value::Val;
+
+    /// The second layer ranks each window's rows when the window closes there, and lets
+    /// a late record's row through at once.
+    #[test]
+    fn the_second_layer_ranks_each_windows_rows_and_passes_late_rows_on() {
+        let spec = PipelineSpec::from_yaml(
+            "name: r\nsources: [{name: s}]\nlate_output: true\nsteps:\n  - key_by: k\n  - aggregate: {window: {tumbling: 10}, ops: {n: count}, rank: {by: n, top: 1}}\n",
+        )
+        .expect("spec");
+        let mut r = Runner::stage(spec, 1);
+        let row = |k: &str, n: i64, start: i64| {
+            crate::engine::object([
+                ("key", k.into()),
+                ("n", n.into()),
+                ("window_start", start.into()),
+                ("window_end", (start + 10).into()),
+            ])
+        };
+        r.rank_row(row("b", 3, 0));
+        r.rank_row(row("a", 3, 0));
+        r.rank_row(row("c", 2, 0));
+        r.rank_row(row("d", 9, 10));
+        let late = crate::engine::object([("late", Val::from(1i64))]);
+        r.rank_row(late.clone());
+        assert_eq!(r.drain(), vec![late]);
+        r.set_watermark(0, 10);
+        assert_eq!(r.drain(), vec![row("a", 3, 0), row("b", 3, 0)]);
+        r.finish();
+        assert_eq!(r.drain(), vec![row("d", 9, 10)]);
+    }
 
     fn ranked(top: usize, scores: &[Option<f64>]) -> Vec<i64> {
         let mut r = Ranking::new(Rank { by: 0, top });
