@@ -44,8 +44,8 @@ const QUERIES: [(&str, &str); 5] = [
         "  - key_by: auction\n  - aggregate: {window: {hopping: {size: 10000, advance: 2000}}, ops: {bids: count}, rank: {by: bids, top: 1}}\n",
     ),
     (
-        "Q7-like tumbling 10s max price per auction",
-        "  - key_by: auction\n  - aggregate: {window: {tumbling: 10000}, ops: {max: {max: price}}}\n",
+        "Q7 highest bids (tumbling 10s, top price)",
+        "  - aggregate: {window: {tumbling: 10000}, ops: {highest: {top: {n: 1, by: price, ties: true}}}}\n",
     ),
 ];
 

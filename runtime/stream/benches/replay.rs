@@ -107,8 +107,8 @@ fn main() {
         &events,
     );
     run(
-        "Q7-like tumbling 10s max price",
-        "name: q7\nsources: [{name: bids}]\nsteps:\n  - key_by: 0\n  - aggregate: {window: {tumbling: 10000}, ops: {max: {max: price}}}\n",
+        "Q7 highest bids (tumbling 10s, top price)",
+        "name: q7\nsources: [{name: bids}]\nsteps:\n  - aggregate: {window: {tumbling: 10000}, ops: {highest: {top: {n: 1, by: price, ties: true}}}}\n",
         &events,
     );
 }

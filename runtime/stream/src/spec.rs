@@ -126,6 +126,9 @@ pub enum AggOp {
         n: usize,
         /// The score.
         by: Expr,
+        /// Whether records scoring the same as the `n`-th are kept too (Nexmark's Q7: the
+        /// bids at the window's highest price, however many).
+        ties: bool,
     },
 }
 
@@ -838,7 +841,7 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
                     let tat = format!("{at}.top");
                     let body = om.get("top").expect("top");
                     let tm = map_of(body, &tat)?;
-                    known(tm, &tat, &["n", "by"])?;
+                    known(tm, &tat, &["n", "by", "ties"])?;
                     let n = positive(
                         tm.get("n")
                             .ok_or_else(|| err(format!("{tat}.n"), "required"))?,
@@ -852,7 +855,17 @@ fn aggregate(v: &Yaml, path: &str) -> Result<Aggregate, SpecError> {
                             .ok_or_else(|| err(format!("{tat}.by"), "required"))?,
                         &format!("{tat}.by"),
                     )?;
-                    AggOp::Top { n: n as usize, by }
+                    let ties = match tm.get("ties") {
+                        None => false,
+                        Some(t) => t
+                            .as_bool()
+                            .ok_or_else(|| err(format!("{tat}.ties"), "expected true or false"))?,
+                    };
+                    AggOp::Top {
+                        n: n as usize,
+                        by,
+                        ties,
+                    }
                 }
                 Yaml::Mapping(om) if om.len() == 1 => {
                     let (k, e) = om.iter().next().expect("one");

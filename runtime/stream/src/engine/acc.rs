@@ -43,22 +43,34 @@ impl Acc {
         }
     }
 
-    /// Adds a record to a top-N (a record without a numeric score is skipped).
-    pub(super) fn offer(top: &mut Vec<(f64, Val)>, n: usize, score: f64, value: &Val) {
+    /// Adds a record to a top-N (a record without a numeric score is skipped); with
+    /// `ties`, records scoring the same as the `n`-th stay too.
+    pub(super) fn offer(
+        top: &mut Vec<(f64, Val)>,
+        (n, ties): (usize, bool),
+        score: f64,
+        value: &Val,
+    ) {
         // After every equal score: the earlier record ranks first.
         let at = top.partition_point(|(s, _)| *s >= score);
-        if at < n {
-            top.insert(at, (score, value.clone()));
-            top.truncate(n);
+        let tied = ties && top.get(n - 1).is_some_and(|(s, _)| *s == score);
+        if at >= n && !tied {
+            return;
         }
+        top.insert(at, (score, value.clone()));
+        let keep = match top.get(n - 1) {
+            Some(&(last, _)) if ties => top.partition_point(|(s, _)| *s >= last),
+            _ => n,
+        };
+        top.truncate(keep);
     }
 
     /// Adds record `r`'s input `x` to this value of operation `op`: a top-N offers the
     /// record, the others [`Acc::apply`] the number.
     fn add_input(&mut self, op: &AggOp, r: &Rec, x: Option<f64>, integral: bool, sign: f64) {
-        if let (Acc::Top(top), AggOp::Top { n, .. }) = (&mut *self, op) {
+        if let (Acc::Top(top), AggOp::Top { n, ties, .. }) = (&mut *self, op) {
             if let Some(score) = x {
-                Acc::offer(top, *n, score, &r.value);
+                Acc::offer(top, (*n, *ties), score, &r.value);
             }
             return;
         }
@@ -170,10 +182,11 @@ impl Accs {
 
     pub(super) fn merge(&mut self, a: &Aggregate, other: &Accs) {
         for ((acc, b), (_, op)) in self.0.iter_mut().zip(&other.0).zip(&a.ops) {
-            if let (Acc::Top(top), Acc::Top(more), AggOp::Top { n, .. }) = (&mut *acc, b, op) {
+            if let (Acc::Top(top), Acc::Top(more), AggOp::Top { n, ties, .. }) = (&mut *acc, b, op)
+            {
                 // Sessions merge in start order, so `top` holds the earlier records.
                 for (score, v) in more {
-                    Acc::offer(top, *n, *score, v);
+                    Acc::offer(top, (*n, *ties), *score, v);
                 }
                 continue;
             }
