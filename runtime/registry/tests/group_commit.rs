@@ -142,14 +142,25 @@ fn a_committer_lost_with_its_runtime_does_not_block_the_store() {
         .expect("runtime");
     first.block_on(async {
         let r = Registry::embedded(&store, "lost").await.expect("registry");
-        let mut write = std::pin::pin!(r.create("/a", b"", CreateMode::Persistent));
-        // Poll the write once: it queues itself and starts the committer, whose task this
-        // single-threaded runtime has not run yet; then give the write up.
-        tokio::select! {
-            biased;
-            _ = &mut write => panic!("the write cannot finish before its committer's task runs"),
-            () = std::future::ready(()) => {}
+        // Poll a write once: it queues itself and starts the committer, whose task this
+        // single-threaded runtime has not run yet; then give the write up. On a loaded
+        // machine SQLite's worker thread can answer each step before the writer's poll
+        // looks again, and the whole commit ends in that poll, leaving no task to lose
+        // (seen once in `make test`): then another write tries again, a bounded number
+        // of times.
+        for i in 0..50 {
+            let path = format!("/a{i}");
+            let mut write = std::pin::pin!(r.create(&path, b"", CreateMode::Persistent));
+            let pending = tokio::select! {
+                biased;
+                _ = &mut write => false,
+                () = std::future::ready(()) => true,
+            };
+            if pending {
+                return;
+            }
         }
+        panic!("50 writes each ended in their first poll: no committer task was left to lose");
     });
     // The committer task goes with the runtime, never polled.
     drop(first);
