@@ -496,16 +496,20 @@ mod tests {
     use super::*;
     use crate::spec::PipelineSpec;
 
-    /// Records of 40 keys over 60 s, out of order, a tenth of them late by up to 15 s
-    /// (some past the lateness): late keys land in panes already put in key order.
-    fn input() -> Vec<Val> {
-        let mut seed: u64 = 7;
-        let mut next = move |n: u64| {
+    /// Pseudo-random draws below `n`, the same for the same `seed`.
+    fn draws(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n| {
             seed = seed
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             (seed >> 33) % n
-        };
+        }
+    }
+
+    /// Records of 40 keys over 60 s, out of order, a tenth of them late by up to 15 s
+    /// (some past the lateness): late keys land in panes already put in key order.
+    fn input() -> Vec<Val> {
+        let mut next = draws(7);
         (0..3_000)
             .map(|i: i64| {
                 let mut ts = i * 20 + next(300) as i64;
@@ -607,13 +611,7 @@ steps:
         // by up to 6 s: into panes merged ahead, but not into every one. One in 100 is
         // for one of five sparse keys, with a value above all others: seen in earlier
         // panes, they come back in a window's last pane after its merge ahead was made.
-        let mut seed: u64 = 11;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
+        let mut next = draws(11);
         let input: Vec<Val> = (0..4_000)
             .map(|i: i64| {
                 let mut ts = i * 20 + next(300) as i64;

@@ -344,20 +344,34 @@ mod tests {
     use super::StageTask;
     use crate::engine::{Record, Runner};
     use crate::exec::metrics::Counters;
-    use crate::exec::route::{Item, partition_of, queue};
+    use crate::exec::route::{Item, Rx, Tx, partition_of, queue};
     use crate::exec::workers::Tasklet;
     use crate::exec::{Control, Shared};
     use crate::spec::PipelineSpec;
 
-    fn control() -> Arc<Control> {
-        Arc::new(Control {
+    /// Stage task 0 of a test: `runner`, reading `input`, writing to `outs`, with its
+    /// checkpoints in `dir`.
+    fn stage_task(runner: Runner, input: Rx, outs: Vec<Tx>, dir: &std::path::Path) -> StageTask {
+        let (ack, _) = std::sync::mpsc::channel();
+        let control = Arc::new(Control {
             requested: AtomicU64::new(0),
             paused: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             failure: std::sync::Mutex::new(None),
             done: AtomicBool::new(false),
             shared: Arc::new(Shared::default()),
-        })
+        });
+        let counters = Arc::new(Counters::new("aggregate", "stage", 1));
+        StageTask::new(
+            (0, 0),
+            runner,
+            vec![input],
+            outs,
+            dir.to_path_buf(),
+            ack,
+            control,
+            counters,
+        )
     }
 
     /// A ranked window's first layer sends each kept row to its window's task, then the
@@ -372,20 +386,10 @@ mod tests {
         let (in_tx, in_rx) = queue(64);
         let outs: Vec<_> = (0..2).map(|_| queue(64)).collect();
         let (txs, mut rxs): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
-        let (ack, _acks) = std::sync::mpsc::channel();
         let dir = tempfile::tempdir().expect("dir");
         let mut runner = Runner::stage(spec, 1);
         runner.hand_over_ranked();
-        let mut task = StageTask::new(
-            (0, 0),
-            runner,
-            vec![in_rx],
-            txs,
-            dir.path().to_path_buf(),
-            ack,
-            control(),
-            Arc::new(Counters::new("aggregate", "stage", 1)),
-        );
+        let mut task = stage_task(runner, in_rx, txs, dir.path());
         let born = Instant::now();
         // Windows [0,1000) and [1000,2000): k1 ranks first in each.
         let mut items: Vec<Item> = [("k1", 100), ("k2", 200), ("k1", 300), ("k1", 1100)]
@@ -439,19 +443,8 @@ mod tests {
         .expect("spec");
         let (in_tx, in_rx) = queue(64);
         let (out_tx, mut out_rx) = queue(64);
-        let (ack, _acks) = std::sync::mpsc::channel();
-        let control = control();
         let dir = tempfile::tempdir().expect("dir");
-        let mut task = StageTask::new(
-            (0, 0),
-            Runner::stage(spec, 1),
-            vec![in_rx],
-            vec![out_tx],
-            dir.path().to_path_buf(),
-            ack,
-            control,
-            Arc::new(Counters::new("aggregate", "stage", 1)),
-        );
+        let mut task = stage_task(Runner::stage(spec, 1), in_rx, vec![out_tx], dir.path());
         let read = Instant::now();
         let mut items: Vec<Item> = (0..3)
             .map(|i| Item::Rec {
