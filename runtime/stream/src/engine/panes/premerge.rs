@@ -17,8 +17,12 @@
 //! once: every partition closes a window at the same watermark, and a merge ahead right
 //! after the close kept the worker threads from the tasks that take the results on (the
 //! ranking's second layer, the sink): Q5's p99 went from 50 to 129 ms. It is not state:
-//! a restored runner merges at its next close as before. A late record in a pane merged ahead makes the
-//! merge out of date, and the close merges every pane as before.
+//! a restored runner merges at its next close as before. A late record in a pane merged
+//! ahead makes the merge out of date, and the close merges every pane as before.
+//!
+//! The cost is memory: the merge copies its panes' keys and aggregations (112 bytes a
+//! key, with some 30 more for its hash, score and index), so a ranked hopping window holds
+//! up to about 1.75 times the state of the same window unranked.
 
 use std::hash::BuildHasher;
 
