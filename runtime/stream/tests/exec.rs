@@ -190,25 +190,28 @@ fn restart_until_finished(
     (restarts, restored_from)
 }
 
-#[test]
-fn restarts_from_checkpoints_commit_exactly_what_a_run_without_them_does() {
-    let dir = temp_dir("restarts");
+/// Runs `steps` over 3 partitions, restarting at pseudo-random moments (drawn from
+/// `seed`; bounded: at most 12 restarts, 60 s), and checks that what it committed is
+/// exactly what the replay gives.
+fn restarts_commit_what_the_replay_gives(name: &str, steps: &str, seed: u64) {
+    let dir = temp_dir(name);
     let inputs = write_inputs(&dir, 3, 20_000);
-    let text = spec_text(&inputs, 3, 10, WINDOWED);
+    let text = spec_text(&inputs, 3, 10, steps);
     let want = replayed(&text, &inputs);
     let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    // Restart at pseudo-random moments (bounded: at most 12 restarts, 60 s).
-    let (restarts, _) =
-        restart_until_finished(&p, 12, false, 0x2545_F491_4F6C_DD1D, |r| 5 + r % 40);
+    let (restarts, _) = restart_until_finished(&p, 12, false, seed, |r| 5 + r % 40);
     assert!(
         restarts > 0,
         "finished before any restart: make the input longer"
     );
-    assert_eq!(
-        committed(&dir.join("out")),
-        want,
-        "after {restarts} restarts"
-    );
+    let got = committed(&dir.join("out"));
+    assert_eq!(got.len(), want.len(), "rows after {restarts} restarts");
+    assert_eq!(got, want, "after {restarts} restarts");
+}
+
+#[test]
+fn restarts_from_checkpoints_commit_exactly_what_a_run_without_them_does() {
+    restarts_commit_what_the_replay_gives("restarts", WINDOWED, 0x2545_F491_4F6C_DD1D);
 }
 
 /// Per hopping window, the two users with the highest total (ties included): each
@@ -235,17 +238,7 @@ fn a_ranked_window_over_partitions_commits_what_the_replay_gives_with_and_withou
     let names: Vec<&str> = status.vertices.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["clicks", "aggregate", "rank", "sink"]);
 
-    let dir = temp_dir("ranked-restarts");
-    let inputs = write_inputs(&dir, 3, 20_000);
-    let text = spec_text(&inputs, 3, 10, RANKED);
-    let want = replayed(&text, &inputs);
-    let p = Pipeline::start(&text, &dir, StartMode::Fresh).expect("start");
-    let (restarts, _) =
-        restart_until_finished(&p, 12, false, 0x9E37_79B9_7F4A_7C15, |r| 5 + r % 40);
-    assert!(restarts > 0, "finished before any restart");
-    let got = committed(&dir.join("out"));
-    assert_eq!(got.len(), want.len(), "rows after {restarts} restarts");
-    assert_eq!(got, want, "after {restarts} restarts");
+    restarts_commit_what_the_replay_gives("ranked-restarts", RANKED, 0x9E37_79B9_7F4A_7C15);
 }
 
 #[test]
