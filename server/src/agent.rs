@@ -65,6 +65,45 @@ impl FromStr for RegistryTarget {
     }
 }
 
+/// Opens the registry `target` (and, for an embedded one, its store, to be kept open as
+/// long as the registry is used).
+///
+/// # Errors
+/// An unreachable ZooKeeper, an unreadable digest file (or one given for an embedded
+/// registry), or an embedded file that cannot be opened.
+pub async fn open_registry(
+    target: &RegistryTarget,
+    digest_file: Option<&Path>,
+    session_timeout: Duration,
+) -> anyhow::Result<(Registry, Option<EmbeddedStore>)> {
+    match target {
+        RegistryTarget::ZooKeeper { connect, namespace } => {
+            let digest = digest_file.map(read_digest).transpose()?;
+            let registry = Registry::zookeeper(ZkSettings {
+                connect: connect.clone(),
+                namespace: namespace.clone(),
+                digest,
+                session_timeout,
+            })
+            .await
+            .with_context(|| {
+                format!("connecting to ZooKeeper at {connect}, namespace {namespace}")
+            })?;
+            Ok((registry, None))
+        }
+        RegistryTarget::Embedded(path) => {
+            if digest_file.is_some() {
+                anyhow::bail!("--digest-file applies to ZooKeeper registries only");
+            }
+            let store = EmbeddedStore::open(path, Durability::ProcessCrash)
+                .await
+                .with_context(|| format!("opening the embedded registry {}", path.display()))?;
+            let registry = Registry::embedded(&store, EMBEDDED_NAMESPACE).await?;
+            Ok((registry, Some(store)))
+        }
+    }
+}
+
 /// Reads a digest (`user:password`) from a file, trimmed.
 fn read_digest(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
@@ -133,33 +172,8 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let session_timeout = Duration::from_millis(args.session_timeout_ms.max(1000));
     let fire_ahead = fire_ahead(args.fire_ahead_ms)?;
     // Kept alive for the agent's lifetime: the embedded store behind the registry.
-    let mut _store = None;
-    let registry = match &target {
-        RegistryTarget::ZooKeeper { connect, namespace } => {
-            let digest = args.digest_file.as_deref().map(read_digest).transpose()?;
-            Registry::zookeeper(ZkSettings {
-                connect: connect.clone(),
-                namespace: namespace.clone(),
-                digest,
-                session_timeout,
-            })
-            .await
-            .with_context(|| {
-                format!("connecting to ZooKeeper at {connect}, namespace {namespace}")
-            })?
-        }
-        RegistryTarget::Embedded(path) => {
-            if args.digest_file.is_some() {
-                anyhow::bail!("--digest-file applies to ZooKeeper registries only");
-            }
-            let store = EmbeddedStore::open(path, Durability::ProcessCrash)
-                .await
-                .with_context(|| format!("opening the embedded registry {}", path.display()))?;
-            let registry = Registry::embedded(&store, EMBEDDED_NAMESPACE).await?;
-            _store = Some(store);
-            registry
-        }
-    };
+    let (registry, _store) =
+        open_registry(&target, args.digest_file.as_deref(), session_timeout).await?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let history_file = args.data_dir.join("agent-history.db");

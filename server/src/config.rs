@@ -60,6 +60,32 @@ pub struct PipelineStartArgs {
     /// Print the pipeline's status every this many seconds (0: never).
     #[arg(long, default_value_t = 5)]
     pub status_every: u64,
+
+    /// Register the pipeline on this registry as a `STREAM` job:
+    /// `zookeeper://HOST:PORT[,HOST:PORT]/NAMESPACE` or `embedded:PATH`. Several processes
+    /// may start the same spec on one registry: one runs it, the others stand by and take
+    /// over from the last checkpoint in `--data` (so give them one directory on shared
+    /// storage) when its session ends.
+    #[arg(long, env = "CAPSTAN_REGISTRY")]
+    pub registry: Option<String>,
+
+    /// A file holding the ZooKeeper digest `user:password`.
+    #[arg(long, env = "CAPSTAN_DIGEST_FILE")]
+    pub digest_file: Option<PathBuf>,
+
+    /// The registry session timeout, in milliseconds: how long after this process dies
+    /// (or is cut off) a standby takes over.
+    #[arg(long, env = "CAPSTAN_SESSION_TIMEOUT_MS", default_value_t = 15_000)]
+    pub session_timeout_ms: u64,
+
+    /// The IP to register under. Unset: the first non-loopback IPv4 address of this
+    /// machine.
+    #[arg(long, env = "CAPSTAN_IP")]
+    pub ip: Option<String>,
+
+    /// Log filter, in `tracing` env-filter syntax.
+    #[arg(long, env = "CAPSTAN_LOG", default_value = "info")]
+    pub log: String,
 }
 
 /// `capstan pipeline run`.

@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => capstan_server::serve(args).await,
         Command::ResetPassword(args) => capstan_server::reset_password(args).await,
         Command::Agent(args) => capstan_server::agent::agent(args).await,
-        Command::Pipeline(cmd) => capstan_server::pipeline::run(cmd),
+        Command::Pipeline(cmd) => capstan_server::pipeline::run(cmd).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

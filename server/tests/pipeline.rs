@@ -1,11 +1,14 @@
 //! `capstan pipeline run` end to end: files in, file out, errors named.
 
+#[path = "../../runtime/registry/tests/support/mod.rs"]
+mod support;
+
 use capstan_server::config::{PipelineCommand, PipelineRunArgs};
 
 const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../runtime/stream/tests/cases");
 
-#[test]
-fn run_replays_a_golden_case_into_a_file() {
+#[tokio::test]
+async fn run_replays_a_golden_case_into_a_file() {
     let dir = tempfile::tempdir().expect("dir");
     let case = std::path::Path::new(CASES).join("table_table_inner_join");
     let output = dir.path().join("out.jsonl");
@@ -14,6 +17,7 @@ fn run_replays_a_golden_case_into_a_file() {
         input: case.join("input.jsonl"),
         output: output.clone(),
     }))
+    .await
     .expect("run");
     let parse = |text: &str| -> Vec<serde_json::Value> {
         text.lines()
@@ -26,8 +30,8 @@ fn run_replays_a_golden_case_into_a_file() {
     assert!(!output.with_extension("partial").exists());
 }
 
-#[test]
-fn a_bad_spec_or_input_line_is_named() {
+#[tokio::test]
+async fn a_bad_spec_or_input_line_is_named() {
     let dir = tempfile::tempdir().expect("dir");
     let spec = dir.path().join("p.yaml");
     std::fs::write(
@@ -36,6 +40,7 @@ fn a_bad_spec_or_input_line_is_named() {
     )
     .expect("spec");
     let e = capstan_server::pipeline::run(PipelineCommand::Check { spec: spec.clone() })
+        .await
         .expect_err("bad spec");
     assert!(e.to_string().contains("steps[0].filter"), "{e}");
     std::fs::write(&spec, "name: p\nsources: [{name: s}]\n").expect("spec");
@@ -46,6 +51,7 @@ fn a_bad_spec_or_input_line_is_named() {
         input,
         output: dir.path().join("out.jsonl"),
     }))
+    .await
     .expect_err("bad line");
     assert!(e.to_string().contains("input line 2"), "{e}");
 }
@@ -97,15 +103,7 @@ fn kill_9_at_random_points_commits_exactly_the_output_of_a_run_without_crashes()
 
     let dir = tempfile::tempdir().expect("dir");
     let paths = click_files(dir.path(), 3, 150_000);
-    let spec = dir.path().join("clicks.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            "name: clicks\nsources: [{{name: clicks}}]\nsteps:\n  - key_by: user\n  - aggregate:\n      window: {{tumbling: 1000}}\n      ops: {{n: count, total: {{sum: amount}}}}\nrun:\n  partitions: 3\n  workers: 2\n  checkpoint_interval_ms: 50\n  inputs:\n    clicks: {{file: {{paths: [{}]}}}}\n  sink: {{file: out}}\n",
-            paths.join(", ")
-        ),
-    )
-    .expect("spec");
+    let spec = clicks_spec(dir.path(), &paths);
     let capstan = env!("CARGO_BIN_EXE_capstan");
     let start = |data: &std::path::Path| {
         Command::new(capstan)
@@ -181,4 +179,144 @@ fn kill_9_at_random_points_commits_exactly_the_output_of_a_run_without_crashes()
         want,
         "after {kills} kills"
     );
+}
+
+/// The clicks spec over `paths`, windowed per user, into a transactional file sink.
+fn clicks_spec(dir: &std::path::Path, paths: &[String]) -> std::path::PathBuf {
+    let spec = dir.join("clicks.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: clicks\nsources: [{{name: clicks}}]\nsteps:\n  - key_by: user\n  - aggregate:\n      window: {{tumbling: 1000}}\n      ops: {{n: count, total: {{sum: amount}}}}\nrun:\n  partitions: 3\n  workers: 2\n  checkpoint_interval_ms: 50\n  inputs:\n    clicks: {{file: {{paths: [{}]}}}}\n  sink: {{file: out}}\n",
+            paths.join(", ")
+        ),
+    )
+    .expect("spec");
+    spec
+}
+
+/// Two `capstan pipeline start` processes on one ZooKeeper with one data directory (as on
+/// shared storage): one runs the pipeline, the other stands by. The runner is killed with
+/// SIGKILL mid-run; once its session times out the standby takes over from its last
+/// checkpoint and finishes, and the committed output is exactly a clean run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_process_finishes_a_killed_runners_pipeline_with_the_same_output() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use capstan_registry::{Registry, ZkSettings};
+
+    let zk = support::ZooKeeper::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let paths = click_files(dir.path(), 3, 300_000);
+    let spec = clicks_spec(dir.path(), &paths);
+    let capstan = env!("CARGO_BIN_EXE_capstan");
+    let start = |data: &std::path::Path, registry: Option<&str>| {
+        let mut c = Command::new(capstan);
+        c.args(["pipeline", "start"])
+            .arg(&spec)
+            .arg("--data")
+            .arg(data)
+            .args([
+                "--status-every",
+                "0",
+                "--session-timeout-ms",
+                "4000",
+                "--ip",
+                "127.0.0.1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(r) = registry {
+            c.args(["--registry", r]);
+        }
+        c.spawn().expect("capstan")
+    };
+    let clean = dir.path().join("clean");
+    let out = start(&clean, None).wait_with_output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = committed_rows(&clean.join("out"));
+
+    let url = format!("zookeeper://{}/streams", zk.connect());
+    let admin = Registry::zookeeper(ZkSettings {
+        connect: zk.connect().parse().expect("connect"),
+        namespace: "streams".into(),
+        digest: None,
+        session_timeout: Duration::from_secs(10),
+    })
+    .await
+    .expect("zookeeper");
+    let leader = || async {
+        admin
+            .get("/clicks/leader/election/instance")
+            .await
+            .ok()
+            .map(|(v, _)| String::from_utf8_lossy(&v).into_owned())
+    };
+    let until = |what: &str, t: Instant| {
+        assert!(t.elapsed() < Duration::from_secs(60), "timed out: {what}");
+    };
+    let shared = dir.path().join("shared");
+    let mut runner = start(&shared, Some(&url));
+    let t = Instant::now();
+    while leader().await != Some(format!("127.0.0.1@-@{}", runner.id())) {
+        until("the first process leads", t);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let standby = start(&shared, Some(&url));
+    let standby_instance = format!("127.0.0.1@-@{}", standby.id());
+    while admin
+        .exists(&format!("/clicks/instances/{standby_instance}"))
+        .await
+        .expect("exists")
+        .is_none()
+    {
+        until("the second process registers", t);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Killed once it has committed some output, before it finishes.
+    while committed_rows(&shared.join("out")).is_empty() {
+        until("the runner commits", t);
+        assert!(
+            runner.try_wait().expect("wait").is_none(),
+            "the runner finished first: make the input longer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    runner.kill().expect("kill -9");
+    let _ = runner.wait();
+    let at_kill = committed_rows(&shared.join("out")).len();
+    assert!(at_kill < want.len(), "the runner had finished");
+    assert_eq!(
+        leader().await.as_deref().map(|l| l == standby_instance),
+        Some(false),
+        "the standby led before the runner's session ended"
+    );
+
+    // Bounded: a standby that never takes over is killed and fails the test.
+    let mut standby = standby;
+    let t = Instant::now();
+    while standby.try_wait().expect("wait").is_none() && t.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = standby.kill();
+    let out = standby.wait_with_output().expect("standby");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("standing by"), "{log}");
+    assert!(log.contains("leading"), "{log}");
+    assert_eq!(
+        committed_rows(&shared.join("out")),
+        want,
+        "{at_kill} rows committed at the kill"
+    );
+    admin.close().await;
 }

@@ -9,13 +9,24 @@
 //! `/{name}/capstan/restart` appears (see [`request_restart`]). Its status is published to
 //! `/{name}/capstan/metrics` as JSON every few seconds.
 //!
+//! Several processes may register the same pipeline (`capstan pipeline start --registry`
+//! on several hosts, with one data directory on shared storage): one runs it, the others
+//! stand by ([`StartMode::Standby`](crate::exec::StartMode::Standby)). Who runs it is
+//! ElasticJob's leader: the instance in the ephemeral `/{name}/leader/election/instance`,
+//! created by whoever finds it missing (ZooKeeper's create is the election: one create
+//! wins). When the leader's session ends, a standby creates it and takes over from the
+//! last checkpoint, and the items' `instance` nodes name it. A leader whose connection is
+//! suspended stops at once (Curator's advice): after its session times out another may
+//! lead, and two writers of one data directory would corrupt it.
+//!
 //! One process runs all partitions: the registry lists them, it does not spread them over
 //! instances (the executor's exchange is in-process).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use capstan_registry::{CreateMode, Error as RegistryError, Registry};
+use capstan_registry::{CreateMode, Error as RegistryError, Registry, SessionEvent};
 
 use crate::exec::{Pipeline, State};
 
@@ -26,6 +37,10 @@ pub const STREAM_TYPE: &str = "STREAM";
 const POLL: Duration = Duration::from_millis(300);
 /// How often the metrics snapshot is published (and ephemeral nodes re-checked).
 const PUBLISH_EVERY: u32 = 10;
+
+fn leader_node(job: &str) -> String {
+    format!("/{job}/leader/election/instance")
+}
 
 fn restart_node(job: &str) -> String {
     format!("/{job}/capstan/restart")
@@ -60,6 +75,20 @@ async fn ephemeral(registry: &Registry, path: &str, data: &[u8]) -> Result<(), R
 async fn gone(registry: &Registry, path: &str) -> Result<(), RegistryError> {
     match registry.delete(path, None).await {
         Ok(()) | Err(RegistryError::NoNode(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes `path` if this session's ephemeral node.
+async fn gone_if_mine(registry: &Registry, path: &str) -> Result<(), RegistryError> {
+    match registry.get(path).await {
+        Ok((_, stat)) if stat.ephemeral_owner == registry.session_id() => {
+            match registry.delete(path, Some(stat.version)).await {
+                Ok(()) | Err(RegistryError::NoNode(_) | RegistryError::BadVersion(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Ok(_) | Err(RegistryError::NoNode(_)) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -142,17 +171,11 @@ pub async fn register(
         registry
             .create_if_absent(&format!("{root}/servers/{ip}"), b"", CreateMode::Persistent)
             .await?;
-        for i in 0..status.partitions {
-            registry
-                .put(
-                    &format!("{root}/sharding/{i}/instance"),
-                    instance.as_bytes(),
-                )
-                .await?;
-        }
         Ok::<(), RegistryError>(())
     };
     setup.await.map_err(|e| e.to_string())?;
+    // Subscribed before the first round: a suspension from then on is seen.
+    let events = registry.session_events();
     let mut follower = Follower {
         registry,
         pipeline,
@@ -161,10 +184,13 @@ pub async fn register(
         instance,
         running: None,
         paused_by_registry: false,
+        items_written: false,
+        lifecycle: Arc::new(Mutex::new(())),
+        fences: Arc::new(AtomicU64::new(0)),
     };
-    // The first round writes the ephemeral nodes before this returns.
+    // The first round elects, and writes the ephemeral nodes, before this returns.
     follower.round(0).await.map_err(|e| e.to_string())?;
-    Ok(tokio::spawn(follower.run()))
+    Ok(tokio::spawn(follower.run(events)))
 }
 
 struct Follower {
@@ -176,24 +202,167 @@ struct Follower {
     /// Whether the items' `running` nodes are up.
     running: Option<bool>,
     paused_by_registry: bool,
+    /// Whether the items' `instance` nodes name this process since it leads.
+    items_written: bool,
+    /// Taking over and stepping down, one at a time (each runs on a blocking thread).
+    lifecycle: Arc<Mutex<()>>,
+    /// Counts the fences (step-downs on a suspended or ended session). A take-over
+    /// decided before a fence must not run after it: it checks this count under
+    /// `lifecycle`, and the fence adds to it before taking `lifecycle`.
+    fences: Arc<AtomicU64>,
+}
+
+/// What woke the follower.
+enum Next {
+    Session(Option<SessionEvent>),
+    Round(Result<(), RegistryError>),
 }
 
 impl Follower {
-    async fn run(mut self) {
+    async fn run(mut self, mut events: capstan_registry::SessionEvents) {
         let mut round = 1u32;
         loop {
-            if let Err(e) = self.round(round).await {
-                if matches!(e, RegistryError::Closed) {
+            // A round's registry calls can wait through a disconnection; the session's
+            // events are watched meanwhile, so a leader whose connection is suspended
+            // stops at once, not when its calls give up.
+            let next = tokio::select! {
+                biased;
+                e = events.next() => Next::Session(e),
+                r = async {
+                    let r = self.round(round).await;
+                    tokio::time::sleep(POLL).await;
+                    r
+                } => Next::Round(r),
+            };
+            match next {
+                Next::Session(Some(SessionEvent::Suspended | SessionEvent::Expired)) => {
+                    self.fence("the registry connection is suspended or its session ended")
+                        .await;
+                }
+                Next::Session(None | Some(SessionEvent::Closed)) => {
+                    self.fence("the registry is closed").await;
                     return;
                 }
-                tracing::warn!(pipeline = %self.pipeline.name(), error = %e, "pipeline registration: registry unavailable; retrying");
+                Next::Session(Some(_)) => {}
+                Next::Round(Ok(())) => round = round.wrapping_add(1),
+                Next::Round(Err(RegistryError::Closed)) => {
+                    self.fence("the registry is closed").await;
+                    return;
+                }
+                Next::Round(Err(e)) => {
+                    round = round.wrapping_add(1);
+                    tracing::warn!(pipeline = %self.pipeline.name(), error = %e, "pipeline registration: registry unavailable; retrying");
+                }
             }
-            round = round.wrapping_add(1);
-            tokio::time::sleep(POLL).await;
         }
     }
 
+    /// Stops the pipeline if it runs: this process may no longer lead.
+    async fn fence(&mut self, why: &str) {
+        self.fences.fetch_add(1, Ordering::SeqCst);
+        if self.pipeline.status().state == State::Standby {
+            return;
+        }
+        tracing::warn!(pipeline = %self.pipeline.name(), "{why}: stopping the pipeline until this process leads again");
+        let (p, lifecycle) = (self.pipeline.clone(), self.lifecycle.clone());
+        // Stepping down joins the task threads: off the async runtime.
+        let _ = tokio::task::spawn_blocking(move || {
+            let _one = lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+            p.step_down();
+        })
+        .await;
+        self.running = None;
+    }
+
+    /// Whether this process leads (runs the pipeline), electing it if nobody does.
+    async fn lead(&self) -> Result<bool, RegistryError> {
+        let r = &self.registry;
+        let path = leader_node(self.pipeline.name());
+        match r.get(&path).await {
+            Ok((v, stat)) => {
+                Ok(v == self.instance.as_bytes() && stat.ephemeral_owner == r.session_id())
+            }
+            Err(RegistryError::NoNode(_)) => {
+                r.create_with(
+                    &path,
+                    self.instance.as_bytes(),
+                    capstan_registry::CreateOptions {
+                        mode: CreateMode::Ephemeral,
+                        create_parents: true,
+                    },
+                )
+                .await
+                .map(|_| true)
+                .or_else(|e| match e {
+                    // Another candidate's create came first.
+                    RegistryError::NodeExists(_) => Ok(false),
+                    e => Err(e),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `f` on the pipeline on a blocking thread (it starts or joins task threads),
+    /// unless a fence came after the `seen`-th: what `f` does was decided as leader.
+    /// `None` if it did not run.
+    async fn as_leader<T: Send + 'static>(
+        &self,
+        seen: u64,
+        f: impl FnOnce(&Pipeline) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (p, lifecycle, fences) = (
+            self.pipeline.clone(),
+            self.lifecycle.clone(),
+            self.fences.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let _one = lifecycle.lock().unwrap_or_else(|e| e.into_inner());
+            (fences.load(Ordering::SeqCst) == seen).then(|| f(&p))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Runs the pipeline if this process leads, stands it by if another does. Returns
+    /// whether it leads, and the fence count its decision was made at.
+    async fn follow_leadership(&mut self) -> Result<(bool, u64), RegistryError> {
+        let seen = self.fences.load(Ordering::SeqCst);
+        let leads = self.lead().await?;
+        let standing_by = self.pipeline.status().state == State::Standby;
+        if leads && standing_by {
+            match self.as_leader(seen, Pipeline::take_over).await {
+                Some(Ok(())) => {
+                    tracing::info!(pipeline = %self.pipeline.name(), instance = %self.instance, "leading: running the pipeline from its last checkpoint");
+                    self.running = None;
+                }
+                // Tried again next round; meanwhile no other process runs it either.
+                Some(Err(e)) => {
+                    tracing::error!(pipeline = %self.pipeline.name(), error = %e, "leading, but the pipeline cannot start");
+                }
+                None => return Ok((false, seen)),
+            }
+        } else if !leads && !standing_by {
+            self.fence("another process leads").await;
+        }
+        // The items name their leader once it leads (ElasticJob's sharding result).
+        if leads && !self.items_written {
+            for i in 0..self.pipeline.status().partitions {
+                self.registry
+                    .put(
+                        &format!("{}/sharding/{i}/instance", self.root),
+                        self.instance.as_bytes(),
+                    )
+                    .await?;
+            }
+        }
+        self.items_written = leads;
+        Ok((leads, seen))
+    }
+
     async fn round(&mut self, round: u32) -> Result<(), RegistryError> {
+        let (leads, seen) = self.follow_leadership().await?;
         let r = &self.registry;
         let instance_yaml = format!(
             "jobInstanceId: {}\nlabels: capstan\nserverIp: {}\n",
@@ -207,19 +376,15 @@ impl Follower {
                 instance_yaml.as_bytes(),
             )
             .await?;
-            ephemeral(
-                r,
-                &format!("{}/leader/election/instance", self.root),
-                self.instance.as_bytes(),
-            )
-            .await?;
-            let mut s = self.pipeline.status();
-            s.samples.clear();
-            s.checkpoints = s
-                .checkpoints
-                .split_off(s.checkpoints.len().saturating_sub(5));
-            if let Ok(json) = serde_json::to_vec(&s) {
-                r.put(&metrics_node(self.pipeline.name()), &json).await?;
+            if leads {
+                let mut s = self.pipeline.status();
+                s.samples.clear();
+                s.checkpoints = s
+                    .checkpoints
+                    .split_off(s.checkpoints.len().saturating_sub(5));
+                if let Ok(json) = serde_json::to_vec(&s) {
+                    r.put(&metrics_node(self.pipeline.name()), &json).await?;
+                }
             }
             self.running = None; // re-assert below
         }
@@ -239,35 +404,37 @@ impl Follower {
             self.pipeline.resume();
             self.paused_by_registry = false;
         }
-        if r.exists(&restart_node(self.pipeline.name()))
-            .await?
-            .is_some()
+        // The leader restarts (and consumes the request); a standby leaves it.
+        if leads
+            && r.exists(&restart_node(self.pipeline.name()))
+                .await?
+                .is_some()
         {
-            let p = self.pipeline.clone();
-            // Restarting joins the task threads: off the async runtime.
-            let outcome = tokio::task::spawn_blocking(move || p.restart()).await;
-            match outcome {
-                Ok(Ok(())) => {
-                    tracing::info!(pipeline = %self.pipeline.name(), "restarted from the last checkpoint on request")
+            match self.as_leader(seen, Pipeline::restart).await {
+                Some(Ok(())) => {
+                    tracing::info!(pipeline = %self.pipeline.name(), "restarted from the last checkpoint on request");
                 }
-                Ok(Err(e)) => {
-                    tracing::error!(pipeline = %self.pipeline.name(), error = %e, "restart requested but failed")
+                Some(Err(e)) => {
+                    tracing::error!(pipeline = %self.pipeline.name(), error = %e, "restart requested but failed");
                 }
-                Err(e) => {
-                    tracing::error!(pipeline = %self.pipeline.name(), error = %e, "restart task failed")
-                }
+                // Fenced meanwhile: the request stays for whoever leads.
+                None => return Ok(()),
             }
             gone(r, &restart_node(self.pipeline.name())).await?;
         }
-        let running = self.pipeline.status().state == State::Running;
+        let running = leads && self.pipeline.status().state == State::Running;
         if self.running != Some(running) {
             let partitions = self.pipeline.status().partitions;
             for i in 0..partitions {
                 let path = format!("{}/sharding/{i}/running", self.root);
                 if running {
                     ephemeral(r, &path, b"").await?;
-                } else {
+                } else if leads {
                     gone(r, &path).await?;
+                } else {
+                    // Not the leader's to remove: the process that runs it now writes
+                    // its own.
+                    gone_if_mine(r, &path).await?;
                 }
             }
             self.running = Some(running);

@@ -131,3 +131,96 @@ async fn a_registered_pipeline_is_a_stream_job_controlled_through_the_registry()
     assert!(request_restart(&registry, "nothing").await.is_err());
     p.stop();
 }
+
+/// Two processes register one pipeline with one data directory (two sessions on one
+/// store here): one runs it, the other stands by and leaves the leader's nodes and
+/// requests alone. When the leader's session ends, the standby takes over from the
+/// leader's last checkpoint, and the items name it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_from_the_leaders_checkpoint_when_its_session_ends() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = EmbeddedStore::open(&dir.path().join("registry.db"), Durability::ProcessCrash)
+        .await
+        .expect("store");
+    let data = dir.path().join("data");
+    let spec = SPEC.replace(
+        "partitions: 3\n",
+        "partitions: 3\n  checkpoint_interval_ms: 100\n",
+    );
+    let mut nodes = Vec::new();
+    for n in 1..=2 {
+        let registry = Registry::embedded(&store, "ns").await.expect("registry");
+        let p = Pipeline::start(&spec, &data, StartMode::Standby).expect("standby");
+        assert_eq!(p.status().state, State::Standby);
+        let instance = format!("10.0.0.{n}@-@{n}");
+        let follow = register(
+            registry.clone(),
+            p.clone(),
+            format!("10.0.0.{n}"),
+            instance.clone(),
+        )
+        .await
+        .expect("register");
+        nodes.push((registry, p, instance, follow));
+    }
+    let [(r1, p1, i1, _f1), (r2, p2, i2, _f2)] = <[_; 2]>::try_from(nodes).ok().expect("two");
+    // The first to register leads; the second stands by.
+    until("the first runs", || p1.status().state == State::Running).await;
+    assert_eq!(p2.status().state, State::Standby);
+    assert_eq!(
+        text(&r2, "/temps/leader/election/instance").await,
+        Some(i1.clone())
+    );
+    assert_eq!(
+        text(&r2, "/temps/sharding/2/instance").await,
+        Some(i1.clone())
+    );
+    // Both are instances; a restart request is the leader's to consume.
+    assert!(text(&r2, &format!("/temps/instances/{i2}")).await.is_some());
+    request_restart(&r2, "temps").await.expect("request");
+    until("the leader restarted", || p1.status().restarts == 1).await;
+    assert_eq!(p2.status().restarts, 0);
+    assert_eq!(p2.status().state, State::Standby);
+    until("checkpoints", || {
+        p1.status().checkpoints.last().is_some_and(|c| c.id >= 3)
+    })
+    .await;
+
+    // The leader's session ends (a process killed, or cut off past its timeout): it
+    // stops, and the standby runs on from the last checkpoint.
+    r1.expire_session().await.expect("expire");
+    until("the leader fenced", || p1.status().state == State::Standby).await;
+    let last = p1.status().checkpoints.last().map_or(0, |c| c.id);
+    until("the standby runs", || p2.status().state == State::Running).await;
+    assert_eq!(
+        text(&r2, "/temps/leader/election/instance").await,
+        Some(i2.clone())
+    );
+    let t = Instant::now();
+    while text(&r2, "/temps/sharding/0/instance").await.as_deref() != Some(i2.as_str()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "items not reassigned"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until("a checkpoint after the leader's", || {
+        p2.status().checkpoints.last().is_some_and(|c| c.id > last)
+    })
+    .await;
+    // It resumed the leader's checkpoints, not a run of its own from the beginning.
+    let first = p2.status().checkpoints.first().map_or(0, |c| c.id);
+    assert!(
+        first > last,
+        "first checkpoint {first} after the leader's last {last}"
+    );
+    assert!(
+        r2.exists("/temps/sharding/1/running")
+            .await
+            .expect("exists")
+            .is_some(),
+        "the new leader's items run"
+    );
+    p2.stop();
+    p1.stop();
+}

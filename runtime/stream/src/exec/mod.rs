@@ -218,6 +218,9 @@ pub enum State {
     Failed,
     /// Stopped by the operator.
     Stopped,
+    /// Registered where another process runs it: this one takes over from the last
+    /// checkpoint when that one's registry session ends.
+    Standby,
 }
 
 /// Everything the console shows of a pipeline.
@@ -279,6 +282,10 @@ pub enum StartMode {
     Resume,
     /// Delete it (and a file sink's output) and start from the beginning.
     Fresh,
+    /// Resume from it, but only once [`Pipeline::take_over`] is called: for a process
+    /// that stands by while another runs the pipeline from the same data directory (see
+    /// [`crate::registration`]). The directory is only read until then.
+    Standby,
 }
 
 /// One run of the tasks.
@@ -298,6 +305,8 @@ pub struct Pipeline {
     run: Mutex<Option<Running>>,
     paused: AtomicBool,
     stopped: AtomicBool,
+    /// Not to run until [`Pipeline::take_over`]: another process runs it.
+    standby: AtomicBool,
     restarts: AtomicU64,
     details: Vec<String>,
     edges: Vec<(usize, usize)>,
@@ -419,18 +428,24 @@ impl Pipeline {
             run: Mutex::new(None),
             paused: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            standby: AtomicBool::new(mode == StartMode::Standby),
             restarts: AtomicU64::new(0),
             details,
             edges,
         });
-        pipeline.launch()?;
+        if mode == StartMode::Standby {
+            // Refused now, not at the take-over: a standby of another version of the
+            // pipeline than the one whose checkpoint it would resume.
+            pipeline.check_manifest()?;
+        } else {
+            pipeline.launch()?;
+        }
         Ok(pipeline)
     }
 
-    /// Starts the tasks from the last complete checkpoint (or the beginning).
-    // Partition indexes run over several parallel vectors (queues, manifest entries).
-    #[allow(clippy::needless_range_loop)]
-    fn launch(&self) -> Result<(), StartError> {
+    /// The last complete checkpoint's manifest, if there is one, refused if it is of
+    /// another version of the pipeline.
+    fn check_manifest(&self) -> Result<Option<Manifest>, StartError> {
         let manifest = read_manifest(&self.ckpt).map_err(StartError::Io)?;
         if let Some(m) = &manifest
             && m.fingerprint != self.fingerprint
@@ -439,6 +454,14 @@ impl Pipeline {
                 dir: self.ckpt.display().to_string(),
             });
         }
+        Ok(manifest)
+    }
+
+    /// Starts the tasks from the last complete checkpoint (or the beginning).
+    // Partition indexes run over several parallel vectors (queues, manifest entries).
+    #[allow(clippy::needless_range_loop)]
+    fn launch(&self) -> Result<(), StartError> {
+        let manifest = self.check_manifest()?;
         recover(&self.ckpt, self.sink_dir.as_deref(), manifest.as_ref()).map_err(StartError::Io)?;
         let p = self.cfg.partitions;
         let spec = self.spec.clone();
@@ -783,10 +806,38 @@ impl Pipeline {
     /// # Errors
     /// The checkpoint cannot be read.
     pub fn restart(&self) -> Result<(), StartError> {
+        if self.standby.load(Ordering::Acquire) {
+            return Err(StartError::Io(
+                "this process stands by; the process that runs the pipeline restarts it".into(),
+            ));
+        }
         self.stop_tasks();
         self.stopped.store(false, Ordering::Relaxed);
         self.restarts.fetch_add(1, Ordering::Relaxed);
         self.launch()
+    }
+
+    /// Runs a pipeline started with [`StartMode::Standby`] (or stepped down), from the
+    /// last complete checkpoint in its data directory: whatever the process that ran it
+    /// before committed. Nothing if it runs already.
+    ///
+    /// # Errors
+    /// The checkpoint cannot be read, or is of another version of the pipeline.
+    pub fn take_over(&self) -> Result<(), StartError> {
+        if !self.standby.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.stop_tasks();
+        self.launch()?;
+        self.standby.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stops every task and stands by: another process may run the pipeline from the
+    /// same data directory now, so this one must not write there any more.
+    pub fn step_down(&self) {
+        self.standby.store(true, Ordering::Release);
+        self.stop_tasks();
     }
 
     /// Stops every task (uncommitted output is discarded at the next start).
@@ -810,6 +861,9 @@ impl Pipeline {
     }
 
     fn state(&self) -> State {
+        if self.standby.load(Ordering::Acquire) {
+            return State::Standby;
+        }
         let run = lock(&self.run);
         let Some(r) = &*run else {
             return State::Stopped;
