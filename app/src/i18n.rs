@@ -199,7 +199,8 @@ messages! {
     "rc.pipelines" => "Pipelines", "流水线";
     "pipelines.name" => "Pipeline", "流水线";
     "pipelines.vertex" => "Vertex", "顶点";
-    "pipelines.none" => "This console runs no stream pipeline on this centre.", "此控制台未在该注册中心运行流水线。";
+    "pipelines.none" => "No stream pipeline is registered on this centre.", "该注册中心没有注册流水线。";
+    "pipelines.run_by" => "run by", "运行实例";
     "pipelines.partitions" => "partitions", "分区";
     "pipelines.threads" => "threads", "线程";
     "pipelines.in" => "In", "输入";

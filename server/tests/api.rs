@@ -918,3 +918,127 @@ async fn the_console_runs_script_jobs_on_a_zookeeper_centre_it_is_told_to() {
         s.shutdown().await;
     }
 }
+
+/// A pipeline another process registered on a ZooKeeper centre (`capstan pipeline start
+/// --registry`; here in this process, with its own session) is listed with the instance
+/// that runs it and its published numbers, its page shows its DAG, an operator's pause
+/// reaches it through the registry, and once no process runs it it is OFFLINE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_run_by_another_process_is_listed_shown_and_operated() {
+    use capstan_stream::exec::{Pipeline, StartMode, State};
+    use std::time::{Duration, Instant};
+
+    let zk = support::ZooKeeper::start();
+    let c = console().await;
+    let admin = c.login("admin", ADMIN_PASSWORD).await;
+    let (status, body) = c
+        .json(
+            "POST",
+            "/api/v1/registries",
+            Some(&admin),
+            Some(json!({"name": "zk", "kind": "zookeeper", "connect": zk.connect(), "namespace": "streams"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, rows) = c
+        .json("GET", "/api/v1/registries/zk/pipelines", Some(&admin), None)
+        .await;
+    assert_eq!(rows, json!([]));
+
+    // The other process.
+    let registry = capstan_registry::Registry::zookeeper(capstan_registry::ZkSettings {
+        connect: zk.connect().parse().expect("connect"),
+        namespace: "streams".into(),
+        digest: None,
+        session_timeout: Duration::from_secs(10),
+    })
+    .await
+    .expect("zookeeper");
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = "name: temps\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {ops: {n: count}}\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 9, rate: 2000}}\n  sink: memory\n";
+    let p = Pipeline::start(spec, dir.path(), StartMode::Standby).expect("standby");
+    let instance = "10.0.0.9@-@4242";
+    let _follow = capstan_stream::registration::register(
+        registry.clone(),
+        p.clone(),
+        "10.0.0.9".into(),
+        instance.into(),
+    )
+    .await
+    .expect("register");
+
+    let listed = |want_state: &'static str| {
+        let c = &c;
+        let admin = admin.clone();
+        async move {
+            let t = Instant::now();
+            loop {
+                let (status, rows) = c
+                    .json("GET", "/api/v1/registries/zk/pipelines", Some(&admin), None)
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{rows}");
+                if rows[0]["state"] == want_state {
+                    return rows[0].clone();
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "not {want_state}: {rows}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let row = listed("RUNNING").await;
+    assert_eq!(row["name"], "temps", "{row}");
+    assert_eq!(row["runner"], instance, "{row}");
+    assert_eq!(row["partitions"], 2, "{row}");
+    let (status, detail) = c
+        .json(
+            "GET",
+            "/api/v1/registries/zk/pipelines/temps",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["row"]["runner"], instance, "{detail}");
+    let vertices: Vec<&str> = detail["vertices"]
+        .as_array()
+        .expect("vertices")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(vertices, ["readings", "aggregate", "sink"], "{detail}");
+
+    // An operator's pause goes through the registry to the process that runs it.
+    let (status, body) = c
+        .json(
+            "POST",
+            "/api/v1/registries/zk/pipelines/temps/pause",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status} {body}");
+    let t = Instant::now();
+    while p.status().state != State::Paused {
+        assert!(t.elapsed() < Duration::from_secs(10), "not paused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    listed("PAUSED").await;
+
+    // The process ends: nobody runs it.
+    p.stop();
+    registry.close().await;
+    let row = listed("OFFLINE").await;
+    assert_eq!(row["runner"], Value::Null, "{row}");
+    let (status, _) = c
+        .json(
+            "GET",
+            "/api/v1/registries/zk/pipelines/nothing",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

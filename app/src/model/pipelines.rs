@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub struct PipelineRow {
     /// The spec's name.
     pub name: String,
-    /// RUNNING, PAUSED, FINISHED, FAILED or STOPPED.
+    /// RUNNING, PAUSED, FINISHED, FAILED, STOPPED, STANDBY, or OFFLINE for one
+    /// registered by another process that no process runs now.
     pub state: String,
     /// Tasks per vertex.
     pub partitions: usize,
@@ -24,6 +25,11 @@ pub struct PipelineRow {
     pub last_checkpoint_ms: Option<i64>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The instance (`ip@-@pid`) that runs it, when another process does; `None` when
+    /// this console runs it. Such a pipeline's numbers are the ones it last published
+    /// to the registry (every few seconds).
+    #[serde(default)]
+    pub runner: Option<String>,
 }
 
 /// A vertex of the DAG.

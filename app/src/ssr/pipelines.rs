@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use capstan_stream::exec::{Pipeline, PipelineStatus, State};
+use capstan_stream::registration::{STREAM_TYPE, metrics_node};
 
-use super::db::centres;
 use super::db::centres::CentreRow;
+use super::registries::Connection;
 use super::runtimes::identity;
 use crate::error::AppError;
 use crate::model::{CheckpointView, PipelineDetail, PipelineRow, Role, SampleView, VertexView};
@@ -73,20 +74,52 @@ fn row_of(s: &PipelineStatus) -> PipelineRow {
         p99_ms: last.and_then(|x| x.p99_ms),
         last_checkpoint_ms: s.checkpoints.last().map(|c| c.at_ms),
         error: s.error.clone(),
+        runner: None,
     }
 }
 
-async fn centre(
-    state: &AppState,
-    actor: &Actor,
-    rc: &str,
-    role: Role,
-) -> Result<CentreRow, AppError> {
-    actor.require(role)?;
-    centres::by_name(&state.db, rc)
-        .await
-        .map_err(crate::ssr::internal)?
-        .ok_or_else(|| AppError::NotFound(format!("there is no registry centre named {rc:?}")))
+/// The state shown for a pipeline another process registered: its own, while a process
+/// leads it, else `OFFLINE` (its last published numbers stay on show).
+const OFFLINE: &str = "OFFLINE";
+
+/// The pipelines registered on the centre by other processes (`capstan pipeline start
+/// --registry`), as each last published itself, with the instance that runs it. Read
+/// from the console's mirror of the registry, not the registry itself.
+fn published(conn: &Connection, local: &[Arc<Pipeline>]) -> Vec<PipelineStatus> {
+    conn.cache.read(|v| {
+        v.children("/")
+            .into_iter()
+            .filter(|name| !local.iter().any(|p| p.name() == *name))
+            .filter(|name| {
+                v.get(&format!("/{name}"))
+                    .is_some_and(|n| &*n.data == STREAM_TYPE.as_bytes())
+            })
+            .filter_map(|name| {
+                // Not yet published (just registered): listed at the next snapshot.
+                let node = v.get(&metrics_node(name))?;
+                let mut status: PipelineStatus = serde_json::from_slice(&node.data).ok()?;
+                status.name = name.to_owned();
+                Some(status)
+            })
+            .collect()
+    })
+}
+
+/// Who leads pipeline `name` on the centre, from the mirror.
+fn runner(conn: &Connection, name: &str) -> Option<String> {
+    conn.cache.read(|v| {
+        v.get(&format!("/{name}/leader/election/instance"))
+            .map(|n| String::from_utf8_lossy(&n.data).into_owned())
+    })
+}
+
+fn published_row(conn: &Connection, s: &PipelineStatus) -> PipelineRow {
+    let mut row = row_of(s);
+    row.runner = runner(conn, &s.name);
+    if row.runner.is_none() {
+        OFFLINE.clone_into(&mut row.state);
+    }
+    row
 }
 
 fn find(state: &AppState, row: &CentreRow, name: &str) -> Result<Arc<Pipeline>, AppError> {
@@ -108,13 +141,16 @@ fn find(state: &AppState, row: &CentreRow, name: &str) -> Result<Arc<Pipeline>, 
 /// # Errors
 /// No such centre; not signed in.
 pub async fn list(state: &AppState, actor: &Actor, rc: &str) -> Result<Vec<PipelineRow>, AppError> {
-    let row = centre(state, actor, rc, Role::Viewer).await?;
-    Ok(state
-        .pipelines
-        .of(&row)
-        .iter()
-        .map(|p| row_of(&p.status()))
-        .collect())
+    let (row, conn) = crate::ssr::jobs::open(state, actor, rc, Role::Viewer).await?;
+    let local = state.pipelines.of(&row);
+    let mut rows: Vec<PipelineRow> = local.iter().map(|p| row_of(&p.status())).collect();
+    rows.extend(
+        published(&conn, &local)
+            .iter()
+            .map(|s| published_row(&conn, s)),
+    );
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
 }
 
 /// One pipeline.
@@ -127,12 +163,43 @@ pub async fn detail(
     rc: &str,
     name: &str,
 ) -> Result<PipelineDetail, AppError> {
-    let row = centre(state, actor, rc, Role::Viewer).await?;
-    let p = find(state, &row, name)?;
-    let s = p.status();
-    let (table_columns, table_rows) = table(&p.table().rows(20));
-    Ok(PipelineDetail {
-        row: row_of(&s),
+    let (row, conn) = crate::ssr::jobs::open(state, actor, rc, Role::Viewer).await?;
+    let local = state.pipelines.of(&row);
+    if let Some(p) = local.iter().find(|p| p.name() == name) {
+        let (table_columns, table_rows) = table(&p.table().rows(20));
+        return Ok(detail_of(
+            &p.status(),
+            row_of(&p.status()),
+            table_columns,
+            table_rows,
+        ));
+    }
+    let s = published(&conn, &local)
+        .into_iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "no stream pipeline named {name:?} is registered on {}",
+                row.name
+            ))
+        })?;
+    // A memory sink's rows are in the process that runs it, not in the registry.
+    Ok(detail_of(
+        &s,
+        published_row(&conn, &s),
+        Vec::new(),
+        Vec::new(),
+    ))
+}
+
+fn detail_of(
+    s: &PipelineStatus,
+    row: PipelineRow,
+    table_columns: Vec<String>,
+    table_rows: Vec<Vec<String>>,
+) -> PipelineDetail {
+    PipelineDetail {
+        row,
         workers: s.workers,
         vertices: s
             .vertices
@@ -183,7 +250,7 @@ pub async fn detail(
         table_columns,
         table_rows,
         restarts: s.restarts,
-    })
+    }
 }
 
 /// Rows of the memory sink as a table: `key`, the window bounds, then the other fields in

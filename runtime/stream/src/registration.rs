@@ -378,7 +378,8 @@ impl Follower {
             .await?;
             if leads {
                 let mut s = self.pipeline.status();
-                s.samples.clear();
+                // The last minute, for the charts of consoles in other processes.
+                s.samples = s.samples.split_off(s.samples.len().saturating_sub(60));
                 s.checkpoints = s
                     .checkpoints
                     .split_off(s.checkpoints.len().saturating_sub(5));

@@ -8,7 +8,8 @@ use capstan_app::ssr::pipelines;
 
 use super::{ApiActor, ApiError, ErrorBody};
 
-/// The pipelines this console runs on the centre.
+/// The pipelines registered on the centre: run by this console, or by other processes
+/// (`runner` names the instance; their numbers are the last they published).
 #[utoipa::path(
     get, path = "/api/v1/registries/{rc}/pipelines", tag = "pipelines",
     params(("rc" = String, Path)),

@@ -81,6 +81,7 @@ fn Detail(d: PipelineDetail, rc: String, action: ServerAction<RunPipelineAction>
             <span class=format!("badge pipeline-{}", state.to_lowercase()) data-testid="pipeline-state">{state.clone()}</span>
             <span class="small">{format!("{} × {} {}, {} {}", d.vertices.len(), d.row.partitions, t(lang, "pipelines.partitions"), d.workers, t(lang, "pipelines.threads"))}</span>
             <span class="small" data-testid="restarts" data-restarts=d.restarts.to_string()>{format!("{} {}", d.restarts, t(lang, "pipelines.restarts"))}</span>
+            {d.row.runner.clone().map(|r| view! { <span class="small" data-testid="runner">{t(lang, "pipelines.run_by")} " " {r}</span> })}
             <div class="actions">{pause_or_resume}{restart}</div>
         </div>
         {d.row.error.clone().map(|e| view! { <div class="alert alert-error" data-testid="pipeline-error">{e}</div> })}

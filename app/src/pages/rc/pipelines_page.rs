@@ -24,8 +24,9 @@ pub fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} ms"))
 }
 
-/// `/rc/{rc}/pipelines`: the stream pipelines this console runs on the centre, with
-/// state, throughput and lag; refreshed every two seconds.
+/// `/rc/{rc}/pipelines`: the stream pipelines registered on the centre (run by this
+/// console, or by other processes, with the instance that runs them), with state,
+/// throughput and lag; refreshed every two seconds.
 #[component]
 pub fn PipelinesPage() -> impl IntoView {
     let lang = use_lang();
@@ -69,7 +70,9 @@ pub fn PipelinesPage() -> impl IntoView {
                                         let href = format!("/rc/{rc}/pipelines/{}", crate::components::url::encode(&p.name));
                                         view! {
                                             <tr data-pipeline=p.name.clone()>
-                                                <td><a href=href>{p.name.clone()}</a></td>
+                                                <td><a href=href>{p.name.clone()}</a>
+                                                    {p.runner.clone().map(|r| view! { <div class="small" data-testid="runner">{t(lang, "pipelines.run_by")} " " {r}</div> })}
+                                                </td>
                                                 <td><span class=format!("badge pipeline-{}", p.state.to_lowercase()) data-testid="pipeline-state">{p.state.clone()}</span>
                                                     {p.error.clone().map(|e| view! { <div class="small error-text">{e}</div> })}
                                                 </td>
