@@ -297,6 +297,19 @@ async fn a_standby_process_finishes_a_killed_runners_pipeline_with_the_same_outp
         "the standby led before the runner's session ended"
     );
 
+    // How long the pipeline had no runner (printed for the record, not asserted: the
+    // session timeout is 4 s).
+    let killed = Instant::now();
+    while leader().await.as_deref() != Some(standby_instance.as_str()) {
+        if killed.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "the standby led {} ms after the kill",
+        killed.elapsed().as_millis()
+    );
     // Bounded: a standby that never takes over is killed and fails the test.
     let mut standby = standby;
     let t = Instant::now();
