@@ -84,6 +84,7 @@ bench: deps-test
 	$(BENCH_ZK) cargo bench $(CARGO_FLAGS) -p capstan-scheduler --bench fire_lag
 	$(BENCH_ZK) cargo bench $(CARGO_FLAGS) -p capstan --bench console
 	cargo bench $(CARGO_FLAGS) -p capstan-stream --bench replay
+	cargo bench $(CARGO_FLAGS) -p capstan-stream --bench state_memory
 	cargo bench $(CARGO_FLAGS) -p capstan-stream --bench nexmark
 	@# Per core: the same queries on one vCPU (one partition, one worker), the other left
 	@# idle. On the 2-vCPU test VM a pass-through, whose partitions share nothing, ran up
