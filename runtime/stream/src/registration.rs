@@ -1,7 +1,8 @@
 //! A running pipeline on its registry centre, as an ElasticJob job of type `STREAM`, so any
 //! ElasticJob console lists it: `/{name}` = `STREAM`, a config (no cron; items are the
-//! partitions), this process's server and instance nodes, each partition's item assigned
-//! to this instance (and `running` while the pipeline runs), and a leader.
+//! partitions), each registering process's server and instance nodes, a leader (the
+//! process that runs it), and each partition's item assigned to the leader (and `running`
+//! while the pipeline runs).
 //!
 //! Control goes through the registry, so any console can act on it, whichever process
 //! runs it: the pipeline pauses while `/{name}/paused` exists (the admin API's pause) or
