@@ -2,7 +2,12 @@
 // draws the DAG with numbers on each vertex, and pause, resume and restart from the last
 // checkpoint work from the page and show in its state.
 import { test, expect } from '@playwright/test';
-import { api, apiToken, hydrated, shot, signIn, startCapstan } from './support.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  api, apiToken, hydrated, shot, signIn, startCapstan, startPipelineWorker, startZooKeeper,
+} from './support.js';
 
 const PASSWORD = 'e2e-admin-password-1';
 
@@ -73,5 +78,84 @@ test.describe.serial('pipelines', () => {
     // Every operation is audited.
     const audit = await api(capstan.url, token, 'GET', '/audit?action=pipeline.restart');
     expect(JSON.stringify(audit.body)).toContain('pipeline.restart');
+  });
+});
+
+// A pipeline run by `capstan pipeline start --registry` processes on a ZooKeeper centre,
+// not by the console: the list names the process that runs it, a disabled server hands it
+// to the other process, its page draws what it published, and with both processes gone
+// it is OFFLINE.
+test.describe.serial('pipelines run by other processes', () => {
+  let zk;
+  let capstan;
+  let token;
+  let dir;
+  let workers = [];
+
+  test.beforeAll(async () => {
+    zk = await startZooKeeper();
+    capstan = await startCapstan({ CAPSTAN_ADMIN_PASSWORD: PASSWORD, CAPSTAN_NO_DEMO: 'true' });
+    token = await apiToken(capstan.url, 'admin', PASSWORD);
+    const centre = await api(capstan.url, token, 'POST', '/registries', {
+      name: 'zk-streams', kind: 'zookeeper', connect: zk.connect, namespace: 'e2e-streams',
+    });
+    expect(centre.status, JSON.stringify(centre.body)).toBe(201);
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capstan-e2e-stream-'));
+    const spec = path.join(dir, 'stream.yaml');
+    fs.writeFileSync(spec, [
+      'name: e2e-stream',
+      'sources: [{name: readings}]',
+      'steps:',
+      '  - key_by: sensor',
+      '  - aggregate: {window: {tumbling: 1000}, ops: {n: count}}',
+      'run:',
+      '  partitions: 2',
+      '  checkpoint_interval_ms: 500',
+      '  inputs:',
+      '    readings: {generator: {kind: sensors, keys: 10, rate: 2000}}',
+      '  sink: memory',
+    ].join('\n'));
+    const data = path.join(dir, 'shared');
+    workers.push(await startPipelineWorker(zk.connect, 'e2e-streams', '127.0.0.4', spec, data));
+    expect(workers[0].output()).toContain('running it');
+    workers.push(await startPipelineWorker(zk.connect, 'e2e-streams', '127.0.0.5', spec, data));
+    expect(workers[1].output()).toContain('standing by');
+  });
+
+  test.afterAll(async () => {
+    for (const w of workers) await w.stop();
+    await capstan?.stop();
+    await zk?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('listed with its runner, handed over from a disabled server, OFFLINE once gone', async ({ page }) => {
+    page.on('pageerror', (e) => { throw e; });
+    await signIn(page, capstan.url, 'admin', PASSWORD);
+    await page.goto(`${capstan.url}/rc/zk-streams/pipelines`);
+    await hydrated(page);
+    const row = page.locator('tr[data-pipeline=e2e-stream]');
+    await expect(row.getByTestId('pipeline-state')).toHaveText('RUNNING', { timeout: 30_000 });
+    await expect(row.getByTestId('runner')).toContainText('127.0.0.4@-@');
+    await shot(page, 'pipelines-other-process');
+
+    const disabled = await api(capstan.url, token, 'POST', '/registries/zk-streams/servers/127.0.0.4/disable');
+    expect(disabled.status, JSON.stringify(disabled.body)).toBeLessThan(300);
+    // The page was not reloaded: the other process takes over and publishes.
+    await expect(row.getByTestId('runner')).toContainText('127.0.0.5@-@', { timeout: 30_000 });
+    await expect(row.getByTestId('pipeline-state')).toHaveText('RUNNING', { timeout: 30_000 });
+
+    await row.locator('a').click();
+    await page.waitForURL(/\/pipelines\/e2e-stream$/);
+    await hydrated(page);
+    await expect(page.getByTestId('runner')).toContainText('127.0.0.5@-@');
+    await expect(page.locator('svg.dag')).toBeVisible();
+    await shot(page, 'pipeline-other-process');
+
+    for (const w of workers) await w.stop();
+    workers = [];
+    await page.goto(`${capstan.url}/rc/zk-streams/pipelines`);
+    await hydrated(page);
+    await expect(row.getByTestId('pipeline-state')).toHaveText('OFFLINE', { timeout: 30_000 });
   });
 });

@@ -50,7 +50,7 @@ function stopper(child, dir) {
       ]);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   };
 }
 
@@ -109,21 +109,40 @@ export async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
+// A capstan subcommand as a process (logging at info), ready once its output holds
+// `ready`; stopping it removes `dir`, if given.
+async function startWorker(what, args, ready, dir) {
+  let output = '';
+  const child = spawn(process.env.CAPSTAN_BIN, args, {
+    env: { ...process.env, CAPSTAN_LOG: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.on('data', (d) => { output += d; });
+  child.stderr.on('data', (d) => { output += d; });
+  await waitFor(what, async () => {
+    if (child.exitCode !== null) throw new Error(`${what} exited:\n${output}`);
+    return output.includes(ready);
+  }, 30_000);
+  return { output: () => output, stop: stopper(child, dir) };
+}
+
 // A `capstan agent` on a ZooKeeper namespace, claiming `ip` as its server address.
 export async function startAgent(connect, namespace, ip) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'capstan-e2e-agent-'));
-  let output = '';
-  const child = spawn(process.env.CAPSTAN_BIN, [
+  return startWorker('agent', [
     'agent', '--registry', `zookeeper://${connect}/${namespace}`, '--ip', ip,
     '--data-dir', dir, '--session-timeout-ms', '6000',
-  ], { env: { ...process.env, CAPSTAN_LOG: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.on('data', (d) => { output += d; });
-  child.stderr.on('data', (d) => { output += d; });
-  await waitFor('agent', async () => {
-    if (child.exitCode !== null) throw new Error(`agent exited:\n${output}`);
-    return output.includes('agent started');
-  }, 30_000);
-  return { output: () => output, stop: stopper(child, dir) };
+  ], 'agent started', dir);
+}
+
+// `capstan pipeline start SPEC` registered on a ZooKeeper namespace as server `ip`, its
+// checkpoints in `dir` (one directory for the processes of one pipeline, as on shared
+// storage, left for the caller to remove). Ready once registered, running the pipeline or
+// standing by.
+export async function startPipelineWorker(connect, namespace, ip, spec, dir) {
+  return startWorker('pipeline worker', [
+    'pipeline', 'start', spec, '--data', dir, '--registry', `zookeeper://${connect}/${namespace}`,
+    '--ip', ip, '--session-timeout-ms', '6000', '--status-every', '0',
+  ], 'registered as instance', null);
 }
 
 // Signs in through the login page and waits for the app to hydrate.

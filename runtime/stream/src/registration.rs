@@ -5,8 +5,9 @@
 //! while the pipeline runs).
 //!
 //! Control goes through the registry, so any console can act on it, whichever process
-//! runs it: the pipeline pauses while `/{name}/paused` exists (the admin API's pause) or
-//! its server is `DISABLED`, and restarts from its last checkpoint when
+//! runs it: the pipeline pauses while `/{name}/paused` exists (the admin API's pause),
+//! moves to another registered process (or stops) while its server is `DISABLED`, and
+//! restarts from its last checkpoint when
 //! `/{name}/capstan/restart` appears (see [`request_restart`]). Its status is published to
 //! `/{name}/capstan/metrics` as JSON every few seconds.
 //!
@@ -326,11 +327,53 @@ impl Follower {
         .flatten()
     }
 
-    /// Runs the pipeline if this process leads, stands it by if another does. Returns
-    /// whether it leads, and the fence count its decision was made at.
+    /// Whether this process's server is `DISABLED` (by an ElasticJob console or the admin
+    /// API).
+    async fn server_disabled(&self) -> Result<bool, RegistryError> {
+        match self
+            .registry
+            .get(&format!("{}/servers/{}", self.root, self.ip))
+            .await
+        {
+            Ok((v, _)) => Ok(v == b"DISABLED"),
+            Err(RegistryError::NoNode(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives up leading, if this process leads: stops the pipeline first, then deletes
+    /// the leader node, so that whoever creates it next starts after this one stopped.
+    async fn resign(&mut self) -> Result<(), RegistryError> {
+        let path = leader_node(self.pipeline.name());
+        let r = &self.registry;
+        match r.get(&path).await {
+            Ok((v, stat))
+                if v == self.instance.as_bytes() && stat.ephemeral_owner == r.session_id() =>
+            {
+                self.fence("this server is disabled").await;
+                match self.registry.delete(&path, Some(stat.version)).await {
+                    Ok(()) | Err(RegistryError::NoNode(_) | RegistryError::BadVersion(_)) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+            Ok(_) | Err(RegistryError::NoNode(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs the pipeline if this process leads, stands it by if another does. A process
+    /// whose server is disabled does not lead: ElasticJob runs nothing on a disabled
+    /// server, so the pipeline moves to another process (from its checkpoint), or stops if
+    /// there is none. Returns whether it leads, and the fence count its decision was made
+    /// at.
     async fn follow_leadership(&mut self) -> Result<(bool, u64), RegistryError> {
         let seen = self.fences.load(Ordering::SeqCst);
-        let leads = self.lead().await?;
+        let leads = if self.server_disabled().await? {
+            self.resign().await?;
+            false
+        } else {
+            self.lead().await?
+        };
         let standing_by = self.pipeline.status().state == State::Standby;
         if leads && standing_by {
             match self.as_leader(seen, Pipeline::take_over).await {
@@ -390,15 +433,9 @@ impl Follower {
             }
             self.running = None; // re-assert below
         }
-        // Control: paused while the admin API's paused node exists or the server is
-        // disabled; a pause this follower did not make is left alone.
-        let paused_node = r.exists(&format!("{}/paused", self.root)).await?.is_some();
-        let disabled = match r.get(&format!("{}/servers/{}", self.root, self.ip)).await {
-            Ok((v, _)) => v == b"DISABLED",
-            Err(RegistryError::NoNode(_)) => false,
-            Err(e) => return Err(e),
-        };
-        let want_paused = paused_node || disabled;
+        // Control: paused while the admin API's paused node exists; a pause this follower
+        // did not make is left alone.
+        let want_paused = r.exists(&format!("{}/paused", self.root)).await?.is_some();
         if want_paused && !self.paused_by_registry {
             self.pipeline.pause();
             self.paused_by_registry = true;

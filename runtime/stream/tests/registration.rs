@@ -100,12 +100,22 @@ async fn a_registered_pipeline_is_a_stream_job_controlled_through_the_registry()
         .await
         .expect("resume");
     until("resumed", || p.status().state == State::Running).await;
-    // A disabled server pauses it too (what ElasticJob consoles can do).
+    // A disabled server (what ElasticJob consoles can do) runs nothing: with no other
+    // process registered, the pipeline stops and nobody leads; enabled again, it runs
+    // from its checkpoint.
     registry
         .set("/temps/servers/10.0.0.7", b"DISABLED", None)
         .await
         .expect("disable");
-    until("paused by disable", || p.status().state == State::Paused).await;
+    until("stopped by disable", || p.status().state == State::Standby).await;
+    let t = Instant::now();
+    while text(&registry, "/temps/leader/election/instance")
+        .await
+        .is_some()
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "still leads");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     registry
         .set("/temps/servers/10.0.0.7", b"", None)
         .await
@@ -134,10 +144,10 @@ async fn a_registered_pipeline_is_a_stream_job_controlled_through_the_registry()
 
 /// Two processes register one pipeline with one data directory (two sessions on one
 /// store here): one runs it, the other stands by and leaves the leader's nodes and
-/// requests alone. When the leader's session ends, the standby takes over from the
-/// leader's last checkpoint, and the items name it.
+/// requests alone. When the leader's server is disabled, or its session ends, the other
+/// takes over from the leader's last checkpoint, and the items name it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standby_takes_over_from_the_leaders_checkpoint_when_its_session_ends() {
+async fn a_standby_takes_over_when_the_leaders_server_is_disabled_or_its_session_ends() {
     let dir = tempfile::tempdir().expect("dir");
     let store = EmbeddedStore::open(&dir.path().join("registry.db"), Durability::ProcessCrash)
         .await
@@ -181,46 +191,90 @@ async fn a_standby_takes_over_from_the_leaders_checkpoint_when_its_session_ends(
     until("the leader restarted", || p1.status().restarts == 1).await;
     assert_eq!(p2.status().restarts, 0);
     assert_eq!(p2.status().state, State::Standby);
-    until("checkpoints", || {
-        p1.status().checkpoints.last().is_some_and(|c| c.id >= 3)
+    // The leader's server is disabled (an operator moving work off a host): it stops,
+    // gives up leading, and the standby runs on from the last checkpoint.
+    hand_over(&r1, &p1, &p2, &i2, || async {
+        r1.set("/temps/servers/10.0.0.1", b"DISABLED", None)
+            .await
+            .expect("disable");
     })
     .await;
-
-    // The leader's session ends (a process killed, or cut off past its timeout): it
-    // stops, and the standby runs on from the last checkpoint.
-    r1.expire_session().await.expect("expire");
-    until("the leader fenced", || p1.status().state == State::Standby).await;
-    let last = p1.status().checkpoints.last().map_or(0, |c| c.id);
-    until("the standby runs", || p2.status().state == State::Running).await;
+    // Enabled again, the first stands by: the second leads now.
+    r1.set("/temps/servers/10.0.0.1", b"", None)
+        .await
+        .expect("enable");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(p1.status().state, State::Standby);
     assert_eq!(
-        text(&r2, "/temps/leader/election/instance").await,
+        text(&r1, "/temps/leader/election/instance").await,
         Some(i2.clone())
     );
+
+    // The second's session ends (a process killed, or cut off past its timeout): it
+    // stops, and the first runs on from the last checkpoint.
+    hand_over(&r1, &p2, &p1, &i1, || async {
+        r2.expire_session().await.expect("expire");
+    })
+    .await;
+    p2.stop();
+    p1.stop();
+}
+
+/// Does `what` to the leader `from`, and checks that it stops and that `to` (instance
+/// `to_instance`) takes over from the checkpoint `from` made last: the leader node and
+/// the items name `to`, they run, and its checkpoints go on from `from`'s last.
+async fn hand_over<F: std::future::Future<Output = ()>>(
+    r: &Registry,
+    from: &Pipeline,
+    to: &Pipeline,
+    to_instance: &str,
+    what: impl FnOnce() -> F,
+) {
+    let made = from.status().checkpoints.last().map_or(0, |c| c.id);
+    until("checkpoints", || {
+        from.status()
+            .checkpoints
+            .last()
+            .is_some_and(|c| c.id >= made + 3)
+    })
+    .await;
+    // What `to` checkpointed when it ran before, if it did.
+    let own = to.status().checkpoints.last().map_or(0, |c| c.id);
+    what().await;
+    until("the leader stopped", || {
+        from.status().state == State::Standby
+    })
+    .await;
+    let last = from.status().checkpoints.last().map_or(0, |c| c.id);
+    until("the standby runs", || to.status().state == State::Running).await;
     let t = Instant::now();
-    while text(&r2, "/temps/sharding/0/instance").await.as_deref() != Some(i2.as_str()) {
+    while text(r, "/temps/sharding/0/instance").await.as_deref() != Some(to_instance) {
         assert!(
             t.elapsed() < Duration::from_secs(10),
             "items not reassigned"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        text(r, "/temps/leader/election/instance").await.as_deref(),
+        Some(to_instance)
+    );
     until("a checkpoint after the leader's", || {
-        p2.status().checkpoints.last().is_some_and(|c| c.id > last)
+        to.status().checkpoints.last().is_some_and(|c| c.id > last)
     })
     .await;
-    // It resumed the leader's checkpoints, not a run of its own from the beginning.
-    let first = p2.status().checkpoints.first().map_or(0, |c| c.id);
+    // It resumed the leader's last checkpoint, not one of its own nor the beginning: the
+    // first it made after taking over follows the leader's last.
+    let ids: Vec<u64> = to.status().checkpoints.iter().map(|c| c.id).collect();
     assert!(
-        first > last,
-        "first checkpoint {first} after the leader's last {last}"
+        ids.iter().all(|id| *id <= own || *id > last) && ids.contains(&(last + 1)),
+        "checkpoints {ids:?}: its own up to {own}, the leader's up to {last}"
     );
     assert!(
-        r2.exists("/temps/sharding/1/running")
+        r.exists("/temps/sharding/1/running")
             .await
             .expect("exists")
             .is_some(),
         "the new leader's items run"
     );
-    p2.stop();
-    p1.stop();
 }

@@ -218,8 +218,9 @@ pub enum State {
     Failed,
     /// Stopped by the operator.
     Stopped,
-    /// Registered where another process runs it: this one takes over from the last
-    /// checkpoint when that one's registry session ends.
+    /// Registered, but another process runs it, or this one's server is disabled: it
+    /// takes over from the last checkpoint when it may lead (the leader's session ended,
+    /// its server enabled again).
     Standby,
 }
 
