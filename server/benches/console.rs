@@ -181,6 +181,7 @@ async fn main() {
         no_demo: true,
         run_jobs_on: Vec::new(),
         pipelines: Vec::new(),
+        pipelines_on: None,
     };
     let state = build_state(&args).await.expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -151,10 +151,16 @@ pub struct ServeArgs {
     #[arg(long, env = "CAPSTAN_RUN_JOBS_ON", value_delimiter = ',')]
     pub run_jobs_on: Vec<String>,
 
-    /// Stream pipeline specs (with a `run:` section) to run on `local`, comma-separated;
-    /// each resumes from its checkpoint in `DATA_DIR/pipelines/NAME`.
+    /// Stream pipeline specs (with a `run:` section) to run, comma-separated; each resumes
+    /// from its checkpoint in `DATA_DIR/pipelines/NAME`.
     #[arg(long, env = "CAPSTAN_PIPELINES", value_delimiter = ',')]
     pub pipelines: Vec<PathBuf>,
+
+    /// The registry centre the `--pipelines` are registered on (default `local`). On a
+    /// ZooKeeper centre, consoles started with the same specs (and one shared data
+    /// directory) run each pipeline in one process, the others standing by.
+    #[arg(long, env = "CAPSTAN_PIPELINES_ON")]
+    pub pipelines_on: Option<String>,
 }
 
 /// `capstan reset-password`.

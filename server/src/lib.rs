@@ -165,7 +165,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.bind,
     )
     .await?;
-    pipelines::start(&state, &args.data_dir, !args.no_demo, &args.pipelines).await?;
+    pipelines::start(
+        &state,
+        &args.data_dir,
+        !args.no_demo,
+        &args.pipelines,
+        args.pipelines_on.as_deref(),
+    )
+    .await?;
     let app = router(state.clone());
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await

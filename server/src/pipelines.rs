@@ -8,6 +8,7 @@ use anyhow::Context;
 use capstan_app::model::CentreKind;
 use capstan_app::ssr::AppState;
 use capstan_app::ssr::db::centres;
+use capstan_app::ssr::db::centres::CentreRow;
 use capstan_app::ssr::runtimes::identity;
 use capstan_stream::exec::{Pipeline, StartError, StartMode};
 
@@ -31,69 +32,102 @@ run:
   sink: memory
 ";
 
-/// Starts the pipelines and registers them on the `local` centre.
+/// Starts the demo on `local`, and the `--pipelines` on `on` (default `local`), and
+/// registers them there. On a ZooKeeper centre each spec starts standing by: whichever
+/// console (or `capstan pipeline start --registry`) leads runs it.
 ///
 /// # Errors
-/// An unreadable or invalid spec given with `--pipelines`, or one whose checkpoint is of
-/// another version of it.
+/// An unreadable or invalid spec given with `--pipelines`, one whose checkpoint is of
+/// another version of it, or an unknown or unreachable `--pipelines-on` centre.
 pub async fn start(
     state: &AppState,
     data_dir: &Path,
     demo: bool,
     specs: &[std::path::PathBuf],
+    on: Option<&str>,
 ) -> anyhow::Result<()> {
     let rows = centres::list(&state.db).await?;
-    let Some(local) = rows
+    let local = rows
         .iter()
         .find(|r| r.kind() == CentreKind::Embedded && r.name == "local")
-        .or_else(|| rows.iter().find(|r| r.kind() == CentreKind::Embedded))
-    else {
-        if demo || !specs.is_empty() {
-            tracing::warn!("no embedded registry centre: the stream pipelines do not run");
+        .or_else(|| rows.iter().find(|r| r.kind() == CentreKind::Embedded));
+    let target = match on {
+        Some(name) => Some(rows.iter().find(|r| r.name == name).ok_or_else(|| {
+            anyhow::anyhow!("--pipelines-on {name}: there is no registry centre named {name:?}")
+        })?),
+        None => local,
+    };
+    let dir = data_dir.join("pipelines");
+    let mut names = Vec::new();
+    if demo {
+        match local {
+            // The demo's generator follows the wall clock, so it starts fresh with each
+            // serve (resuming hours later would replay the gap at full speed); within a
+            // process, "restart from checkpoint" resumes it.
+            Some(row) => {
+                let p = run(DEMO, &dir.join("sensor-averages"), StartMode::Fresh)
+                    .await
+                    .context("the demo pipeline")?;
+                names.push(p.name().to_owned());
+                register(state, row, vec![p]).await?;
+            }
+            None => tracing::warn!("no embedded registry centre: the demo pipeline does not run"),
+        }
+    }
+    let Some(row) = target else {
+        if !specs.is_empty() {
+            tracing::warn!("no embedded registry centre: the --pipelines do not run");
         }
         return Ok(());
     };
-    let id = identity(local.kind(), &local.connect, &local.namespace);
-    let dir = data_dir.join("pipelines");
-    let registry = capstan_registry::Registry::embedded(&state.embedded, &local.namespace)
-        .await
-        .context("opening the local registry for the pipelines")?;
-    // The same server address as the console's scheduler runtime on this centre.
-    let ip = state.runtimes.for_centre(local).map_or_else(
-        || "127.0.0.1".to_owned(),
-        |s| s.instance_id().ip().to_owned(),
-    );
+    // Another process may run a pipeline registered on ZooKeeper from the same data
+    // directory: each stands by until it leads. `local` is this process's alone.
+    let mode = match row.kind() {
+        CentreKind::Zookeeper => StartMode::Standby,
+        CentreKind::Embedded => StartMode::Resume,
+    };
     let mut started = Vec::new();
-    if demo {
-        // The demo's generator follows the wall clock, so it starts fresh with each
-        // serve (resuming hours later would replay the gap at full speed); within a
-        // process, "restart from checkpoint" resumes it.
-        let p = run(DEMO, &dir.join("sensor-averages"), StartMode::Fresh)
-            .await
-            .context("the demo pipeline")?;
-        started.push(p);
-    }
     for path in specs {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("--pipelines: cannot read {}", path.display()))?;
         let name = capstan_stream::PipelineSpec::from_yaml(&text)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             .name;
-        if started
-            .iter()
-            .any(|p: &std::sync::Arc<Pipeline>| p.name() == name)
-        {
+        if names.contains(&name) {
             anyhow::bail!(
                 "{}: another pipeline is already named {name:?}; names must be unique",
                 path.display()
             );
         }
-        let p = run(&text, &dir.join(&name), StartMode::Resume)
+        names.push(name.clone());
+        let p = run(&text, &dir.join(&name), mode)
             .await
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         started.push(p);
     }
-    for p in started {
+    if !started.is_empty() {
+        register(state, row, started).await?;
+    }
+    Ok(())
+}
+
+/// Registers `pipelines` on centre `row`, in a session of their own, and lists them as
+/// this console's.
+async fn register(
+    state: &AppState,
+    row: &CentreRow,
+    pipelines: Vec<std::sync::Arc<Pipeline>>,
+) -> anyhow::Result<()> {
+    let id = identity(row.kind(), &row.connect, &row.namespace);
+    let registry = crate::runtimes::open_registry(state, row)
+        .await
+        .with_context(|| format!("opening {} for the pipelines", row.name))?;
+    // The same server address as the console's scheduler runtime on this centre.
+    let ip = state.runtimes.for_centre(row).map_or_else(
+        || capstan_scheduler::instance::local_ipv4().unwrap_or_else(|| "127.0.0.1".to_owned()),
+        |s| s.instance_id().ip().to_owned(),
+    );
+    for p in pipelines {
         let instance = format!("{ip}@-@{}-stream-{}", std::process::id(), p.name());
         if let Err(e) = capstan_stream::registration::register(
             registry.clone(),
@@ -103,8 +137,16 @@ pub async fn start(
         )
         .await
         {
-            tracing::error!(pipeline = %p.name(), error = %e,
-                "cannot register the pipeline on local; it runs, but consoles will not list it");
+            // Standing by, it would never run.
+            if p.status().state == capstan_stream::exec::State::Standby {
+                anyhow::bail!(
+                    "pipeline {:?}: cannot register on {}: {e}",
+                    p.name(),
+                    row.name
+                );
+            }
+            tracing::error!(pipeline = %p.name(), centre = %row.name, error = %e,
+                "cannot register the pipeline; it runs, but consoles will not list it");
         }
         state.pipelines.insert(id.clone(), p);
     }

@@ -60,12 +60,13 @@ pub async fn start(
     Ok(())
 }
 
-async fn start_one(
-    state: &AppState,
-    row: &CentreRow,
-    data_dir: &Path,
-) -> anyhow::Result<Scheduler> {
-    let registry = match row.kind() {
+/// A session of its own on centre `row` (a runtime's ephemeral nodes and session events
+/// are its own, not the console cache's).
+///
+/// # Errors
+/// A bad connect string, an unreachable ZooKeeper, or the embedded store.
+pub async fn open_registry(state: &AppState, row: &CentreRow) -> anyhow::Result<Registry> {
+    Ok(match row.kind() {
         CentreKind::Embedded => Registry::embedded(&state.embedded, &row.namespace).await?,
         CentreKind::Zookeeper => {
             let connect: ConnectString = row.connect.parse()?;
@@ -78,7 +79,15 @@ async fn start_one(
             .await
             .with_context(|| format!("connecting to {}", row.name))?
         }
-    };
+    })
+}
+
+async fn start_one(
+    state: &AppState,
+    row: &CentreRow,
+    data_dir: &Path,
+) -> anyhow::Result<Scheduler> {
+    let registry = open_registry(state, row).await?;
     let file = data_dir.join(format!("history-{}.db", row.name));
     let history = History::open(&file, Retention::default())
         .await

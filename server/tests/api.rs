@@ -35,6 +35,7 @@ async fn console_with(admin_password: Option<&str>) -> Console {
         no_demo: true,
         run_jobs_on: Vec::new(),
         pipelines: Vec::new(),
+        pipelines_on: None,
     };
     let state = build_state(&args).await.expect("state");
     Console {
@@ -1041,4 +1042,89 @@ async fn a_pipeline_run_by_another_process_is_listed_shown_and_operated() {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// `capstan serve --pipelines SPEC --pipelines-on zk` in two consoles: one runs the
+/// pipeline, the other stands by and lists it as the first publishes it; an unknown
+/// centre is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consoles_given_one_pipeline_on_zookeeper_run_it_once() {
+    use capstan_stream::exec::State;
+    use std::time::{Duration, Instant};
+
+    let zk = support::ZooKeeper::start();
+    let dir = tempfile::tempdir().expect("dir");
+    let spec = dir.path().join("temps.yaml");
+    std::fs::write(
+        &spec,
+        "name: temps\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {ops: {n: count}}\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 9, rate: 2000}}\n  sink: memory\n",
+    )
+    .expect("spec");
+    let mut consoles = Vec::new();
+    for _ in 0..2 {
+        let c = console().await;
+        let admin = c.login("admin", ADMIN_PASSWORD).await;
+        let (status, body) = c
+            .json(
+                "POST",
+                "/api/v1/registries",
+                Some(&admin),
+                Some(json!({"name": "zk", "kind": "zookeeper", "connect": zk.connect(), "namespace": "consoles"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let e = capstan_server::pipelines::start(
+            &c.state,
+            &c._dir.path().join("data"),
+            false,
+            std::slice::from_ref(&spec),
+            Some("nowhere"),
+        )
+        .await
+        .expect_err("no such centre");
+        assert!(e.to_string().contains("nowhere"), "{e}");
+        capstan_server::pipelines::start(
+            &c.state,
+            &c._dir.path().join("data"),
+            false,
+            std::slice::from_ref(&spec),
+            Some("zk"),
+        )
+        .await
+        .expect("pipelines");
+        consoles.push((c, admin));
+    }
+    let state = |i: usize| {
+        consoles[i]
+            .0
+            .state
+            .pipelines
+            .all()
+            .first()
+            .map(|(_, p)| p.status().state)
+    };
+    let t = Instant::now();
+    while state(0) != Some(State::Running) {
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", state(0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state(1), Some(State::Standby));
+    // The standing-by console shows the pipeline as the running one publishes it.
+    let (c, admin) = &consoles[1];
+    loop {
+        let (status, rows) = c
+            .json("GET", "/api/v1/registries/zk/pipelines", Some(admin), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{rows}");
+        if rows[0]["state"] == "RUNNING" {
+            assert!(rows[0]["runner"].is_string(), "{rows}");
+            assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "{rows}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (c, _) in &consoles {
+        capstan_server::pipelines::stop_all(&c.state);
+    }
 }

@@ -142,15 +142,30 @@ fn find(state: &AppState, row: &CentreRow, name: &str) -> Result<Arc<Pipeline>, 
 /// No such centre; not signed in.
 pub async fn list(state: &AppState, actor: &Actor, rc: &str) -> Result<Vec<PipelineRow>, AppError> {
     let (row, conn) = crate::ssr::jobs::open(state, actor, rc, Role::Viewer).await?;
-    let local = state.pipelines.of(&row);
-    let mut rows: Vec<PipelineRow> = local.iter().map(|p| row_of(&p.status())).collect();
-    rows.extend(
-        published(&conn, &local)
-            .iter()
-            .map(|s| published_row(&conn, s)),
-    );
+    let (running, standing_by) = split_local(state, &row);
+    let mut rows: Vec<PipelineRow> = running.iter().map(|p| row_of(&p.status())).collect();
+    let published = published(&conn, &running);
+    rows.extend(published.iter().map(|s| published_row(&conn, s)));
+    // Standing by with nothing published yet: as it is here.
+    for p in standing_by {
+        if !published.iter().any(|s| s.name == p.name()) {
+            let mut r = row_of(&p.status());
+            r.runner = runner(&conn, p.name());
+            rows.push(r);
+        }
+    }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
+}
+
+/// This console's pipelines on the centre: those it runs, and those it stands by for
+/// (shown as the process that runs them publishes them).
+fn split_local(state: &AppState, row: &CentreRow) -> (Vec<Arc<Pipeline>>, Vec<Arc<Pipeline>>) {
+    state
+        .pipelines
+        .of(row)
+        .into_iter()
+        .partition(|p| p.status().state != State::Standby)
 }
 
 /// One pipeline.
@@ -164,8 +179,8 @@ pub async fn detail(
     name: &str,
 ) -> Result<PipelineDetail, AppError> {
     let (row, conn) = crate::ssr::jobs::open(state, actor, rc, Role::Viewer).await?;
-    let local = state.pipelines.of(&row);
-    if let Some(p) = local.iter().find(|p| p.name() == name) {
+    let (running, standing_by) = split_local(state, &row);
+    if let Some(p) = running.iter().find(|p| p.name() == name) {
         let (table_columns, table_rows) = table(&p.table().rows(20));
         return Ok(detail_of(
             &p.status(),
@@ -174,22 +189,31 @@ pub async fn detail(
             table_rows,
         ));
     }
-    let s = published(&conn, &local)
+    if let Some(s) = published(&conn, &running)
         .into_iter()
         .find(|s| s.name == name)
+    {
+        // A memory sink's rows are in the process that runs it, not in the registry.
+        return Ok(detail_of(
+            &s,
+            published_row(&conn, &s),
+            Vec::new(),
+            Vec::new(),
+        ));
+    }
+    let p = standing_by
+        .iter()
+        .find(|p| p.name() == name)
         .ok_or_else(|| {
             AppError::NotFound(format!(
                 "no stream pipeline named {name:?} is registered on {}",
                 row.name
             ))
         })?;
-    // A memory sink's rows are in the process that runs it, not in the registry.
-    Ok(detail_of(
-        &s,
-        published_row(&conn, &s),
-        Vec::new(),
-        Vec::new(),
-    ))
+    let s = p.status();
+    let mut r = row_of(&s);
+    r.runner = runner(&conn, name);
+    Ok(detail_of(&s, r, Vec::new(), Vec::new()))
 }
 
 fn detail_of(
@@ -309,7 +333,10 @@ pub async fn act(
         // Through the registry (the admin API), so whichever process runs the pipeline
         // reacts; when it is this one, wait until it has, so the next read shows it.
         let (row, conn) = crate::ssr::jobs::open(state, actor, rc, Role::Operator).await?;
-        let local = find(state, &row, name).ok();
+        // Only one that runs here changes here; one standing by, where it runs.
+        let local = find(state, &row, name)
+            .ok()
+            .filter(|p| p.status().state != State::Standby);
         let restarts = local.as_ref().map(|p| p.status().restarts);
         let registry = &conn.registry;
         // Only a STREAM job: this route must not pause a cron job of the same name.
