@@ -17,7 +17,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use capstan_registry::{CreateMode, Op, Registry, ZkSettings};
+use capstan_registry::{CreateMode, Op};
 use capstan_server::config::ServeArgs;
 use capstan_server::{build_state, router};
 
@@ -129,14 +129,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let zk = support::ZooKeeper::start();
-    let r = Registry::zookeeper(ZkSettings {
-        connect: zk.connect().parse().expect("connect"),
-        namespace: "bench".into(),
-        digest: None,
-        session_timeout: Duration::from_secs(30),
-    })
-    .await
-    .expect("connect");
+    let r = zk.session("bench", Duration::from_secs(30)).await;
     let started = Instant::now();
     let per_job: Vec<Vec<(String, Vec<u8>)>> = (0..jobs).map(job_nodes).collect();
     let nodes: usize = per_job.iter().map(Vec::len).sum();

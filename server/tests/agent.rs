@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use capstan_registry::{Registry, ZkSettings};
+use capstan_registry::Registry;
 use capstan_scheduler::admin::operations;
 use capstan_scheduler::history::{History, Retention, RunQuery};
 
@@ -124,14 +124,7 @@ impl Fixture {
         let log = dir.path().join("runs.log");
         std::fs::write(dir.path().join("record.sh"), RECORD_SH).expect("script");
         std::fs::create_dir_all(dir.path().join("jobs")).expect("jobs");
-        let admin = Registry::zookeeper(ZkSettings {
-            connect: zk.connect().parse().expect("connect"),
-            namespace: NS.into(),
-            digest: None,
-            session_timeout: Duration::from_secs(10),
-        })
-        .await
-        .expect("admin session");
+        let admin = zk.session(NS, Duration::from_secs(10)).await;
         Fixture {
             zk,
             dir,

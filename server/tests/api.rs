@@ -97,6 +97,25 @@ impl Console {
         body["token"].as_str().expect("token").to_owned()
     }
 
+    /// Adds ZooKeeper centre `name` on `zk`'s namespace `namespace`, as an admin.
+    async fn add_zookeeper_centre(
+        &self,
+        admin: &str,
+        name: &str,
+        zk: &support::ZooKeeper,
+        namespace: &str,
+    ) {
+        let (status, body) = self
+            .json(
+                "POST",
+                "/api/v1/registries",
+                Some(admin),
+                Some(json!({"name": name, "kind": "zookeeper", "connect": zk.connect(), "namespace": namespace})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
     async fn add_user(&self, username: &str, role: capstan_app::model::Role) -> String {
         let password = format!("{username}-password-123");
         let hash = capstan_app::ssr::auth::hash_password(password.clone())
@@ -859,15 +878,7 @@ async fn the_console_runs_script_jobs_on_a_zookeeper_centre_it_is_told_to() {
     let zk = support::ZooKeeper::start();
     let c = console().await;
     let admin = c.login("admin", ADMIN_PASSWORD).await;
-    let (status, body) = c
-        .json(
-            "POST",
-            "/api/v1/registries",
-            Some(&admin),
-            Some(json!({"name": "zk", "kind": "zookeeper", "connect": zk.connect(), "namespace": "run-on"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    c.add_zookeeper_centre(&admin, "zk", &zk, "run-on").await;
     // What `capstan serve` does at start-up, now that the centre exists.
     capstan_server::runtimes::start(
         &c.state,
@@ -932,29 +943,14 @@ async fn a_pipeline_run_by_another_process_is_listed_shown_and_operated() {
     let zk = support::ZooKeeper::start();
     let c = console().await;
     let admin = c.login("admin", ADMIN_PASSWORD).await;
-    let (status, body) = c
-        .json(
-            "POST",
-            "/api/v1/registries",
-            Some(&admin),
-            Some(json!({"name": "zk", "kind": "zookeeper", "connect": zk.connect(), "namespace": "streams"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    c.add_zookeeper_centre(&admin, "zk", &zk, "streams").await;
     let (_, rows) = c
         .json("GET", "/api/v1/registries/zk/pipelines", Some(&admin), None)
         .await;
     assert_eq!(rows, json!([]));
 
     // The other process.
-    let registry = capstan_registry::Registry::zookeeper(capstan_registry::ZkSettings {
-        connect: zk.connect().parse().expect("connect"),
-        namespace: "streams".into(),
-        digest: None,
-        session_timeout: Duration::from_secs(10),
-    })
-    .await
-    .expect("zookeeper");
+    let registry = zk.session("streams", Duration::from_secs(10)).await;
     let dir = tempfile::tempdir().expect("dir");
     let spec = "name: temps\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {ops: {n: count}}\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 9, rate: 2000}}\n  sink: memory\n";
     let p = Pipeline::start(spec, dir.path(), StartMode::Standby).expect("standby");
@@ -1064,15 +1060,7 @@ async fn consoles_given_one_pipeline_on_zookeeper_run_it_once() {
     for _ in 0..2 {
         let c = console().await;
         let admin = c.login("admin", ADMIN_PASSWORD).await;
-        let (status, body) = c
-            .json(
-                "POST",
-                "/api/v1/registries",
-                Some(&admin),
-                Some(json!({"name": "zk", "kind": "zookeeper", "connect": zk.connect(), "namespace": "consoles"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        c.add_zookeeper_centre(&admin, "zk", &zk, "consoles").await;
         let e = capstan_server::pipelines::start(
             &c.state,
             &c._dir.path().join("data"),

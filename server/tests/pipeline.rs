@@ -204,8 +204,6 @@ async fn a_standby_process_finishes_a_killed_runners_pipeline_with_the_same_outp
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use capstan_registry::{Registry, ZkSettings};
-
     let zk = support::ZooKeeper::start();
     let dir = tempfile::tempdir().expect("dir");
     let paths = click_files(dir.path(), 3, 300_000);
@@ -242,14 +240,7 @@ async fn a_standby_process_finishes_a_killed_runners_pipeline_with_the_same_outp
     let want = committed_rows(&clean.join("out"));
 
     let url = format!("zookeeper://{}/streams", zk.connect());
-    let admin = Registry::zookeeper(ZkSettings {
-        connect: zk.connect().parse().expect("connect"),
-        namespace: "streams".into(),
-        digest: None,
-        session_timeout: Duration::from_secs(10),
-    })
-    .await
-    .expect("zookeeper");
+    let admin = zk.session("streams", Duration::from_secs(10)).await;
     let leader = || async {
         admin
             .get("/clicks/leader/election/instance")

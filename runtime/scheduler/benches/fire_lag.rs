@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use capstan_registry::{CreateMode, Durability, EmbeddedStore, Op, Registry, ZkSettings};
+use capstan_registry::{CreateMode, Durability, EmbeddedStore, Op, Registry};
 use capstan_scheduler::config::JobConfig;
 use capstan_scheduler::context::ShardingContext;
 use capstan_scheduler::history::{History, Retention};
@@ -289,14 +289,7 @@ fn main() {
     }
     let zk = support::ZooKeeper::start();
     let zookeeper = runtime.block_on(async {
-        let registry = Registry::zookeeper(ZkSettings {
-            connect: zk.connect().parse().expect("connect"),
-            namespace: "bench".into(),
-            digest: None,
-            session_timeout: Duration::from_secs(30),
-        })
-        .await
-        .expect("zookeeper");
+        let registry = zk.session("bench", Duration::from_secs(30)).await;
         measure("zookeeper", registry, jobs, seconds, Some(zk.pid())).await
     });
     print(&zookeeper);

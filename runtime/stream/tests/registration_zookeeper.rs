@@ -7,7 +7,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use capstan_registry::{Registry, ZkSettings};
 use capstan_stream::exec::{Pipeline, StartMode, State};
 use capstan_stream::registration::register;
 
@@ -21,18 +20,22 @@ async fn until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The leader node names `instance`.
+async fn assert_leads(registry: &capstan_registry::Registry, instance: &str) {
+    let (leader, _) = registry
+        .get("/temps/leader/election/instance")
+        .await
+        .expect("leader");
+    assert_eq!(leader, instance.as_bytes());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_zookeeper_stops_and_runs_again_when_its_session_returns() {
     let mut zk = support::ZooKeeper::start();
-    let registry = Registry::zookeeper(ZkSettings {
-        connect: zk.connect().parse().expect("connect"),
-        namespace: "streams".into(),
-        digest: None,
+    let registry = zk
         // Long enough to outlive the server's restart: the same session comes back.
-        session_timeout: Duration::from_secs(30),
-    })
-    .await
-    .expect("zookeeper");
+        .session("streams", Duration::from_secs(30))
+        .await;
     let dir = tempfile::tempdir().expect("dir");
     let p = Pipeline::start(SPEC, dir.path(), StartMode::Standby).expect("standby");
     let instance = "127.0.0.1@-@1".to_owned();
@@ -48,11 +51,7 @@ async fn a_leader_cut_off_from_zookeeper_stops_and_runs_again_when_its_session_r
         p.status().state == State::Running
     })
     .await;
-    let (leader, _) = registry
-        .get("/temps/leader/election/instance")
-        .await
-        .expect("leader");
-    assert_eq!(leader, instance.as_bytes());
+    assert_leads(&registry, &instance).await;
 
     zk.stop();
     until("stopped while cut off", Duration::from_secs(10), || {
@@ -68,11 +67,7 @@ async fn a_leader_cut_off_from_zookeeper_stops_and_runs_again_when_its_session_r
         p.status().state == State::Running
     })
     .await;
-    let (leader, _) = registry
-        .get("/temps/leader/election/instance")
-        .await
-        .expect("leader");
-    assert_eq!(leader, instance.as_bytes());
+    assert_leads(&registry, &instance).await;
     p.stop();
     registry.close().await;
 }

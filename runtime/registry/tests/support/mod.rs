@@ -133,6 +133,19 @@ impl ZooKeeper {
     pub fn connect(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// A session on `namespace`, with no digest, timing out after `timeout`.
+    #[allow(dead_code)]
+    pub async fn session(&self, namespace: &str, timeout: Duration) -> capstan_registry::Registry {
+        capstan_registry::Registry::zookeeper(capstan_registry::ZkSettings {
+            connect: self.connect().parse().expect("connect"),
+            namespace: namespace.into(),
+            digest: None,
+            session_timeout: timeout,
+        })
+        .await
+        .expect("a ZooKeeper session")
+    }
 }
 
 impl Drop for ZooKeeper {
