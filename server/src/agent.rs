@@ -12,7 +12,7 @@ use capstan_registry::{ConnectString, Durability, EmbeddedStore, Registry, ZkSet
 use capstan_scheduler::history::{History, Retention, now_ms};
 use capstan_scheduler::{JobDefinition, Scheduler, parse_job_file};
 
-use crate::config::AgentArgs;
+use crate::config::{AgentArgs, SessionArgs};
 
 /// The namespace of an embedded registry file: the one the console's `local` centre uses.
 pub const EMBEDDED_NAMESPACE: &str = "capstan";
@@ -73,9 +73,10 @@ impl FromStr for RegistryTarget {
 /// registry), or an embedded file that cannot be opened.
 pub async fn open_registry(
     target: &RegistryTarget,
-    digest_file: Option<&Path>,
-    session_timeout: Duration,
+    session: &SessionArgs,
 ) -> anyhow::Result<(Registry, Option<EmbeddedStore>)> {
+    let digest_file = session.digest_file.as_deref();
+    let session_timeout = Duration::from_millis(session.session_timeout_ms.max(1000));
     match target {
         RegistryTarget::ZooKeeper { connect, namespace } => {
             let digest = digest_file.map(read_digest).transpose()?;
@@ -169,11 +170,10 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         Some(dir) => load_job_files(dir)?,
         None => Vec::new(),
     };
-    let session_timeout = Duration::from_millis(args.session_timeout_ms.max(1000));
+    let session_timeout = Duration::from_millis(args.session.session_timeout_ms.max(1000));
     let fire_ahead = fire_ahead(args.fire_ahead_ms)?;
     // Kept alive for the agent's lifetime: the embedded store behind the registry.
-    let (registry, _store) =
-        open_registry(&target, args.digest_file.as_deref(), session_timeout).await?;
+    let (registry, _store) = open_registry(&target, &args.session).await?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let history_file = args.data_dir.join("agent-history.db");
@@ -182,7 +182,7 @@ pub async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .history(history.clone())
         .session_timeout(session_timeout)
         .fire_ahead(fire_ahead);
-    if let Some(ip) = &args.ip {
+    if let Some(ip) = &args.session.ip {
         builder = builder.ip(ip.clone());
     }
     let scheduler = builder.start().await?;

@@ -65,23 +65,14 @@ pub struct PipelineStartArgs {
     /// `zookeeper://HOST:PORT[,HOST:PORT]/NAMESPACE` or `embedded:PATH`. Several processes
     /// may start the same spec on one registry: one runs it, the others stand by and take
     /// over from the last checkpoint in `--data` (so give them one directory on shared
-    /// storage) when its session ends.
+    /// storage) when its session ends or its server is disabled.
     #[arg(long, env = "CAPSTAN_REGISTRY")]
     pub registry: Option<String>,
 
-    /// A file holding the ZooKeeper digest `user:password`.
-    #[arg(long, env = "CAPSTAN_DIGEST_FILE")]
-    pub digest_file: Option<PathBuf>,
-
-    /// The registry session timeout, in milliseconds: how long after this process dies
-    /// (or is cut off) a standby takes over.
-    #[arg(long, env = "CAPSTAN_SESSION_TIMEOUT_MS", default_value_t = 15_000)]
-    pub session_timeout_ms: u64,
-
-    /// The IP to register under. Unset: the first non-loopback IPv4 address of this
-    /// machine.
-    #[arg(long, env = "CAPSTAN_IP")]
-    pub ip: Option<String>,
+    /// The session on it (the timeout is how long after this process dies, or is cut
+    /// off, a standby takes over).
+    #[command(flatten)]
+    pub session: SessionArgs,
 
     /// Log filter, in `tracing` env-filter syntax.
     #[arg(long, env = "CAPSTAN_LOG", default_value = "info")]
@@ -174,6 +165,24 @@ pub struct ResetPasswordArgs {
     pub data_dir: PathBuf,
 }
 
+/// How a process (`capstan agent`, `capstan pipeline start --registry`) holds its session
+/// on a registry, and the server it registers as.
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// A file holding the ZooKeeper digest `user:password`.
+    #[arg(long, env = "CAPSTAN_DIGEST_FILE")]
+    pub digest_file: Option<PathBuf>,
+
+    /// The registry session timeout, in milliseconds.
+    #[arg(long, env = "CAPSTAN_SESSION_TIMEOUT_MS", default_value_t = 15_000)]
+    pub session_timeout_ms: u64,
+
+    /// The IP to register under (as ElasticJob's `elasticjob.preferred.network.ip`).
+    /// Unset: the first non-loopback IPv4 address of this machine.
+    #[arg(long, env = "CAPSTAN_IP")]
+    pub ip: Option<String>,
+}
+
 /// `capstan agent`.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
@@ -183,28 +192,19 @@ pub struct AgentArgs {
     #[arg(long, env = "CAPSTAN_REGISTRY")]
     pub registry: String,
 
-    /// A file holding the ZooKeeper digest `user:password`.
-    #[arg(long, env = "CAPSTAN_DIGEST_FILE")]
-    pub digest_file: Option<PathBuf>,
+    /// The session on it.
+    #[command(flatten)]
+    pub session: SessionArgs,
 
     /// A directory of job files (`*.yaml`): the job config YAML, plus an optional
     /// `type: SCRIPT|HTTP`.
     #[arg(long, env = "CAPSTAN_JOBS_DIR")]
     pub jobs: Option<PathBuf>,
 
-    /// The registry session timeout, in milliseconds.
-    #[arg(long, env = "CAPSTAN_SESSION_TIMEOUT_MS", default_value_t = 15_000)]
-    pub session_timeout_ms: u64,
-
     /// How long before their time fires are planned and their items marked `running`
     /// (at most 1000; 0 plans each fire at its time).
     #[arg(long, env = "CAPSTAN_FIRE_AHEAD_MS", default_value_t = 50)]
     pub fire_ahead_ms: u64,
-
-    /// The IP to register under (as ElasticJob's `elasticjob.preferred.network.ip`).
-    /// Unset: the first non-loopback IPv4 address of this machine.
-    #[arg(long, env = "CAPSTAN_IP")]
-    pub ip: Option<String>,
 
     /// Directory for the agent's run history (`agent-history.db`).
     #[arg(long, env = "CAPSTAN_DATA_DIR", default_value = "./data")]

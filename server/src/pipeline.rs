@@ -108,10 +108,9 @@ async fn start(args: &crate::config::PipelineStartArgs) -> anyhow::Result<()> {
     let registered = match &target {
         Some(target) => {
             crate::init_tracing(&args.log);
-            let timeout = std::time::Duration::from_millis(args.session_timeout_ms.max(1000));
-            let (registry, store) =
-                open_registry(target, args.digest_file.as_deref(), timeout).await?;
+            let (registry, store) = open_registry(target, &args.session).await?;
             let ip = args
+                .session
                 .ip
                 .clone()
                 .or_else(capstan_scheduler::instance::local_ipv4)
