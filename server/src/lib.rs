@@ -165,7 +165,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.bind,
     )
     .await?;
-    pipelines::start(
+    let pipeline_sessions = pipelines::start(
         &state,
         &args.data_dir,
         !args.no_demo,
@@ -192,7 +192,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for scheduler in state.runtimes.all() {
         scheduler.shutdown().await;
     }
+    // Stopped, then their sessions closed: a process standing by for one of them takes
+    // it over now.
     pipelines::stop_all(&state);
+    for session in pipeline_sessions {
+        session.close().await;
+    }
     served
 }
 

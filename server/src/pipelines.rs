@@ -34,7 +34,9 @@ run:
 
 /// Starts the demo on `local`, and the `--pipelines` on `on` (default `local`), and
 /// registers them there. On a ZooKeeper centre each spec starts standing by: whichever
-/// console (or `capstan pipeline start --registry`) leads runs it.
+/// console (or `capstan pipeline start --registry`) leads runs it. Returns the registry
+/// sessions the pipelines hold, to close at shutdown (after [`stop_all`]), so that
+/// another process takes a pipeline over at once, not when the session times out.
 ///
 /// # Errors
 /// An unreadable or invalid spec given with `--pipelines`, one whose checkpoint is of
@@ -45,8 +47,9 @@ pub async fn start(
     demo: bool,
     specs: &[std::path::PathBuf],
     on: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<capstan_registry::Registry>> {
     let rows = centres::list(&state.db).await?;
+    let mut sessions = Vec::new();
     let local = rows
         .iter()
         .find(|r| r.kind() == CentreKind::Embedded && r.name == "local")
@@ -69,7 +72,7 @@ pub async fn start(
                     .await
                     .context("the demo pipeline")?;
                 names.push(p.name().to_owned());
-                register(state, row, vec![p]).await?;
+                sessions.push(register(state, row, vec![p]).await?);
             }
             None => tracing::warn!("no embedded registry centre: the demo pipeline does not run"),
         }
@@ -78,7 +81,7 @@ pub async fn start(
         if !specs.is_empty() {
             tracing::warn!("no embedded registry centre: the --pipelines do not run");
         }
-        return Ok(());
+        return Ok(sessions);
     };
     // Another process may run a pipeline registered on ZooKeeper from the same data
     // directory: each stands by until it leads. `local` is this process's alone.
@@ -106,18 +109,18 @@ pub async fn start(
         started.push(p);
     }
     if !started.is_empty() {
-        register(state, row, started).await?;
+        sessions.push(register(state, row, started).await?);
     }
-    Ok(())
+    Ok(sessions)
 }
 
-/// Registers `pipelines` on centre `row`, in a session of their own, and lists them as
-/// this console's.
+/// Registers `pipelines` on centre `row`, in a session of their own (returned), and lists
+/// them as this console's.
 async fn register(
     state: &AppState,
     row: &CentreRow,
     pipelines: Vec<std::sync::Arc<Pipeline>>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<capstan_registry::Registry> {
     let id = identity(row.kind(), &row.connect, &row.namespace);
     let registry = crate::runtimes::open_registry(state, row)
         .await
@@ -150,7 +153,7 @@ async fn register(
         }
         state.pipelines.insert(id.clone(), p);
     }
-    Ok(())
+    Ok(registry)
 }
 
 async fn run(
