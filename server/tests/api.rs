@@ -931,6 +931,9 @@ async fn the_console_runs_script_jobs_on_a_zookeeper_centre_it_is_told_to() {
     }
 }
 
+/// A stream pipeline of sensor counts from a generator, into a memory sink.
+const TEMPS: &str = "name: temps\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {ops: {n: count}}\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 9, rate: 2000}}\n  sink: memory\n";
+
 /// A pipeline another process registered on a ZooKeeper centre (`capstan pipeline start
 /// --registry`; here in this process, with its own session) is listed with the instance
 /// that runs it and its published numbers, its page shows its DAG, an operator's pause
@@ -952,8 +955,7 @@ async fn a_pipeline_run_by_another_process_is_listed_shown_and_operated() {
     // The other process.
     let registry = zk.session("streams", Duration::from_secs(10)).await;
     let dir = tempfile::tempdir().expect("dir");
-    let spec = "name: temps\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {ops: {n: count}}\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 9, rate: 2000}}\n  sink: memory\n";
-    let p = Pipeline::start(spec, dir.path(), StartMode::Standby).expect("standby");
+    let p = Pipeline::start(TEMPS, dir.path(), StartMode::Standby).expect("standby");
     let instance = "10.0.0.9@-@4242";
     let _follow = capstan_stream::registration::register(
         registry.clone(),
@@ -1051,11 +1053,7 @@ async fn consoles_given_one_pipeline_on_zookeeper_run_it_once() {
     let zk = support::ZooKeeper::start();
     let dir = tempfile::tempdir().expect("dir");
     let spec = dir.path().join("temps.yaml");
-    std::fs::write(
-        &spec,
-        "name: temps\nsources: [{name: readings}]\nsteps:\n  - key_by: sensor\n  - aggregate: {ops: {n: count}}\nrun:\n  partitions: 2\n  inputs:\n    readings: {generator: {kind: sensors, keys: 9, rate: 2000}}\n  sink: memory\n",
-    )
-    .expect("spec");
+    std::fs::write(&spec, TEMPS).expect("spec");
     let mut consoles = Vec::new();
     for _ in 0..2 {
         let c = console().await;
