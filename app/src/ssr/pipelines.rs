@@ -122,20 +122,6 @@ fn published_row(conn: &Connection, s: &PipelineStatus) -> PipelineRow {
     row
 }
 
-fn find(state: &AppState, row: &CentreRow, name: &str) -> Result<Arc<Pipeline>, AppError> {
-    state
-        .pipelines
-        .of(row)
-        .into_iter()
-        .find(|p| p.name() == name)
-        .ok_or_else(|| {
-            AppError::NotFound(format!(
-                "this console runs no pipeline named {name:?} on {}",
-                row.name
-            ))
-        })
-}
-
 /// The Pipelines page.
 ///
 /// # Errors
@@ -149,13 +135,19 @@ pub async fn list(state: &AppState, actor: &Actor, rc: &str) -> Result<Vec<Pipel
     // Standing by with nothing published yet: as it is here.
     for p in standing_by {
         if !published.iter().any(|s| s.name == p.name()) {
-            let mut r = row_of(&p.status());
-            r.runner = runner(&conn, p.name());
-            rows.push(r);
+            rows.push(standby_row(&conn, &p.status()));
         }
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(rows)
+}
+
+/// A pipeline this console stands by for, before its runner has published: as it is
+/// here, with who runs it.
+fn standby_row(conn: &Connection, s: &PipelineStatus) -> PipelineRow {
+    let mut row = row_of(s);
+    row.runner = runner(conn, &s.name);
+    row
 }
 
 /// This console's pipelines on the centre: those it runs, and those it stands by for
@@ -211,9 +203,12 @@ pub async fn detail(
             ))
         })?;
     let s = p.status();
-    let mut r = row_of(&s);
-    r.runner = runner(&conn, name);
-    Ok(detail_of(&s, r, Vec::new(), Vec::new()))
+    Ok(detail_of(
+        &s,
+        standby_row(&conn, &s),
+        Vec::new(),
+        Vec::new(),
+    ))
 }
 
 fn detail_of(
@@ -334,9 +329,10 @@ pub async fn act(
         // reacts; when it is this one, wait until it has, so the next read shows it.
         let (row, conn) = crate::ssr::jobs::open(state, actor, rc, Role::Operator).await?;
         // Only one that runs here changes here; one standing by, where it runs.
-        let local = find(state, &row, name)
-            .ok()
-            .filter(|p| p.status().state != State::Standby);
+        let local = split_local(state, &row)
+            .0
+            .into_iter()
+            .find(|p| p.name() == name);
         let restarts = local.as_ref().map(|p| p.status().restarts);
         let registry = &conn.registry;
         // Only a STREAM job: this route must not pause a cron job of the same name.
